@@ -1,0 +1,2 @@
+//! rtpmesh control plane.
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! rtpmesh data plane.
+#![warn(missing_docs)]
