@@ -1,2 +1,16 @@
-//! rtpmesh data plane.
+//! rtpmesh data plane: a thread-per-core RTP/RTCP forwarder.
+//!
+//! The control plane (crate `rtpmesh-control`) binds a call's sockets and
+//! hands them, with [`flow::FlowSpec`]s that say where each socket's packets
+//! go, to one [`worker`]. That worker alone reads and writes those flows:
+//! shared nothing, so the per-packet path takes no lock. A packet's way is
+//! batch receive ([`backend`]) → look up the flow by the socket's
+//! [`flow::Slot`] → latch or check the source → account ([`counters`],
+//! RFC 3550 [`stats`]) → one copy per output → batch send.
 #![warn(missing_docs)]
+
+pub mod backend;
+pub mod counters;
+pub mod flow;
+pub mod pool;
+pub mod worker;

@@ -1,0 +1,99 @@
+//! IO backends: the thin layer that moves datagrams between sockets and a
+//! worker's flow table.
+//!
+//! Both backends do the same thing with different kernel interfaces:
+//! receive in batches from every socket of the worker, hand each datagram to
+//! the [`PacketSink`] (the worker's flow table), and send the copies it asks
+//! for in batches. Neither allocates or takes a lock per packet. A send
+//! error (ICMP port unreachable surfacing as `ECONNREFUSED`, a full send
+//! buffer) is counted and forgotten: it never stops a socket or the worker.
+//! A receive error on one socket is likewise reported and reading goes on.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use crate::flow::Slot;
+
+pub mod epoll;
+pub mod sys;
+pub mod uring;
+
+/// One copy of a received datagram to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// The flow whose socket sends it.
+    pub via: Slot,
+    /// Destination address.
+    pub dest: SocketAddr,
+}
+
+/// What a backend feeds datagrams to: the worker's flow table.
+pub trait PacketSink {
+    /// Handles one datagram received on `slot`'s socket from `src`, returning
+    /// the copies to send (the same bytes, from other sockets).
+    fn on_packet(&mut self, now: Instant, slot: Slot, src: SocketAddr, data: &[u8]) -> &[Transmit];
+    /// A send out of `via`'s socket failed.
+    fn on_send_error(&mut self, via: Slot, err: io::Error);
+    /// The kernel reports `total` datagrams dropped so far on `slot`'s
+    /// socket because its receive queue was full.
+    fn on_kernel_drops(&mut self, slot: Slot, total: u32);
+}
+
+/// A socket IO backend for one worker thread.
+pub trait Backend {
+    /// Starts receiving on `socket` (non-blocking); its datagrams are
+    /// reported with `slot`.
+    fn add_socket(&mut self, slot: Slot, socket: UdpSocket) -> io::Result<()>;
+    /// Stops receiving on `slot`'s socket and closes it.
+    fn remove_socket(&mut self, slot: Slot);
+    /// Waits until datagrams arrive or the worker's wake fd is signalled,
+    /// then processes everything that is ready, sends the resulting copies,
+    /// and returns. Returns `Ok(())` also on a spurious wake-up.
+    fn poll(&mut self, sink: &mut dyn PacketSink) -> io::Result<()>;
+    /// Short name for logs ("io_uring", "epoll").
+    fn name(&self) -> &'static str;
+}
+
+/// Which backend a worker uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// io_uring if the kernel supports what we need, else epoll.
+    #[default]
+    Auto,
+    /// io_uring with multishot receive into a provided-buffer ring.
+    Uring,
+    /// epoll (mio) with recvmmsg/sendmmsg.
+    Epoll,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(Self::Uring),
+            "epoll" => Ok(Self::Epoll),
+            _ => Err(format!("unknown backend {s:?} (expected auto, uring or epoll)")),
+        }
+    }
+}
+
+/// Creates a backend of `kind` that also watches `wake_fd` (an eventfd).
+///
+/// `Uring` fails if the kernel lacks io_uring or multishot receive; `Auto`
+/// then falls back to epoll, as the operator asked for whatever works.
+pub fn create(kind: BackendKind, wake_fd: RawFd) -> io::Result<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Epoll => Ok(Box::new(epoll::Epoll::new(wake_fd)?)),
+        BackendKind::Uring => Ok(Box::new(uring::Uring::new(wake_fd)?)),
+        BackendKind::Auto => match uring::Uring::new(wake_fd) {
+            Ok(b) => Ok(Box::new(b)),
+            Err(e) => {
+                tracing::warn!(error = %e, "io_uring unavailable, using epoll");
+                Ok(Box::new(epoll::Epoll::new(wake_fd)?))
+            }
+        },
+    }
+}

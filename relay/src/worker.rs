@@ -1,0 +1,273 @@
+//! Workers: one thread per core, each owning its sockets and its flows.
+//!
+//! # Run loop
+//! A worker repeats two steps until told to stop:
+//! 1. `backend.poll(forwarder)`: wait for datagrams or a wake-up, then hand
+//!    every ready datagram to the [`Forwarder`] and send the copies it
+//!    returns;
+//! 2. apply every pending [`Command`] from the control plane.
+//!
+//! Commands are applied only between receive batches, so the flow table is
+//! never seen half-changed and needs no lock: the worker is its only user.
+//! The control plane sends a command, then signals the worker's eventfd.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+
+use crate::backend::sys::EventFd;
+use crate::backend::{self, Backend, BackendKind, PacketSink, Transmit};
+use crate::counters::bump;
+use crate::flow::{FlowId, FlowSpec, FlowTable, Route, Slot, MAX_OUTPUTS};
+
+/// A change the control plane asks a worker to make.
+#[derive(Debug)]
+pub enum Command {
+    /// Take over these sockets and create their flows. Routes may name any
+    /// flow of the batch, so all flows are inserted before any is routed.
+    Add(Vec<(FlowSpec, UdpSocket)>),
+    /// Change existing flows (peer, policy, outputs).
+    Update(Vec<FlowSpec>),
+    /// Remove flows and close their sockets.
+    Remove(Vec<FlowId>),
+    /// Finish the loop and end the thread.
+    Stop,
+}
+
+/// What a worker tells the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A flow learned its peer's address from a packet.
+    Latched {
+        /// The flow.
+        flow: FlowId,
+        /// The learned address.
+        addr: SocketAddr,
+    },
+    /// A command could not be applied in full.
+    Failed {
+        /// The flow concerned.
+        flow: FlowId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The per-packet logic of a worker: the flow table as a [`PacketSink`].
+pub struct Forwarder {
+    table: FlowTable,
+    sends: Vec<Transmit>,
+    events: Sender<Event>,
+    epoch: Instant,
+}
+
+impl Forwarder {
+    /// A forwarder with an empty table that reports to `events`.
+    pub fn new(events: Sender<Event>) -> Self {
+        Self {
+            table: FlowTable::new(),
+            sends: Vec::with_capacity(MAX_OUTPUTS),
+            events,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The flow table.
+    pub fn table(&self) -> &FlowTable {
+        &self.table
+    }
+
+    /// Applies a command; sockets are handed to / taken from `backend`.
+    pub fn apply(&mut self, cmd: Command, backend: &mut dyn Backend) {
+        match cmd {
+            Command::Add(batch) => {
+                let mut specs = Vec::with_capacity(batch.len());
+                for (spec, socket) in batch {
+                    let slot = self.table.insert(&spec);
+                    if let Err(e) = backend.add_socket(slot, socket) {
+                        self.table.remove(spec.id);
+                        self.report(spec.id, format!("cannot watch socket: {e}"));
+                        continue;
+                    }
+                    specs.push(spec);
+                }
+                self.update(&specs);
+            }
+            Command::Update(specs) => self.update(&specs),
+            Command::Remove(ids) => {
+                for id in ids {
+                    if let Some(slot) = self.table.remove(id) {
+                        backend.remove_socket(slot);
+                    }
+                }
+            }
+            Command::Stop => {}
+        }
+    }
+
+    fn update(&mut self, specs: &[FlowSpec]) {
+        for spec in specs {
+            if let Err(e) = self.table.update(spec) {
+                self.report(spec.id, e.to_string());
+            }
+        }
+    }
+
+    fn report(&self, flow: FlowId, reason: String) {
+        tracing::warn!(?flow, %reason, "flow command failed");
+        let _ = self.events.try_send(Event::Failed { flow, reason });
+    }
+}
+
+impl PacketSink for Forwarder {
+    #[inline]
+    fn on_packet(&mut self, now: Instant, slot: Slot, src: SocketAddr, data: &[u8]) -> &[Transmit] {
+        self.sends.clear();
+        let Some(flow) = self.table.get_mut(slot) else {
+            return &self.sends;
+        };
+        let verdict = flow.accept(src, data, now, self.epoch);
+        if let Some(addr) = verdict.latched {
+            let flow = flow.id();
+            // Bounded channel: a full queue loses the notice, never blocks.
+            if let Err(TrySendError::Full(_)) = self.events.try_send(Event::Latched { flow, addr }) {
+                tracing::debug!(?flow, "event queue full");
+            }
+        }
+        let Some(kind) = verdict.forward else {
+            return &self.sends;
+        };
+        let Some(flow) = self.table.get(slot) else {
+            return &self.sends;
+        };
+        for route in flow.routes(kind).iter() {
+            let send = match route {
+                Route::Peer(via) => self.table.get(via).and_then(|f| f.peer()).map(|dest| Transmit { via, dest }),
+                Route::Fixed(via, dest) => Some(Transmit { via, dest }),
+            };
+            match send {
+                Some(t) => self.sends.push(t),
+                None => bump(&flow.counters().unroutable, 1),
+            }
+        }
+        bump(&flow.counters().forwarded, self.sends.len() as u64);
+        &self.sends
+    }
+
+    fn on_send_error(&mut self, via: Slot, err: io::Error) {
+        if let Some(f) = self.table.get(via) {
+            bump(&f.counters().send_errors, 1);
+            tracing::trace!(flow = ?f.id(), error = %err, "send failed");
+        }
+    }
+
+    fn on_kernel_drops(&mut self, slot: Slot, total: u32) {
+        if let Some(f) = self.table.get(slot) {
+            f.counters()
+                .kernel_drops
+                .store(u64::from(total), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The control plane's handle on a running worker.
+pub struct WorkerHandle {
+    index: usize,
+    commands: Sender<Command>,
+    wake: Arc<EventFd>,
+    backend: &'static str,
+    load: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Sends a command and wakes the worker.
+    pub fn send(&self, cmd: Command) {
+        if self.commands.send(cmd).is_ok() {
+            self.wake.wake();
+        }
+    }
+
+    /// The worker's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Name of the backend the worker ended up with.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Flows the control plane has placed on this worker (its own count, for
+    /// least-loaded placement).
+    pub fn load(&self) -> &AtomicUsize {
+        &self.load
+    }
+
+    /// Stops the worker and waits for it.
+    pub fn stop(&mut self) {
+        self.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts worker `index` with a backend of `kind`, pinned to `core` when
+/// given; it reports to `events`.
+pub fn spawn(index: usize, kind: BackendKind, core: Option<usize>, events: Sender<Event>) -> io::Result<WorkerHandle> {
+    let wake = Arc::new(EventFd::new()?);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    // The backend is created here so a failure is reported to the caller;
+    // it moves into the thread, which alone uses it from then on.
+    let backend = backend::create(kind, wake.raw())?;
+    let name = backend.name();
+    let thread = std::thread::Builder::new()
+        .name(format!("rtpmesh-w{index}"))
+        .spawn(move || {
+            if let Some(id) = core {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                    tracing::debug!(core = id, "could not pin worker");
+                }
+            }
+            run(backend, Forwarder::new(events), rx);
+        })?;
+    tracing::info!(worker = index, backend = name, ?core, "worker started");
+    Ok(WorkerHandle {
+        index,
+        commands: tx,
+        wake,
+        backend: name,
+        load: Arc::new(AtomicUsize::new(0)),
+        thread: Some(thread),
+    })
+}
+
+fn run(mut backend: Box<dyn Backend>, mut fwd: Forwarder, commands: Receiver<Command>) {
+    loop {
+        if let Err(e) = backend.poll(&mut fwd) {
+            // Poll errors are not per-socket (those are handled inside the
+            // backend); back off briefly rather than spin.
+            tracing::error!(error = %e, "worker poll failed");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
+                Ok(cmd) => fwd.apply(cmd, backend.as_mut()),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+    }
+}
