@@ -1,0 +1,237 @@
+//! Node configuration: defaults, a TOML file, and command-line overrides.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use rtpmesh_relay::backend::BackendKind;
+use serde::Deserialize;
+
+/// One local address media sockets bind to, and the address written into
+/// SDP for it (they differ behind 1:1 NAT). rtpengine spells it
+/// `LOCAL!ADVERTISED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    /// Address sockets bind to.
+    pub local: IpAddr,
+    /// Address advertised in SDP.
+    pub advertised: IpAddr,
+}
+
+impl std::str::FromStr for Interface {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::Interface(s.to_owned());
+        let (local, adv) = match s.split_once('!') {
+            Some((l, a)) => (l, Some(a)),
+            None => (s, None),
+        };
+        // rtpengine allows a `name/` prefix; the name is not used here.
+        let local = local.rsplit('/').next().unwrap_or(local);
+        let local: IpAddr = local.trim_matches(['[', ']']).parse().map_err(|_| bad())?;
+        let advertised = match adv {
+            Some(a) => a.trim_matches(['[', ']']).parse().map_err(|_| bad())?,
+            None => local,
+        };
+        if local.is_ipv4() != advertised.is_ipv4() {
+            return Err(bad());
+        }
+        Ok(Self { local, advertised })
+    }
+}
+
+/// Everything a media node needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// ng listener address.
+    pub listen_ng: SocketAddr,
+    /// Media interfaces: the first IPv4 and first IPv6 one are used.
+    pub interfaces: Vec<Interface>,
+    /// First port of the media range.
+    pub port_min: u16,
+    /// Last port of the media range.
+    pub port_max: u16,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+    /// IO backend.
+    pub backend: BackendKind,
+    /// Calls with no media for this long are removed.
+    pub media_timeout: Duration,
+    /// How long `delete` keeps a call by default.
+    pub delete_delay: Duration,
+    /// Most concurrent calls (0: no limit); past it `offer` answers
+    /// `load limit`.
+    pub max_sessions: usize,
+    /// How long a cookie's reply is kept for retransmissions.
+    pub cookie_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_ng: "127.0.0.1:2223".parse().expect("valid"),
+            interfaces: vec!["127.0.0.1".parse().expect("valid")],
+            port_min: 30000,
+            port_max: 39999,
+            workers: 0,
+            backend: BackendKind::Auto,
+            media_timeout: Duration::from_secs(60),
+            delete_delay: Duration::from_secs(30),
+            max_sessions: 0,
+            cookie_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The TOML file's shape: every key optional, same names as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    /// See [`Config::listen_ng`].
+    pub listen_ng: Option<SocketAddr>,
+    /// See [`Config::interfaces`] (strings like `10.0.0.1!203.0.113.1`).
+    pub interface: Option<Vec<String>>,
+    /// See [`Config::port_min`].
+    pub port_min: Option<u16>,
+    /// See [`Config::port_max`].
+    pub port_max: Option<u16>,
+    /// See [`Config::workers`].
+    pub workers: Option<usize>,
+    /// `auto`, `uring` or `epoll`.
+    pub backend: Option<String>,
+    /// Seconds; see [`Config::media_timeout`].
+    pub timeout: Option<u64>,
+    /// Seconds; see [`Config::delete_delay`].
+    pub delete_delay: Option<u64>,
+    /// See [`Config::max_sessions`].
+    pub max_sessions: Option<usize>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the TOML parser said.
+        reason: String,
+    },
+    /// An interface is not `ADDR` or `ADDR!ADVERTISED` of one family.
+    #[error("invalid interface {0:?}: expected ADDRESS or ADDRESS!ADVERTISED-ADDRESS of the same family")]
+    Interface(String),
+    /// The port range holds no even/odd pair.
+    #[error("invalid port range {0}-{1}: need min < max with at least one even/odd pair")]
+    PortRange(u16, u16),
+    /// Unknown backend name.
+    #[error("{0}")]
+    Backend(String),
+    /// No interface configured.
+    #[error("no media interface configured")]
+    NoInterface,
+}
+
+impl Config {
+    /// Applies a TOML file over the current values.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+        let f: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: p,
+            reason: e.to_string(),
+        })?;
+        self.apply(f)
+    }
+
+    /// Applies the keys that are set.
+    pub fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
+        if let Some(v) = f.listen_ng {
+            self.listen_ng = v;
+        }
+        if let Some(v) = f.interface {
+            self.interfaces = v.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = f.port_min {
+            self.port_min = v;
+        }
+        if let Some(v) = f.port_max {
+            self.port_max = v;
+        }
+        if let Some(v) = f.workers {
+            self.workers = v;
+        }
+        if let Some(v) = f.backend {
+            self.backend = v.parse().map_err(ConfigError::Backend)?;
+        }
+        if let Some(v) = f.timeout {
+            self.media_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = f.delete_delay {
+            self.delete_delay = Duration::from_secs(v);
+        }
+        if let Some(v) = f.max_sessions {
+            self.max_sessions = v;
+        }
+        Ok(())
+    }
+
+    /// Checks what can be checked before binding anything.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interfaces.is_empty() {
+            return Err(ConfigError::NoInterface);
+        }
+        rtpmesh_relay::pool::PortPool::new(self.port_min, self.port_max)
+            .map_err(|_| ConfigError::PortRange(self.port_min, self.port_max))?;
+        Ok(())
+    }
+
+    /// The interface for an address family.
+    pub fn interface(&self, ipv6: bool) -> Option<Interface> {
+        self.interfaces.iter().copied().find(|i| i.local.is_ipv6() == ipv6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_interfaces() {
+        let i: Interface = "10.0.0.1!203.0.113.7".parse().unwrap();
+        assert_eq!(i.local, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(i.advertised, "203.0.113.7".parse::<IpAddr>().unwrap());
+        let i: Interface = "pub/::1".parse().unwrap();
+        assert!(i.local.is_ipv6());
+        assert!("10.0.0.1!::1".parse::<Interface>().is_err());
+        assert!("nonsense".parse::<Interface>().is_err());
+    }
+
+    #[test]
+    fn file_keys_apply_and_unknown_keys_fail() {
+        let mut c = Config::default();
+        let f: FileConfig = toml::from_str("port-min = 40000\nport-max = 40100\nbackend = \"epoll\"\ninterface = [\"127.0.0.1\", \"::1\"]").unwrap();
+        c.apply(f).unwrap();
+        assert_eq!((c.port_min, c.port_max), (40000, 40100));
+        assert_eq!(c.backend, BackendKind::Epoll);
+        assert!(c.interface(true).is_some());
+        assert!(toml::from_str::<FileConfig>("prot-min = 1").is_err());
+        let mut c = Config::default();
+        assert!(matches!(c.apply(toml::from_str("backend = \"kqueue\"").unwrap()), Err(ConfigError::Backend(_))));
+        c.port_min = 5000;
+        c.port_max = 5000;
+        assert_eq!(c.validate(), Err(ConfigError::PortRange(5000, 5000)));
+    }
+}
