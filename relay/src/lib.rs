@@ -1,2 +1,4 @@
 //! rtpmesh data plane.
 #![warn(missing_docs)]
+pub mod rtp;
+pub mod stats;
