@@ -13,4 +13,6 @@ pub mod backend;
 pub mod counters;
 pub mod flow;
 pub mod pool;
+pub mod rtp;
+pub mod stats;
 pub mod worker;
