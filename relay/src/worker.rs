@@ -135,7 +135,8 @@ impl PacketSink for Forwarder {
         if let Some(addr) = verdict.latched {
             let flow = flow.id();
             // Bounded channel: a full queue loses the notice, never blocks.
-            if let Err(TrySendError::Full(_)) = self.events.try_send(Event::Latched { flow, addr }) {
+            if let Err(TrySendError::Full(_)) = self.events.try_send(Event::Latched { flow, addr })
+            {
                 tracing::debug!(?flow, "event queue full");
             }
         }
@@ -147,7 +148,11 @@ impl PacketSink for Forwarder {
         };
         for route in flow.routes(kind).iter() {
             let send = match route {
-                Route::Peer(via) => self.table.get(via).and_then(|f| f.peer()).map(|dest| Transmit { via, dest }),
+                Route::Peer(via) => self
+                    .table
+                    .get(via)
+                    .and_then(|f| f.peer())
+                    .map(|dest| Transmit { via, dest }),
                 Route::Fixed(via, dest) => Some(Transmit { via, dest }),
             };
             match send {
@@ -226,13 +231,19 @@ impl Drop for WorkerHandle {
 
 /// Starts worker `index` with a backend of `kind`, pinned to `core` when
 /// given; it reports to `events`.
-pub fn spawn(index: usize, kind: BackendKind, core: Option<usize>, events: Sender<Event>) -> io::Result<WorkerHandle> {
+pub fn spawn(
+    index: usize,
+    kind: BackendKind,
+    core: Option<usize>,
+    events: Sender<Event>,
+) -> io::Result<WorkerHandle> {
     let wake = Arc::new(EventFd::new()?);
     let (tx, rx) = crossbeam_channel::unbounded();
-    // The backend is created here so a failure is reported to the caller;
-    // it moves into the thread, which alone uses it from then on.
-    let backend = backend::create(kind, wake.raw())?;
-    let name = backend.name();
+    // The backend holds raw pointers into its own buffers, so it is created
+    // on the worker thread that alone uses it; the outcome comes back here so
+    // a failure is the caller's error, not a dead thread.
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let wake_fd = wake.raw();
     let thread = std::thread::Builder::new()
         .name(format!("rtpmesh-w{index}"))
         .spawn(move || {
@@ -241,8 +252,19 @@ pub fn spawn(index: usize, kind: BackendKind, core: Option<usize>, events: Sende
                     tracing::debug!(core = id, "could not pin worker");
                 }
             }
-            run(backend, Forwarder::new(events), rx);
+            match backend::create(kind, wake_fd) {
+                Ok(backend) => {
+                    let _ = ready_tx.send(Ok(backend.name()));
+                    run(backend, Forwarder::new(events), rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
         })?;
+    let name = ready_rx
+        .recv()
+        .map_err(|_| io::Error::other("worker thread died at start"))??;
     tracing::info!(worker = index, backend = name, ?core, "worker started");
     Ok(WorkerHandle {
         index,

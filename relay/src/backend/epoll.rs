@@ -6,6 +6,7 @@
 //! batch are sent with one `sendmmsg` per run of the same sending socket.
 
 use std::io;
+use std::mem::size_of;
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr;
@@ -117,10 +118,12 @@ impl Epoll {
 
     /// Reads `slot`'s socket until it is empty, forwarding as it goes.
     fn drain_socket(&mut self, slot: Slot, sink: &mut dyn PacketSink) {
-        let Some(fd) = self.socket_fd(slot) else { return };
+        let Some(fd) = self.socket_fd(slot) else {
+            return;
+        };
         loop {
             for m in self.rx.msgs.iter_mut() {
-                m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 m.msg_hdr.msg_controllen = CONTROL_LEN as _;
                 m.msg_hdr.msg_flags = 0;
             }
@@ -210,7 +213,14 @@ impl Epoll {
         self.tx.items.clear();
     }
 
-    fn send_run(&mut self, fd: RawFd, via: Slot, mut start: usize, end: usize, sink: &mut dyn PacketSink) {
+    fn send_run(
+        &mut self,
+        fd: RawFd,
+        via: Slot,
+        mut start: usize,
+        end: usize,
+        sink: &mut dyn PacketSink,
+    ) {
         while start < end {
             // SAFETY: messages start..end point at live buffers set up by
             // drain_socket in this same batch.

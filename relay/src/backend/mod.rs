@@ -75,7 +75,9 @@ impl std::str::FromStr for BackendKind {
             "auto" => Ok(Self::Auto),
             "uring" | "io_uring" | "io-uring" => Ok(Self::Uring),
             "epoll" => Ok(Self::Epoll),
-            _ => Err(format!("unknown backend {s:?} (expected auto, uring or epoll)")),
+            _ => Err(format!(
+                "unknown backend {s:?} (expected auto, uring or epoll)"
+            )),
         }
     }
 }

@@ -56,7 +56,11 @@ pub fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            unsafe { (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>().write(sin) };
+            unsafe {
+                (storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
             size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
@@ -70,7 +74,11 @@ pub fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            unsafe { (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            unsafe {
+                (storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
             size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
     }
@@ -98,7 +106,10 @@ pub unsafe fn read_sockaddr(ptr: *const u8, len: usize) -> Option<SocketAddr> {
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             // A v4 peer reaching a dual-stack socket shows up as ::ffff:a.b.c.d.
             if let Some(v4) = ip.to_ipv4_mapped() {
-                return Some(SocketAddr::V4(SocketAddrV4::new(v4, u16::from_be(sin6.sin6_port))));
+                return Some(SocketAddr::V4(SocketAddrV4::new(
+                    v4,
+                    u16::from_be(sin6.sin6_port),
+                )));
             }
             Some(SocketAddr::V6(SocketAddrV6::new(
                 ip,
@@ -166,7 +177,9 @@ mod tests {
             let a: SocketAddr = a.parse().unwrap();
             let mut st = empty_sockaddr();
             let len = write_sockaddr(&a, &mut st);
-            let back = unsafe { read_sockaddr((&st as *const libc::sockaddr_storage).cast(), len as usize) };
+            let back = unsafe {
+                read_sockaddr((&st as *const libc::sockaddr_storage).cast(), len as usize)
+            };
             assert_eq!(back, Some(a));
         }
         assert_eq!(unsafe { read_sockaddr([0u8; 1].as_ptr(), 1) }, None);

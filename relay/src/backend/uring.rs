@@ -14,7 +14,10 @@ pub struct Uring;
 impl Uring {
     /// Creates the ring.
     pub fn new(_wake_fd: RawFd) -> io::Result<Self> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring backend not built yet"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring backend not built yet",
+        ))
     }
 }
 
