@@ -1,0 +1,228 @@
+//! Call state: calls, their two legs, and each leg's media streams.
+//!
+//! Sans-IO. A [`Call`] knows which local sockets face which party and what
+//! each party advertised; [`Call::flow_specs`] turns that into the flow
+//! table entries a worker needs. Binding sockets is the [`MediaPlane`]'s
+//! job, so tests drive calls with a fake plane.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rtpmesh_relay::counters::{CounterSnapshot, FlowCounters};
+use rtpmesh_relay::flow::{Carries, FlowId, FlowSpec, Latching, Output};
+
+/// One local socket of a stream.
+#[derive(Debug, Clone)]
+pub struct Socket {
+    /// The flow that owns the socket.
+    pub flow: FlowId,
+    /// Local port.
+    pub port: u16,
+    /// Counters the worker fills.
+    pub counters: Arc<FlowCounters>,
+    /// Address learned from the party's packets, as the worker reported it.
+    pub latched: Option<SocketAddr>,
+}
+
+/// The relay's sockets facing one party for one m= line: an even RTP port
+/// and the odd RTCP port above it (unused while the party muxes).
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// Address the sockets are bound to.
+    pub ip: IpAddr,
+    /// Address written into SDP for them.
+    pub advertised: IpAddr,
+    /// RTP (or muxed RTP+RTCP) socket.
+    pub rtp: Socket,
+    /// RTCP socket.
+    pub rtcp: Socket,
+}
+
+/// What a party advertised for one m= line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remote {
+    /// Where it receives RTP.
+    pub rtp: SocketAddr,
+    /// Where it receives RTCP.
+    pub rtcp: SocketAddr,
+}
+
+/// One m= line of a leg: the relay's sockets facing the leg's party, and
+/// what the party advertised.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    /// m= line index, from 1 as rtpengine counts.
+    pub index: usize,
+    /// `audio`, `video`, ...
+    pub kind: String,
+    /// Transport protocol (`RTP/AVP`).
+    pub protocol: String,
+    /// Sockets facing this leg's party.
+    pub local: Local,
+    /// What the party advertised; `None` before its SDP or while on
+    /// old-style hold (`c=0.0.0.0`) or rejected (port 0).
+    pub remote: Option<Remote>,
+    /// Advertised endpoint even when on hold, for `query`.
+    pub advertised: Option<SocketAddr>,
+    /// The party was offered (or offered) rtcp-mux.
+    pub mux_offered: bool,
+    /// The party sends RTP and RTCP on one port.
+    pub mux: bool,
+    /// RTP clock rate of what the party sends (for jitter).
+    pub clock_rate: u32,
+}
+
+impl Stream {
+    /// The socket this leg's party sends RTCP to.
+    pub fn rtcp_socket(&self) -> &Socket {
+        if self.mux {
+            &self.local.rtp
+        } else {
+            &self.local.rtcp
+        }
+    }
+}
+
+/// One party of a call: its tag and its streams.
+#[derive(Debug, Clone)]
+pub struct Leg {
+    /// From- or to-tag; empty until the answer names it.
+    pub tag: String,
+    /// Unix seconds of creation.
+    pub created: u64,
+    /// One per m= line.
+    pub streams: Vec<Stream>,
+}
+
+/// A call: two legs whose streams are forwarded to each other.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// SIP Call-ID.
+    pub id: String,
+    /// Unix seconds of creation.
+    pub created: u64,
+    /// Unix seconds of the last offer/answer.
+    pub last_signal: u64,
+    /// Media clock ms of the last offer/answer (for the media timeout).
+    pub last_signal_ms: u64,
+    /// The worker that owns the call's sockets.
+    pub worker: usize,
+    /// Leg 0 made the first offer; leg 1 answered it.
+    pub legs: [Leg; 2],
+    /// Source address policy for all flows.
+    pub latching: Latching,
+    /// Media clock ms at which a delayed `delete` removes the call.
+    pub delete_at_ms: Option<u64>,
+}
+
+impl Call {
+    /// The leg whose tag is `tag`.
+    pub fn leg_index(&self, tag: &str) -> Option<usize> {
+        self.legs.iter().position(|l| !l.tag.is_empty() && l.tag == tag)
+    }
+
+    /// Every local socket of the call.
+    pub fn locals(&self) -> impl Iterator<Item = &Local> {
+        self.legs.iter().flat_map(|l| l.streams.iter().map(|s| &s.local))
+    }
+
+    /// Flow table entries for the whole call: each stream's sockets forward
+    /// to the matching stream of the other leg.
+    pub fn flow_specs(&self) -> Vec<FlowSpec> {
+        let mut specs = Vec::new();
+        for (l, leg) in self.legs.iter().enumerate() {
+            let other = &self.legs[1 - l];
+            for (i, s) in leg.streams.iter().enumerate() {
+                let Some(o) = other.streams.get(i) else { continue };
+                let rtp_out = vec![Output::Peer(o.local.rtp.flow)];
+                let rtcp_out = vec![Output::Peer(o.rtcp_socket().flow)];
+                specs.push(FlowSpec {
+                    id: s.local.rtp.flow,
+                    peer: s.remote.map(|r| r.rtp),
+                    latching: self.latching,
+                    carries: if s.mux { Carries::Muxed } else { Carries::Rtp },
+                    rtp_outputs: rtp_out,
+                    rtcp_outputs: rtcp_out.clone(),
+                    clock_rate: s.clock_rate,
+                    counters: s.local.rtp.counters.clone(),
+                });
+                specs.push(FlowSpec {
+                    id: s.local.rtcp.flow,
+                    peer: s.remote.map(|r| r.rtcp),
+                    latching: self.latching,
+                    carries: Carries::Rtcp,
+                    rtp_outputs: Vec::new(),
+                    rtcp_outputs: rtcp_out,
+                    clock_rate: s.clock_rate,
+                    counters: s.local.rtcp.counters.clone(),
+                });
+            }
+        }
+        specs
+    }
+
+    /// Media clock ms of the newest packet on any socket (0: none yet).
+    pub fn last_media_ms(&self) -> u64 {
+        self.locals()
+            .flat_map(|l| [&l.rtp, &l.rtcp])
+            .map(|s| s.counters.last_packet_ms.load(std::sync::atomic::Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Records a latched address reported by a worker.
+    pub fn on_latched(&mut self, flow: FlowId, addr: SocketAddr) -> bool {
+        for leg in &mut self.legs {
+            for s in &mut leg.streams {
+                for sock in [&mut s.local.rtp, &mut s.local.rtcp] {
+                    if sock.flow == flow {
+                        sock.latched = Some(addr);
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Totals over the call: (RTP, RTCP, errors) as counter sums.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for l in self.locals() {
+            for s in [&l.rtp, &l.rtcp] {
+                let c = s.counters.snapshot();
+                t.add(&c);
+            }
+        }
+        t
+    }
+}
+
+/// Packet and byte sums of a call or a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// RTP packets received.
+    pub rtp_packets: u64,
+    /// RTP bytes received.
+    pub rtp_bytes: u64,
+    /// RTCP packets received.
+    pub rtcp_packets: u64,
+    /// RTCP bytes received.
+    pub rtcp_bytes: u64,
+    /// Datagrams dropped as malformed or from a wrong source.
+    pub errors: u64,
+    /// Copies forwarded.
+    pub forwarded: u64,
+}
+
+impl Totals {
+    /// Adds one socket's counters.
+    pub fn add(&mut self, c: &CounterSnapshot) {
+        self.rtp_packets += c.rtp_packets;
+        self.rtp_bytes += c.rtp_bytes;
+        self.rtcp_packets += c.rtcp_packets;
+        self.rtcp_bytes += c.rtcp_bytes;
+        self.errors += c.errors();
+        self.forwarded += c.forwarded;
+    }
+}

@@ -1,0 +1,100 @@
+//! The node driver: the ng socket, the clock, worker events, shutdown.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rtpmesh_relay::counters::now_ms;
+
+use crate::config::Config;
+use crate::media::Plane;
+use crate::node::{Node, NodeConfig, Now};
+
+/// How often timeouts and delete delays are checked.
+const TICK: Duration = Duration::from_millis(200);
+
+fn now() -> Now {
+    Now {
+        ms: now_ms(),
+        unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    }
+}
+
+/// Raises the open-file limit to the hard limit: every stream holds two
+/// sockets, so the usual soft limit of 1024 caps a node at ~250 calls.
+pub fn raise_fd_limit() -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                r = want;
+            }
+        }
+    }
+    r.rlim_cur
+}
+
+/// Runs a media node until `stop` is set (SIGINT/SIGTERM).
+pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    config.validate()?;
+    let fds = raise_fd_limit();
+    let socket = UdpSocket::bind(config.listen_ng).with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
+    socket.set_read_timeout(Some(TICK))?;
+    let (events_tx, events_rx) = crossbeam_channel::bounded(65536);
+    let mut plane = Plane::start(&config, events_tx).context("cannot start workers")?;
+    let mut node = Node::new(
+        NodeConfig {
+            delete_delay: config.delete_delay,
+            media_timeout: config.media_timeout,
+            max_sessions: config.max_sessions,
+            cookie_ttl: config.cookie_ttl,
+        },
+        now(),
+    );
+    tracing::info!(
+        ng = %config.listen_ng,
+        backend = plane.backend(),
+        ports = format!("{}-{}", config.port_min, config.port_max),
+        interfaces = ?config.interfaces,
+        open_files = fds,
+        "rtpmesh node ready"
+    );
+    let mut buf = vec![0u8; 65536];
+    let mut last_tick = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if let Some(reply) = node.handle(&buf[..n], now(), &mut plane) {
+                    if let Err(e) = socket.send_to(&reply, from) {
+                        tracing::warn!(%from, error = %e, "cannot send ng reply");
+                    }
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => {}
+            // An ICMP error from an earlier reply's destination: not ours to
+            // stop for.
+            Err(e) => tracing::debug!(error = %e, "ng receive error"),
+        }
+        for ev in events_rx.try_iter() {
+            node.on_event(&ev);
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            node.tick(now(), &mut plane);
+        }
+    }
+    tracing::info!(calls = node.call_count(), "shutting down");
+    node.clear(&mut plane);
+    plane.stop();
+    Ok(())
+}
