@@ -1,2 +1,4 @@
 //! rtpmesh control plane.
 #![warn(missing_docs)]
+pub mod bencode;
+pub mod ng;
