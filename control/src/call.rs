@@ -118,12 +118,16 @@ pub struct Call {
 impl Call {
     /// The leg whose tag is `tag`.
     pub fn leg_index(&self, tag: &str) -> Option<usize> {
-        self.legs.iter().position(|l| !l.tag.is_empty() && l.tag == tag)
+        self.legs
+            .iter()
+            .position(|l| !l.tag.is_empty() && l.tag == tag)
     }
 
     /// Every local socket of the call.
     pub fn locals(&self) -> impl Iterator<Item = &Local> {
-        self.legs.iter().flat_map(|l| l.streams.iter().map(|s| &s.local))
+        self.legs
+            .iter()
+            .flat_map(|l| l.streams.iter().map(|s| &s.local))
     }
 
     /// Flow table entries for the whole call: each stream's sockets forward
@@ -133,7 +137,9 @@ impl Call {
         for (l, leg) in self.legs.iter().enumerate() {
             let other = &self.legs[1 - l];
             for (i, s) in leg.streams.iter().enumerate() {
-                let Some(o) = other.streams.get(i) else { continue };
+                let Some(o) = other.streams.get(i) else {
+                    continue;
+                };
                 let rtp_out = vec![Output::Peer(o.local.rtp.flow)];
                 let rtcp_out = vec![Output::Peer(o.rtcp_socket().flow)];
                 specs.push(FlowSpec {
@@ -165,7 +171,11 @@ impl Call {
     pub fn last_media_ms(&self) -> u64 {
         self.locals()
             .flat_map(|l| [&l.rtp, &l.rtcp])
-            .map(|s| s.counters.last_packet_ms.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|s| {
+                s.counters
+                    .last_packet_ms
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
             .max()
             .unwrap_or(0)
     }

@@ -33,7 +33,13 @@ pub struct NgClient {
 impl NgClient {
     /// A client for the node at `server`.
     pub fn new(server: SocketAddr) -> io::Result<Self> {
-        let local: SocketAddr = if server.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().expect("valid");
+        let local: SocketAddr = if server.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
+        .parse()
+        .expect("valid");
         let socket = UdpSocket::bind(local)?;
         socket.set_read_timeout(Some(Duration::from_millis(1000)))?;
         Ok(Self {
@@ -61,7 +67,11 @@ impl NgClient {
 
     /// Sends `body` under `cookie` (retransmitting the same datagram on
     /// timeout, as Kamailio does) and returns the decoded reply.
-    pub fn request_with_cookie(&mut self, cookie: &str, body: &Value) -> Result<Value, ClientError> {
+    pub fn request_with_cookie(
+        &mut self,
+        cookie: &str,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
         let mut d = cookie.as_bytes().to_vec();
         d.push(b' ');
         body.encode_into(&mut d);
@@ -82,7 +92,14 @@ impl NgClient {
                 match self.socket.recv_from(&mut buf) {
                     Ok((n, from)) if from == self.server => return Ok(buf[..n].to_vec()),
                     Ok(_) => continue,
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break
+                    }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
                     Err(e) => return Err(e.into()),
                 }
@@ -98,7 +115,14 @@ impl NgClient {
         self.socket.send_to(datagram, self.server)?;
         match self.socket.recv_from(&mut buf) {
             Ok((n, _)) => Ok(Some(buf[..n].to_vec())),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }

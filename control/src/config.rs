@@ -200,7 +200,10 @@ impl Config {
 
     /// The interface for an address family.
     pub fn interface(&self, ipv6: bool) -> Option<Interface> {
-        self.interfaces.iter().copied().find(|i| i.local.is_ipv6() == ipv6)
+        self.interfaces
+            .iter()
+            .copied()
+            .find(|i| i.local.is_ipv6() == ipv6)
     }
 }
 
@@ -229,7 +232,10 @@ mod tests {
         assert!(c.interface(true).is_some());
         assert!(toml::from_str::<FileConfig>("prot-min = 1").is_err());
         let mut c = Config::default();
-        assert!(matches!(c.apply(toml::from_str("backend = \"kqueue\"").unwrap()), Err(ConfigError::Backend(_))));
+        assert!(matches!(
+            c.apply(toml::from_str("backend = \"kqueue\"").unwrap()),
+            Err(ConfigError::Backend(_))
+        ));
         c.port_min = 5000;
         c.port_max = 5000;
         assert_eq!(c.validate(), Err(ConfigError::PortRange(5000, 5000)));

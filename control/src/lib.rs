@@ -1,4 +1,19 @@
-//! rtpmesh control plane.
+//! rtpmesh control plane: the ng protocol, SDP rewriting, call state, and
+//! the drivers that bind them to sockets and workers.
+//!
+//! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`].
+//! Drivers: [`media`] (workers, ports, sockets), [`server`] (the ng socket
+//! loop), [`client`] and [`cli`] (talking to a node).
 #![warn(missing_docs)]
+
 pub mod bencode;
+pub mod call;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod media;
 pub mod ng;
+pub mod node;
+pub mod plane;
+pub mod sdp;
+pub mod server;

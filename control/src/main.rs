@@ -1,1 +1,167 @@
-fn main() {}
+//! `rtpmesh`: run a media node, or talk to one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rtpmesh_control::config::{Config, Interface};
+use rtpmesh_control::{cli, server};
+use rtpmesh_relay::backend::BackendKind;
+
+#[derive(Parser)]
+#[command(
+    name = "rtpmesh",
+    version,
+    about = "RTP media relay, driven like rtpengine over the ng protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a media node.
+    Node(NodeArgs),
+    /// List the calls of a running node.
+    Calls(Target),
+    /// Show one call of a running node.
+    Call {
+        /// SIP Call-ID.
+        call_id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Ping a running node.
+    Ping(Target),
+    /// Set up a call through a running node, send RTP both ways, and print
+    /// what the node forwarded.
+    Demo {
+        #[command(flatten)]
+        target: Target,
+        /// Packets to send each way.
+        #[arg(long, default_value_t = 50)]
+        packets: u32,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// ng address of the node.
+    #[arg(long, default_value = "127.0.0.1:2223")]
+    ng: SocketAddr,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// TOML config file (flags override it).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// ng listener address [default: 127.0.0.1:2223].
+    #[arg(long)]
+    listen_ng: Option<SocketAddr>,
+    /// Media interface, `ADDR` or `ADDR!ADVERTISED`; repeat for IPv4 and
+    /// IPv6 [default: 127.0.0.1].
+    #[arg(long = "interface", short = 'i')]
+    interfaces: Vec<Interface>,
+    /// First media port [default: 30000].
+    #[arg(long)]
+    port_min: Option<u16>,
+    /// Last media port [default: 39999].
+    #[arg(long)]
+    port_max: Option<u16>,
+    /// Worker threads, 0 for one per core [default: 0].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// IO backend: auto, uring or epoll [default: auto].
+    #[arg(long)]
+    backend: Option<BackendKind>,
+    /// Seconds without media before a call is removed [default: 60].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Default seconds `delete` keeps a call [default: 30].
+    #[arg(long)]
+    delete_delay: Option<u64>,
+    /// Most concurrent calls, 0 for no limit [default: 0].
+    #[arg(long)]
+    max_sessions: Option<usize>,
+}
+
+impl NodeArgs {
+    fn config(self) -> anyhow::Result<Config> {
+        let mut c = Config::default();
+        if let Some(path) = &self.config {
+            c.apply_file(path)?;
+        }
+        if let Some(v) = self.listen_ng {
+            c.listen_ng = v;
+        }
+        if !self.interfaces.is_empty() {
+            c.interfaces = self.interfaces;
+        }
+        if let Some(v) = self.port_min {
+            c.port_min = v;
+        }
+        if let Some(v) = self.port_max {
+            c.port_max = v;
+        }
+        if let Some(v) = self.workers {
+            c.workers = v;
+        }
+        if let Some(v) = self.backend {
+            c.backend = v;
+        }
+        if let Some(v) = self.timeout {
+            c.media_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.delete_delay {
+            c.delete_delay = Duration::from_secs(v);
+        }
+        if let Some(v) = self.max_sessions {
+            c.max_sessions = v;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rtpmesh: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Node(args) => {
+            let config = args.config()?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .context("cannot install signal handler")?;
+            }
+            server::run(config, stop)
+        }
+        Cmd::Calls(t) => cli::calls(t.ng),
+        Cmd::Call { call_id, target } => cli::call(target.ng, &call_id),
+        Cmd::Ping(t) => cli::ping(t.ng),
+        Cmd::Demo { target, packets } => cli::demo(target.ng, packets),
+    }
+}

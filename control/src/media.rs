@@ -30,8 +30,14 @@ pub struct Plane {
 impl Plane {
     /// Starts the workers.
     pub fn start(config: &Config, events: Sender<Event>) -> io::Result<Self> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let n = if config.workers == 0 { cores } else { config.workers };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let n = if config.workers == 0 {
+            cores
+        } else {
+            config.workers
+        };
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
             let kind: BackendKind = config.backend;
@@ -98,13 +104,17 @@ impl MediaPlane for Plane {
     }
 
     fn open(&mut self, worker: usize, ipv6: bool) -> Result<Local, PlaneError> {
-        let iface = if ipv6 { self.v6 } else { self.v4 }.ok_or(PlaneError::NoInterface(if ipv6 { 6 } else { 4 }))?;
+        let iface = if ipv6 { self.v6 } else { self.v4 }
+            .ok_or(PlaneError::NoInterface(if ipv6 { 6 } else { 4 }))?;
         // A port taken by another process stays out of the pool (allocated,
         // never released) and the next pair is tried.
         for _ in 0..self.pool.capacity() {
             let port = self.pool.allocate().map_err(|_| PlaneError::Exhausted)?;
             let rtp = bind(SocketAddr::new(iface.local, port));
-            let rtcp = rtp.as_ref().ok().map(|_| bind(SocketAddr::new(iface.local, port + 1)));
+            let rtcp = rtp
+                .as_ref()
+                .ok()
+                .map(|_| bind(SocketAddr::new(iface.local, port + 1)));
             match (rtp, rtcp) {
                 (Ok(rtp), Some(Ok(rtcp))) => {
                     let r = self.socket(port);
@@ -131,7 +141,9 @@ impl MediaPlane for Plane {
     }
 
     fn install(&mut self, worker: usize, specs: Vec<FlowSpec>) {
-        let Some(w) = self.workers.get(worker) else { return };
+        let Some(w) = self.workers.get(worker) else {
+            return;
+        };
         let mut adds = Vec::new();
         let mut updates = Vec::new();
         for spec in specs {
@@ -160,7 +172,10 @@ impl MediaPlane for Plane {
             self.pool.release(l.rtp.port);
         }
         if let Some(w) = self.workers.get(worker) {
-            w.load().fetch_sub(locals.len().min(w.load().load(Ordering::Relaxed)), Ordering::Relaxed);
+            w.load().fetch_sub(
+                locals.len().min(w.load().load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
             if !ids.is_empty() {
                 w.send(Command::Remove(ids));
             }

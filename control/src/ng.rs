@@ -39,6 +39,10 @@ pub mod reason {
     pub const INVALID_FORMAT: &str = "Invalid NG data format";
     /// Nothing after the cookie's space.
     pub const NO_PAYLOAD: &str = "Invalid data (no payload)";
+    /// The port range is exhausted (rtpengine's text).
+    pub const NO_PORTS: &str = "Ran out of ports";
+    /// An answer with more m= lines than its offer (rtpmesh's own text).
+    pub const ANSWER_MEDIA_MISMATCH: &str = "Answer has more media streams than the offer";
     /// The dict has no `command`, or it is not a string.
     pub const NO_COMMAND: &str = "Dictionary contains no key \"command\"";
 }
@@ -333,6 +337,9 @@ pub struct Request {
     pub supports: Vec<String>,
     /// `limit` for `list`.
     pub limit: Option<u32>,
+    /// `address-family` (`IP4`/`IP6`): the family of the relay address
+    /// offered to the answerer, for calls that cross families.
+    pub address_family: Option<String>,
 }
 
 /// Rewrites ' ' and '_' to '-', so `delete delay`, `delete_delay` and
@@ -464,6 +471,13 @@ fn apply_key(req: &mut Request, key: &str, v: &Value) -> Result<(), NgError> {
         "to-tag" => req.to_tag = Some(string(key, v)?),
         "via-branch" => req.via_branch = Some(string(key, v)?),
         "sdp" => req.sdp = Some(string(key, v)?),
+        "address-family" => {
+            let f = string(key, v)?;
+            if !f.eq_ignore_ascii_case("IP4") && !f.eq_ignore_ascii_case("IP6") {
+                return Err(invalid(key, "IP4 or IP6"));
+            }
+            req.address_family = Some(f.to_ascii_uppercase());
+        }
         "flags" => {
             for flag in strings(key, v)? {
                 apply_flag(req, &flag)?;

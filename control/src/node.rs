@@ -118,7 +118,12 @@ impl Node {
 
     /// Handles one ng datagram; returns the reply datagram, or `None` when
     /// there is nothing to answer (no cookie to answer with).
-    pub fn handle(&mut self, datagram: &[u8], now: Now, plane: &mut dyn MediaPlane) -> Option<Vec<u8>> {
+    pub fn handle(
+        &mut self,
+        datagram: &[u8],
+        now: Now,
+        plane: &mut dyn MediaPlane,
+    ) -> Option<Vec<u8>> {
         let (cookie, body) = match ng::split_datagram(datagram) {
             Ok(x) => x,
             Err(e) => {
@@ -130,10 +135,10 @@ impl Node {
             tracing::debug!(cookie = %String::from_utf8_lossy(cookie), "retransmission: cached reply");
             return Some(cached.clone());
         }
-        let reply = match bencode::decode(body) {
+        let reply = match ng::decode_body(body) {
             Err(e) => {
                 tracing::warn!(error = %e, "malformed ng message");
-                ng::error(&ng::NgError::from(e).reason())
+                ng::error(&e.reason())
             }
             Ok(v) => match ng::parse_request(&v) {
                 Err(e) => {
@@ -170,7 +175,10 @@ impl Node {
             Err(Failure::LoadLimit) => {
                 self.stats.rejected += 1;
                 if req.supports.iter().any(|s| s == "load limit") {
-                    dict([("result", "load limit".into()), ("message", reason::LOAD_LIMIT.into())])
+                    dict([
+                        ("result", "load limit".into()),
+                        ("message", reason::LOAD_LIMIT.into()),
+                    ])
                 } else {
                     ng::error(reason::LOAD_LIMIT)
                 }
@@ -178,17 +186,32 @@ impl Node {
         }
     }
 
-    fn offer(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Result<Value, Failure> {
+    fn offer(
+        &mut self,
+        req: &Request,
+        now: Now,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
         let text = req.sdp.as_deref().ok_or(Failure::from(reason::NO_SDP))?;
-        let call_id = req.call_id.clone().ok_or(Failure::from(reason::NO_CALL_ID))?;
-        let from_tag = req.from_tag.clone().ok_or(Failure::from(reason::NO_FROM_TAG))?;
+        let call_id = req
+            .call_id
+            .clone()
+            .ok_or(Failure::from(reason::NO_CALL_ID))?;
+        let from_tag = req
+            .from_tag
+            .clone()
+            .ok_or(Failure::from(reason::NO_FROM_TAG))?;
         let parsed = sdp::parse(text).map_err(|e| {
             tracing::info!(error = %e, call = %call_id, "offer SDP rejected");
             Failure::from(reason::FAILED_TO_PARSE_SDP)
         })?;
         let is_new = !self.calls.contains_key(&call_id);
         if is_new {
-            let active = self.calls.values().filter(|c| c.delete_at_ms.is_none()).count();
+            let active = self
+                .calls
+                .values()
+                .filter(|c| c.delete_at_ms.is_none())
+                .count();
             if self.config.max_sessions > 0 && active >= self.config.max_sessions {
                 return Err(Failure::LoadLimit);
             }
@@ -206,7 +229,10 @@ impl Node {
                     last_signal: now.unix,
                     last_signal_ms: now.ms,
                     worker,
-                    legs: [leg(from_tag.clone()), leg(req.to_tag.clone().unwrap_or_default())],
+                    legs: [
+                        leg(from_tag.clone()),
+                        leg(req.to_tag.clone().unwrap_or_default()),
+                    ],
                     latching: Latching::Learn,
                     delete_at_ms: None,
                 },
@@ -235,11 +261,25 @@ impl Node {
         }
     }
 
-    fn answer(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Result<Value, Failure> {
+    fn answer(
+        &mut self,
+        req: &Request,
+        now: Now,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
         let text = req.sdp.as_deref().ok_or(Failure::from(reason::NO_SDP))?;
-        let call_id = req.call_id.as_deref().ok_or(Failure::from(reason::NO_CALL_ID))?;
-        let from_tag = req.from_tag.as_deref().ok_or(Failure::from(reason::NO_FROM_TAG))?;
-        let call = self.calls.get_mut(call_id).ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
+        let call_id = req
+            .call_id
+            .as_deref()
+            .ok_or(Failure::from(reason::NO_CALL_ID))?;
+        let from_tag = req
+            .from_tag
+            .as_deref()
+            .ok_or(Failure::from(reason::NO_FROM_TAG))?;
+        let call = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
         let parsed = sdp::parse(text).map_err(|_| Failure::from(reason::FAILED_TO_PARSE_SDP))?;
         let offerer = call.leg_index(from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
@@ -253,13 +293,24 @@ impl Node {
         Ok(dict([("result", "ok".into()), ("sdp", sdp.into())]))
     }
 
-    fn delete(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Result<Value, Failure> {
-        let call_id = req.call_id.as_deref().ok_or(Failure::from(reason::NO_CALL_ID))?;
+    fn delete(
+        &mut self,
+        req: &Request,
+        now: Now,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
+        let call_id = req
+            .call_id
+            .as_deref()
+            .ok_or(Failure::from(reason::NO_CALL_ID))?;
         let Some(call) = self.calls.get_mut(call_id) else {
             if req.flags.fatal {
                 return Err(reason::UNKNOWN_CALL_ID.into());
             }
-            return Ok(dict([("result", "ok".into()), ("warning", reason::DELETE_NOT_FOUND.into())]));
+            return Ok(dict([
+                ("result", "ok".into()),
+                ("warning", reason::DELETE_NOT_FOUND.into()),
+            ]));
         };
         let delay = req
             .delete_delay
@@ -276,8 +327,14 @@ impl Node {
     }
 
     fn query(&mut self, req: &Request, now: Now) -> Result<Value, Failure> {
-        let call_id = req.call_id.as_deref().ok_or(Failure::from(reason::NO_CALL_ID))?;
-        let call = self.calls.get(call_id).ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
+        let call_id = req
+            .call_id
+            .as_deref()
+            .ok_or(Failure::from(reason::NO_CALL_ID))?;
+        let call = self
+            .calls
+            .get(call_id)
+            .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
         Ok(call_report(call, now))
     }
 
@@ -285,7 +342,11 @@ impl Node {
         let limit = req.limit.map(|l| l as usize).unwrap_or(32);
         let mut ids: Vec<&String> = self.calls.keys().collect();
         ids.sort();
-        let calls: Vec<Value> = ids.into_iter().take(limit).map(|s| s.as_str().into()).collect();
+        let calls: Vec<Value> = ids
+            .into_iter()
+            .take(limit)
+            .map(|s| s.as_str().into())
+            .collect();
         dict([("result", "ok".into()), ("calls", Value::List(calls))])
     }
 
@@ -304,7 +365,10 @@ impl Node {
             ("transcodedmedia", 0u64.into()),
         ]);
         let total = dict([
-            ("uptime", now.unix.saturating_sub(self.stats.started_unix).into()),
+            (
+                "uptime",
+                now.unix.saturating_sub(self.stats.started_unix).into(),
+            ),
             ("managedsessions", self.stats.managed.into()),
             ("rejectedsessions", self.stats.rejected.into()),
             ("timeoutsessions", self.stats.timeouts.into()),
@@ -339,7 +403,11 @@ impl Node {
         for (id, c) in &self.calls {
             if c.delete_at_ms.is_some_and(|t| t <= now.ms) {
                 gone.push((id.clone(), Removal::Deleted));
-            } else if now.ms.saturating_sub(c.last_media_ms().max(c.last_signal_ms)) >= timeout {
+            } else if now
+                .ms
+                .saturating_sub(c.last_media_ms().max(c.last_signal_ms))
+                >= timeout
+            {
                 gone.push((id.clone(), Removal::Timeout));
             }
         }
@@ -405,7 +473,11 @@ fn remote_of(m: &sdp::Media, req: &Request) -> Option<Remote> {
             ip = src;
         }
     }
-    let rtcp_port = m.rtcp.as_ref().map(|r| r.port).unwrap_or(m.port.wrapping_add(1));
+    let rtcp_port = m
+        .rtcp
+        .as_ref()
+        .map(|r| r.port)
+        .unwrap_or(m.port.wrapping_add(1));
     let rtcp_ip = m.rtcp.as_ref().and_then(|r| r.address).unwrap_or(ip);
     Some(Remote {
         rtp: SocketAddr::new(ip, m.port),
@@ -445,11 +517,18 @@ fn build_offer(
     call.last_signal = now.unix;
     call.last_signal_ms = now.ms;
     call.latching = latching_of(req, call.latching);
-    let want_v6 = req.address_family.as_deref().map(|f| f.eq_ignore_ascii_case("IP6"));
+    let want_v6 = req
+        .address_family
+        .as_deref()
+        .map(|f| f.eq_ignore_ascii_case("IP6"));
     let mut opened = Vec::new();
     let result = (|| {
         for (i, m) in parsed.media().iter().enumerate() {
-            let offerer_v6 = m.connection.as_ref().map(|c| c.address.is_ipv6()).unwrap_or(false);
+            let offerer_v6 = m
+                .connection
+                .as_ref()
+                .map(|c| c.address.is_ipv6())
+                .unwrap_or(false);
             for (leg, v6) in [(o, offerer_v6), (a, want_v6.unwrap_or(offerer_v6))] {
                 if call.legs[leg].streams.len() <= i {
                     let local = plane.open(call.worker, v6).map_err(|e| match e {
@@ -474,14 +553,21 @@ fn build_offer(
             s.kind = m.kind.clone();
             s.protocol = m.protocol.clone();
             s.remote = remote_of(m, req);
-            s.advertised = m.connection.as_ref().map(|c| SocketAddr::new(c.address, m.port));
+            s.advertised = m
+                .connection
+                .as_ref()
+                .map(|c| SocketAddr::new(c.address, m.port));
             s.mux_offered = m.rtcp_mux;
             s.mux = m.rtcp_mux && s.mux;
             s.clock_rate = first_clock_rate(m);
-            let offer_mux = (m.rtcp_mux && !req.rtcp_mux.demux) || req.rtcp_mux.offer || req.rtcp_mux.require;
+            let offer_mux =
+                (m.rtcp_mux && !req.rtcp_mux.demux) || req.rtcp_mux.offer || req.rtcp_mux.require;
             let t = &mut call.legs[a].streams[i];
             t.kind = m.kind.clone();
-            t.protocol = req.transport_protocol.clone().unwrap_or_else(|| m.protocol.clone());
+            t.protocol = req
+                .transport_protocol
+                .clone()
+                .unwrap_or_else(|| m.protocol.clone());
             t.mux_offered = offer_mux;
         }
         Ok(())
@@ -518,7 +604,10 @@ fn build_answer(
     for (i, m) in parsed.media().iter().enumerate() {
         let s = &mut call.legs[a].streams[i];
         s.remote = remote_of(m, req);
-        s.advertised = m.connection.as_ref().map(|c| SocketAddr::new(c.address, m.port));
+        s.advertised = m
+            .connection
+            .as_ref()
+            .map(|c| SocketAddr::new(c.address, m.port));
         s.mux = m.rtcp_mux && s.mux_offered;
         s.clock_rate = first_clock_rate(m);
         let answerer_mux = s.mux;
@@ -555,6 +644,7 @@ fn rewrite_for(
                 strip_ice: true,
                 protocol: req.transport_protocol.clone(),
                 direction: None,
+                ptime: None,
             }
         })
         .collect();
@@ -563,7 +653,11 @@ fn rewrite_for(
         .origin
         .then(|| call.legs[to].streams.first().map(|s| s.local.advertised))
         .flatten();
-    let rw = sdp::Rewrite { origin, media };
+    let rw = sdp::Rewrite {
+        origin,
+        session_connection: true,
+        media,
+    };
     sdp::rewrite(parsed, &rw).map_err(|e| Failure::Error(e.to_string()))
 }
 
@@ -573,7 +667,9 @@ fn call_report(call: &Call, now: Now) -> Value {
         if ms == 0 {
             0u64.into()
         } else {
-            now.unix.saturating_sub(now.ms.saturating_sub(ms) / 1000).into()
+            now.unix
+                .saturating_sub(now.ms.saturating_sub(ms) / 1000)
+                .into()
         }
     };
     let mut tags = bencode::Dict::new();
@@ -636,7 +732,10 @@ fn call_report(call: &Call, now: Now) -> Value {
                     ("protocol", s.protocol.as_str().into()),
                     (
                         "streams",
-                        Value::List(vec![stream(&s.local.rtp, false), stream(&s.local.rtcp, true)]),
+                        Value::List(vec![
+                            stream(&s.local.rtp, false),
+                            stream(&s.local.rtcp, true),
+                        ]),
                     ),
                     ("flags", Value::List(mflags)),
                 ])
@@ -654,7 +753,13 @@ fn call_report(call: &Call, now: Now) -> Value {
         );
     }
     let t = call.totals();
-    let part = |p: u64, b: u64, e: u64| dict([("packets", p.into()), ("bytes", b.into()), ("errors", e.into())]);
+    let part = |p: u64, b: u64, e: u64| {
+        dict([
+            ("packets", p.into()),
+            ("bytes", b.into()),
+            ("errors", e.into()),
+        ])
+    };
     dict([
         ("result", "ok".into()),
         ("created", call.created.into()),

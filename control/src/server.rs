@@ -18,14 +18,20 @@ const TICK: Duration = Duration::from_millis(200);
 fn now() -> Now {
     Now {
         ms: now_ms(),
-        unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
     }
 }
 
 /// Raises the open-file limit to the hard limit: every stream holds two
 /// sockets, so the usual soft limit of 1024 caps a node at ~250 calls.
 pub fn raise_fd_limit() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit with a valid struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
@@ -48,7 +54,8 @@ pub fn raise_fd_limit() -> u64 {
 pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     config.validate()?;
     let fds = raise_fd_limit();
-    let socket = UdpSocket::bind(config.listen_ng).with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
+    let socket = UdpSocket::bind(config.listen_ng)
+        .with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
     socket.set_read_timeout(Some(TICK))?;
     let (events_tx, events_rx) = crossbeam_channel::bounded(65536);
     let mut plane = Plane::start(&config, events_tx).context("cannot start workers")?;
@@ -80,7 +87,13 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                     }
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
             // An ICMP error from an earlier reply's destination: not ours to
             // stop for.
             Err(e) => tracing::debug!(error = %e, "ng receive error"),
