@@ -1,2 +1,3 @@
 //! rtpmesh control plane.
 #![warn(missing_docs)]
+pub mod sdp;
