@@ -131,7 +131,8 @@ pub fn rewrite(sdp: &SessionDescription, rw: &Rewrite) -> Result<String, SdpErro
                 None => push(&mut out, b'c', &line.value),
             },
             // rtpengine folds a session-level direction into every m= section.
-            (_, Some((name, _))) if Direction::from_attr(name).is_some() && !sdp.media.is_empty() => {}
+            (_, Some((name, _)))
+                if Direction::from_attr(name).is_some() && !sdp.media.is_empty() => {}
             (_, Some((name, _))) if strip_session_ice && ICE_ATTRS.contains(&name) => {}
             _ => push(&mut out, line.kind, &line.value),
         }
@@ -156,8 +157,10 @@ fn wanted_address(media: &Media, r: &MediaRewrite) -> IpAddr {
 
 /// Attributes rtpmesh regenerates, so the originals are dropped.
 fn is_managed(name: &str) -> bool {
-    matches!(name, "rtpmap" | "fmtp" | "rtcp" | "rtcp-mux" | "ptime" | "mid")
-        || Direction::from_attr(name).is_some()
+    matches!(
+        name,
+        "rtpmap" | "fmtp" | "rtcp" | "rtcp-mux" | "ptime" | "mid"
+    ) || Direction::from_attr(name).is_some()
 }
 
 /// The payload type an `a=rtpmap`/`a=fmtp`/`a=rtcp-fb` line belongs to, with its name.
