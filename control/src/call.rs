@@ -70,6 +70,8 @@ pub struct Stream {
     pub mux: bool,
     /// RTP clock rate of what the party sends (for jitter).
     pub clock_rate: u32,
+    /// `a=ptime` the party offered.
+    pub ptime: Option<u32>,
 }
 
 impl Stream {

@@ -546,6 +546,7 @@ fn build_offer(
                         mux_offered: false,
                         mux: false,
                         clock_rate: 8000,
+                        ptime: None,
                     });
                 }
             }
@@ -560,6 +561,7 @@ fn build_offer(
             s.mux_offered = m.rtcp_mux;
             s.mux = m.rtcp_mux && s.mux;
             s.clock_rate = first_clock_rate(m);
+            s.ptime = m.ptime;
             let offer_mux =
                 (m.rtcp_mux && !req.rtcp_mux.demux) || req.rtcp_mux.offer || req.rtcp_mux.require;
             let t = &mut call.legs[a].streams[i];
@@ -583,7 +585,7 @@ fn build_offer(
         plane.close(call.worker, locals);
         return Err(f);
     }
-    rewrite_for(call, a, req, parsed, |s| s.mux_offered)
+    rewrite_for(call, a, req, parsed, MuxAdvert::Offer)
 }
 
 /// Applies the answer from leg `a` and returns the SDP for the offerer `o`.
@@ -614,7 +616,17 @@ fn build_answer(
         let f = &mut call.legs[o].streams[i];
         f.mux = f.mux_offered && (answerer_mux || req.rtcp_mux.demux || req.rtcp_mux.accept);
     }
-    rewrite_for(call, o, req, parsed, |s| s.mux)
+    rewrite_for(call, o, req, parsed, MuxAdvert::Answer)
+}
+
+/// How the SDP being written treats rtcp-mux.
+#[derive(Clone, Copy)]
+enum MuxAdvert {
+    /// An offer: propose mux where the stream was offered it, RTCP port still
+    /// `a=rtcp:RTP+1` (the answerer may refuse mux).
+    Offer,
+    /// An answer: where mux was agreed, `a=rtcp:` names the RTP port.
+    Answer,
 }
 
 /// Rewrites `parsed` to name leg `to`'s local sockets (the ones the
@@ -624,27 +636,40 @@ fn rewrite_for(
     to: usize,
     req: &Request,
     parsed: &sdp::SessionDescription,
-    mux: impl Fn(&Stream) -> bool,
+    mux: MuxAdvert,
 ) -> Result<String, Failure> {
+    let from = 1 - to;
     let media = parsed
         .media()
         .iter()
         .zip(&call.legs[to].streams)
-        .map(|(_, s)| {
+        .enumerate()
+        .map(|(i, (m, s))| {
             let address: IpAddr = match req.media_address {
                 Some(a) if a.is_ipv4() == s.local.ip.is_ipv4() => a,
                 _ => s.local.advertised,
             };
-            let mux = mux(s);
+            let (rtcp_mux, rtcp_port) = match mux {
+                MuxAdvert::Offer => (s.mux_offered, s.local.rtcp.port),
+                MuxAdvert::Answer if s.mux => (true, s.local.rtp.port),
+                MuxAdvert::Answer => (false, s.local.rtcp.port),
+            };
+            // rtpengine copies the offer's ptime into an answer without one.
+            let ptime = match mux {
+                MuxAdvert::Answer if m.ptime.is_none() => {
+                    call.legs[from].streams.get(i).and_then(|o| o.ptime)
+                }
+                _ => None,
+            };
             sdp::MediaRewrite {
                 address,
                 port: s.local.rtp.port,
-                rtcp_port: if mux { None } else { Some(s.local.rtcp.port) },
-                rtcp_mux: mux,
+                rtcp_port: Some(rtcp_port),
+                rtcp_mux,
                 strip_ice: true,
                 protocol: req.transport_protocol.clone(),
                 direction: None,
-                ptime: None,
+                ptime,
             }
         })
         .collect();
@@ -655,7 +680,7 @@ fn rewrite_for(
         .flatten();
     let rw = sdp::Rewrite {
         origin,
-        session_connection: true,
+        session_connection: req.replace.session_connection,
         media,
     };
     sdp::rewrite(parsed, &rw).map_err(|e| Failure::Error(e.to_string()))

@@ -1,0 +1,467 @@
+//! Shared helpers for the integration tests: start the real `rtpmesh`
+//! binary, talk ng to it, and play the two parties of a call with real UDP
+//! sockets on loopback.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use rtpmesh_control::bencode::{dict, Value};
+use rtpmesh_control::client::NgClient;
+
+/// Media ports are handed out below the kernel's ephemeral range
+/// (32768+), so the test's own sockets never sit in a node's range.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(10000);
+
+/// A contiguous block of `n` ports for one node's media range.
+pub fn port_block(n: u16) -> (u16, u16) {
+    let start = NEXT_PORT.fetch_add(n, Ordering::SeqCst);
+    assert!(start + n < 32768, "test port blocks exhausted");
+    (start, start + n - 1)
+}
+
+/// A free UDP port for an ng listener (bound and released at once).
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Raises this process's open-file limit (the big tests open thousands of
+/// sockets).
+pub fn raise_fd_limit() {
+    rtpmesh_control::server::raise_fd_limit();
+}
+
+/// A running node; killed (SIGTERM, then waited for) on drop.
+pub struct Node {
+    child: Option<Child>,
+    /// ng address.
+    pub ng: SocketAddr,
+    /// Media range.
+    pub ports: (u16, u16),
+    /// Where its log goes.
+    pub log: std::path::PathBuf,
+}
+
+/// Builder for a node's command line.
+pub struct NodeBuilder {
+    backend: String,
+    ports: u16,
+    args: Vec<String>,
+}
+
+impl NodeBuilder {
+    /// Media range size (default 200 ports).
+    pub fn ports(mut self, n: u16) -> Self {
+        self.ports = n;
+        self
+    }
+
+    /// Extra command-line arguments.
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_owned());
+        self
+    }
+
+    /// Starts the node and waits until it answers `ping`.
+    pub fn start(self) -> Node {
+        let ports = port_block(self.ports);
+        let ng: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::env::temp_dir().join(format!(
+            "rtpmesh-test-{}-{}.log",
+            std::process::id(),
+            ng.port()
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtpmesh"));
+        cmd.arg("node")
+            .arg("--listen-ng")
+            .arg(ng.to_string())
+            .arg("--port-min")
+            .arg(ports.0.to_string())
+            .arg("--port-max")
+            .arg(ports.1.to_string())
+            .arg("--backend")
+            .arg(&self.backend)
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("start rtpmesh");
+        let mut node = Node {
+            child: Some(child),
+            ng,
+            ports,
+            log,
+        };
+        node.wait_ready();
+        node
+    }
+}
+
+impl Node {
+    /// A node using `backend` (`epoll` or `uring`).
+    pub fn builder(backend: &str) -> NodeBuilder {
+        NodeBuilder {
+            backend: backend.to_owned(),
+            ports: 200,
+            args: Vec::new(),
+        }
+    }
+
+    /// A node with defaults.
+    pub fn start(backend: &str) -> Self {
+        Self::builder(backend).start()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut c = NgClient::new(self.ng)
+            .unwrap()
+            .with_retries(Duration::from_millis(100), 1)
+            .unwrap();
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("node exited at start ({status}): {}", self.log_text());
+            }
+            if let Ok(r) = c.request(&dict([("command", "ping".into())])) {
+                assert_eq!(r.get("result").and_then(Value::as_str), Some("pong"));
+                return;
+            }
+        }
+        panic!("node did not answer ping: {}", self.log_text());
+    }
+
+    /// The node's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An ng client for this node.
+    pub fn client(&self) -> Ng {
+        Ng {
+            c: NgClient::new(self.ng)
+                .unwrap()
+                .with_retries(Duration::from_millis(2000), 2)
+                .unwrap(),
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("node ignored SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!(
+                "--- node log ({}) ---\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+/// An ng client with call helpers.
+pub struct Ng {
+    /// The raw client.
+    pub c: NgClient,
+}
+
+impl Ng {
+    /// Sends a request built from `items`.
+    pub fn req(&mut self, items: Vec<(&str, Value)>) -> Value {
+        self.c.request(&dict(items)).expect("ng reply")
+    }
+
+    /// `offer` with the usual Kamailio keys plus `extra`.
+    pub fn offer(
+        &mut self,
+        call: &str,
+        from_tag: &str,
+        sdp: &str,
+        extra: Vec<(&str, Value)>,
+    ) -> Value {
+        let mut items = vec![
+            ("command", "offer".into()),
+            ("call-id", call.into()),
+            ("from-tag", from_tag.into()),
+            ("sdp", sdp.into()),
+            (
+                "replace",
+                Value::List(vec!["origin".into(), "session-connection".into()]),
+            ),
+        ];
+        items.extend(extra);
+        self.req(items)
+    }
+
+    /// `answer` with `extra`.
+    pub fn answer(
+        &mut self,
+        call: &str,
+        from_tag: &str,
+        to_tag: &str,
+        sdp: &str,
+        extra: Vec<(&str, Value)>,
+    ) -> Value {
+        let mut items = vec![
+            ("command", "answer".into()),
+            ("call-id", call.into()),
+            ("from-tag", from_tag.into()),
+            ("to-tag", to_tag.into()),
+            ("sdp", sdp.into()),
+            (
+                "replace",
+                Value::List(vec!["origin".into(), "session-connection".into()]),
+            ),
+        ];
+        items.extend(extra);
+        self.req(items)
+    }
+
+    /// `query`.
+    pub fn query(&mut self, call: &str) -> Value {
+        self.req(vec![("command", "query".into()), ("call-id", call.into())])
+    }
+
+    /// `delete` with a delay.
+    pub fn delete(&mut self, call: &str, delay: Option<u64>) -> Value {
+        let mut items = vec![
+            ("command", "delete".into()),
+            ("call-id", call.into()),
+            ("from-tag", "a".into()),
+        ];
+        if let Some(d) = delay {
+            items.push(("delete-delay", d.into()));
+        }
+        self.req(items)
+    }
+}
+
+/// `result` of a reply.
+pub fn result(v: &Value) -> &str {
+    v.get("result").and_then(Value::as_str).unwrap_or("")
+}
+
+/// `error-reason` of a reply.
+pub fn reason(v: &Value) -> &str {
+    v.get("error-reason").and_then(Value::as_str).unwrap_or("")
+}
+
+/// The SDP of a reply, asserting `result: ok`.
+pub fn sdp_of(v: &Value) -> String {
+    assert_eq!(result(v), "ok", "reply: {v:?}");
+    v.get("sdp")
+        .and_then(Value::as_str)
+        .expect("sdp")
+        .to_owned()
+}
+
+/// A plain audio SDP for a party at `ip:port`.
+pub fn audio_sdp(ip: IpAddr, port: u16) -> String {
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=- 1545997027 1 IN {fam} {ip}\r\ns=tester\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+/// The relay address and port of m= line `index` (0-based) in `sdp`.
+pub fn media_addr(sdp: &str, index: usize) -> SocketAddr {
+    let mut session_c = None;
+    let mut media_c = None;
+    let mut port = None;
+    let mut seen = 0usize;
+    for line in sdp.lines() {
+        if let Some(c) = line.strip_prefix("c=") {
+            let ip: IpAddr = c.split(' ').nth(2).unwrap().parse().unwrap();
+            if seen == 0 {
+                session_c = Some(ip);
+            } else if seen == index + 1 {
+                media_c = Some(ip);
+            }
+        }
+        if let Some(m) = line.strip_prefix("m=") {
+            seen += 1;
+            if seen == index + 1 {
+                port = Some(m.split(' ').nth(1).unwrap().parse().unwrap());
+            }
+        }
+    }
+    SocketAddr::new(
+        media_c.or(session_c).expect("c= line"),
+        port.expect("m= line"),
+    )
+}
+
+/// Whether `sdp` has line `line` (exact, without CRLF).
+pub fn has_line(sdp: &str, line: &str) -> bool {
+    sdp.lines().any(|l| l == line)
+}
+
+/// An RTP packet with a recognisable payload.
+pub fn rtp(seq: u16, ssrc: u32, payload_len: usize) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend((0..payload_len).map(|i| (i as u8) ^ (seq as u8) ^ (ssrc as u8)));
+    p
+}
+
+/// An RTCP receiver report.
+pub fn rtcp_rr(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 201, 0, 1];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+/// One party of a call: a UDP socket.
+pub struct Party {
+    /// The socket.
+    pub sock: UdpSocket,
+}
+
+impl Party {
+    /// A party on `ip` with an ephemeral port.
+    pub fn new(ip: &str) -> Self {
+        let sock = UdpSocket::bind((ip.parse::<IpAddr>().unwrap(), 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(2000)))
+            .unwrap();
+        Self { sock }
+    }
+
+    /// A party with an RTP socket at an even port whose next port is free
+    /// too; returns (rtp, rtcp).
+    pub fn pair(ip: &str) -> (Self, Self) {
+        loop {
+            let a = Self::new(ip);
+            let p = a.port();
+            if p % 2 == 0 {
+                if let Ok(b) = UdpSocket::bind((ip.parse::<IpAddr>().unwrap(), p + 1)) {
+                    b.set_read_timeout(Some(Duration::from_millis(2000)))
+                        .unwrap();
+                    return (a, Self { sock: b });
+                }
+            }
+        }
+    }
+
+    /// Local address.
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    /// Local port.
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    /// Sends `data` to `to`.
+    pub fn send(&self, to: SocketAddr, data: &[u8]) {
+        self.sock.send_to(data, to).unwrap();
+    }
+
+    /// Receives one datagram, or `None` after `wait`.
+    pub fn recv_within(&self, wait: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 4096];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, from)) => Some((buf[..n].to_vec(), from)),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+
+    /// Receives one datagram (2 s at most, else panics).
+    pub fn recv(&self) -> (Vec<u8>, SocketAddr) {
+        self.recv_within(Duration::from_secs(2))
+            .expect("a datagram within 2 s")
+    }
+
+    /// Asserts that nothing arrives within `wait`.
+    pub fn expect_nothing(&self, wait: Duration) {
+        if let Some((d, from)) = self.recv_within(wait) {
+            panic!("unexpected datagram of {} bytes from {from}", d.len());
+        }
+    }
+
+    /// Reads everything queued until `quiet` passes with nothing new.
+    pub fn drain(&self, quiet: Duration) -> usize {
+        let mut n = 0;
+        while self.recv_within(quiet).is_some() {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Polls `f` every 20 ms until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Looks up a nested value by a path of dict keys.
+pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// An integer at `path`.
+pub fn int_at(v: &Value, path: &[&str]) -> i64 {
+    at(v, path)
+        .and_then(Value::as_int)
+        .unwrap_or_else(|| panic!("no integer at {path:?} in {v:?}"))
+}
+
+/// Declares each listed test function once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $( #[test] fn $name() { super::$name("epoll") } )*
+        }
+        mod uring {
+            $( #[test] fn $name() { super::$name("uring") } )*
+        }
+    };
+}

@@ -1,0 +1,3 @@
+//! Integration tests: signalling.
+
+mod common;
