@@ -848,6 +848,7 @@ mod tests {
                 delete_delay: Some(0),
                 supports: vec!["load limit".into()],
                 limit: None,
+                address_family: None,
             }
         );
     }
