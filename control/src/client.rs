@@ -26,7 +26,7 @@ pub enum ClientError {
 pub struct NgClient {
     socket: UdpSocket,
     server: SocketAddr,
-    next: u64,
+    nonce: u32,
     tries: u32,
 }
 
@@ -45,7 +45,10 @@ impl NgClient {
         Ok(Self {
             socket,
             server,
-            next: 1,
+            nonce: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
             tries: 3,
         })
     }
@@ -60,8 +63,11 @@ impl NgClient {
 
     /// Sends `body` under a fresh cookie and returns the decoded reply.
     pub fn request(&mut self, body: &Value) -> Result<Value, ClientError> {
-        let cookie = format!("{}_{}", std::process::id(), self.next);
-        self.next += 1;
+        // Unique across clients of this process and across processes: a node
+        // answers a reused cookie with its cached reply.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cookie = format!("{}_{}_{seq}", std::process::id(), self.nonce);
         self.request_with_cookie(&cookie, body)
     }
 
