@@ -459,20 +459,26 @@ fn recovers_without_loss_after_overload(backend: &str) {
     let calls: Vec<Call> = (0..10)
         .map(|i| call(&mut ng, &format!("ovl-{i}"), vec![], vec![]))
         .collect();
-    // Overload: four threads blast as fast as they can into every call for
-    // a while; queues overflow somewhere (relay or receivers).
-    let targets: Vec<SocketAddr> = calls.iter().map(|c| c.to_a).collect();
+    // Overload: four threads blast as fast as they can into every call, from
+    // the callers' own sockets, for a while; queues overflow somewhere
+    // (relay or receivers).
+    let senders: Vec<(std::net::UdpSocket, SocketAddr)> = calls
+        .iter()
+        .map(|c| (c.a.sock.try_clone().unwrap(), c.to_a))
+        .collect();
     let sent: u64 = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)
-            .map(|t| {
-                let targets = targets.clone();
+            .map(|_| {
+                let senders: Vec<_> = senders
+                    .iter()
+                    .map(|(s, to)| (s.try_clone().unwrap(), *to))
+                    .collect();
                 s.spawn(move || {
-                    let p = Party::new(LO);
                     let mut n = 0u64;
                     let deadline = std::time::Instant::now() + Duration::from_millis(1500);
                     while std::time::Instant::now() < deadline {
-                        for to in &targets {
-                            let _ = p.sock.send_to(&rtp(n as u16, 7000 + t, 160), to);
+                        for (sock, to) in &senders {
+                            let _ = sock.send_to(&rtp(n as u16, 7000, 160), to);
                             n += 1;
                         }
                     }

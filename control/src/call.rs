@@ -68,6 +68,9 @@ pub struct Stream {
     pub mux_offered: bool,
     /// The party sends RTP and RTCP on one port.
     pub mux: bool,
+    /// The offer asked to accept this party's mux whatever the answerer
+    /// says (`rtcp-mux: [demux]` or `[accept]`): the relay demultiplexes.
+    pub mux_accept: bool,
     /// RTP clock rate of what the party sends (for jitter).
     pub clock_rate: u32,
     /// `a=ptime` the party offered.

@@ -545,6 +545,7 @@ fn build_offer(
                         advertised: None,
                         mux_offered: false,
                         mux: false,
+                        mux_accept: false,
                         clock_rate: 8000,
                         ptime: None,
                     });
@@ -559,6 +560,7 @@ fn build_offer(
                 .as_ref()
                 .map(|c| SocketAddr::new(c.address, m.port));
             s.mux_offered = m.rtcp_mux;
+            s.mux_accept = req.rtcp_mux.demux || req.rtcp_mux.accept;
             s.mux = m.rtcp_mux && s.mux;
             s.clock_rate = first_clock_rate(m);
             s.ptime = m.ptime;
@@ -614,7 +616,8 @@ fn build_answer(
         s.clock_rate = first_clock_rate(m);
         let answerer_mux = s.mux;
         let f = &mut call.legs[o].streams[i];
-        f.mux = f.mux_offered && (answerer_mux || req.rtcp_mux.demux || req.rtcp_mux.accept);
+        f.mux = f.mux_offered
+            && (answerer_mux || f.mux_accept || req.rtcp_mux.demux || req.rtcp_mux.accept);
     }
     rewrite_for(call, o, req, parsed, MuxAdvert::Answer)
 }

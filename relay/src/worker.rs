@@ -2,14 +2,17 @@
 //!
 //! # Run loop
 //! A worker repeats two steps until told to stop:
-//! 1. `backend.poll(forwarder)`: wait for datagrams or a wake-up, then hand
-//!    every ready datagram to the [`Forwarder`] and send the copies it
-//!    returns;
-//! 2. apply every pending [`Command`] from the control plane.
+//! 1. `backend.wait()`: sleep until datagrams arrive or the control plane
+//!    signals the worker's eventfd;
+//! 2. apply every pending [`Command`] from the control plane;
+//! 3. `backend.process(forwarder)`: hand every ready datagram to the
+//!    [`Forwarder`] and send the copies it returns.
 //!
 //! Commands are applied only between receive batches, so the flow table is
 //! never seen half-changed and needs no lock: the worker is its only user.
-//! The control plane sends a command, then signals the worker's eventfd.
+//! They are applied before the batch that woke the worker, because the
+//! control plane sends a command before it answers the SIP proxy: media
+//! that the answer made possible can only arrive after the command.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -278,10 +281,10 @@ pub fn spawn(
 
 fn run(mut backend: Box<dyn Backend>, mut fwd: Forwarder, commands: Receiver<Command>) {
     loop {
-        if let Err(e) = backend.poll(&mut fwd) {
-            // Poll errors are not per-socket (those are handled inside the
+        if let Err(e) = backend.wait() {
+            // Wait errors are not per-socket (those are handled inside the
             // backend); back off briefly rather than spin.
-            tracing::error!(error = %e, "worker poll failed");
+            tracing::error!(error = %e, "worker wait failed");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         loop {
@@ -290,6 +293,9 @@ fn run(mut backend: Box<dyn Backend>, mut fwd: Forwarder, commands: Receiver<Com
                 Ok(cmd) => fwd.apply(cmd, backend.as_mut()),
                 Err(TryRecvError::Empty) => break,
             }
+        }
+        if let Err(e) = backend.process(&mut fwd) {
+            tracing::error!(error = %e, "worker processing failed");
         }
     }
 }

@@ -279,12 +279,18 @@ impl Backend for Epoll {
         }
     }
 
-    fn poll(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {
+    fn wait(&mut self) -> io::Result<()> {
         match self.poll.poll(&mut self.events, None) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    fn process(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {
         // Tokens are copied out first: draining needs `&mut self`. The
         // vector keeps its capacity (the events capacity), so this does not
         // allocate.

@@ -48,10 +48,21 @@ pub trait Backend {
     fn add_socket(&mut self, slot: Slot, socket: UdpSocket) -> io::Result<()>;
     /// Stops receiving on `slot`'s socket and closes it.
     fn remove_socket(&mut self, slot: Slot);
-    /// Waits until datagrams arrive or the worker's wake fd is signalled,
-    /// then processes everything that is ready, sends the resulting copies,
-    /// and returns. Returns `Ok(())` also on a spurious wake-up.
-    fn poll(&mut self, sink: &mut dyn PacketSink) -> io::Result<()>;
+    /// Waits until datagrams arrive or the worker's wake fd is signalled.
+    /// Returns `Ok(())` also on a spurious wake-up.
+    fn wait(&mut self) -> io::Result<()>;
+    /// Processes everything [`Backend::wait`] found ready: hands datagrams
+    /// to `sink` and sends the copies it returns.
+    ///
+    /// The worker applies control commands between the two calls, so a
+    /// datagram that arrives together with the command that routes it (the
+    /// answer that names the callee) is routed by the new state.
+    fn process(&mut self, sink: &mut dyn PacketSink) -> io::Result<()>;
+    /// [`Backend::wait`], then [`Backend::process`].
+    fn poll(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {
+        self.wait()?;
+        self.process(sink)
+    }
     /// Short name for logs ("io_uring", "epoll").
     fn name(&self) -> &'static str;
 }

@@ -775,14 +775,17 @@ impl Backend for Uring {
         }
     }
 
-    fn poll(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {
+    fn wait(&mut self) -> io::Result<()> {
         match self.ring.submit_and_wait(1) {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             // Interrupted, or the kernel wants its completion queue emptied
             // first: handle what is there.
-            Err(e) if would_retry(&e) => {}
-            Err(e) => return Err(e),
+            Err(e) if would_retry(&e) => Ok(()),
+            Err(e) => Err(e),
         }
+    }
+
+    fn process(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {
         self.reap(sink);
         self.bufs.publish();
         if self.retry {
