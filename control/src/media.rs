@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::Receiver;
 use rtpmesh_relay::backend::BackendKind;
 use rtpmesh_relay::flow::{FlowId, FlowSpec};
 use rtpmesh_relay::pool::PortPool;
@@ -25,11 +25,22 @@ pub struct Plane {
     v6: Option<Interface>,
     next_flow: u64,
     pending: HashMap<FlowId, UdpSocket>,
+    /// Removed flows whose sockets a worker has yet to close, by the even
+    /// port of their pair; a pair goes back to the pool when both are
+    /// closed, so a new call never trips over a socket still bound.
+    closing: HashMap<FlowId, u16>,
+    closing_pairs: HashMap<u16, u8>,
+    events: Receiver<Event>,
+    /// Events read while waiting for closures, kept for the node.
+    held: Vec<Event>,
 }
 
 impl Plane {
     /// Starts the workers.
-    pub fn start(config: &Config, events: Sender<Event>) -> io::Result<Self> {
+    pub fn start(config: &Config) -> io::Result<Self> {
+        // Bounded: a worker never blocks on a latch notice (it drops it), and
+        // the control thread drains the queue every loop.
+        let (events, events_rx) = crossbeam_channel::bounded(65536);
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -52,6 +63,10 @@ impl Plane {
             v6: config.interface(true),
             next_flow: 1,
             pending: HashMap::new(),
+            closing: HashMap::new(),
+            closing_pairs: HashMap::new(),
+            events: events_rx,
+            held: Vec::new(),
         })
     }
 
@@ -69,6 +84,48 @@ impl Plane {
     pub fn stop(&mut self) {
         for w in &mut self.workers {
             w.stop();
+        }
+    }
+
+    /// Worker events for the control core (latching, failures); socket
+    /// closures are handled here.
+    pub fn events(&mut self) -> Vec<Event> {
+        let mut out = std::mem::take(&mut self.held);
+        while let Ok(ev) = self.events.try_recv() {
+            match ev {
+                Event::Closed { flow } => self.on_closed(flow),
+                ev => out.push(ev),
+            }
+        }
+        out
+    }
+
+    /// Waits briefly for sockets being closed to finish, so that their
+    /// ports can be reused; true if any pair came back.
+    fn wait_for_closures(&mut self) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        let before = self.pool.in_use();
+        while !self.closing_pairs.is_empty() && self.pool.in_use() == before {
+            match self.events.recv_deadline(deadline) {
+                Ok(Event::Closed { flow }) => self.on_closed(flow),
+                Ok(ev) => self.held.push(ev),
+                Err(_) => break,
+            }
+        }
+        self.pool.in_use() < before
+    }
+
+    /// A worker closed a removed flow's socket.
+    fn on_closed(&mut self, flow: FlowId) {
+        let Some(port) = self.closing.remove(&flow) else {
+            return;
+        };
+        if let Some(n) = self.closing_pairs.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                self.closing_pairs.remove(&port);
+                self.pool.release(port);
+            }
         }
     }
 
@@ -109,7 +166,12 @@ impl MediaPlane for Plane {
         // A port taken by another process stays out of the pool (allocated,
         // never released) and the next pair is tried.
         for _ in 0..self.pool.capacity() {
-            let port = self.pool.allocate().map_err(|_| PlaneError::Exhausted)?;
+            let port = match self.pool.allocate() {
+                Ok(p) => p,
+                // Ports of just-deleted calls come back within microseconds.
+                Err(_) if self.wait_for_closures() => continue,
+                Err(_) => return Err(PlaneError::Exhausted),
+            };
             let rtp = bind(SocketAddr::new(iface.local, port));
             let rtcp = rtp
                 .as_ref()
@@ -132,7 +194,10 @@ impl MediaPlane for Plane {
                     });
                 }
                 (Err(e), _) | (_, Some(Err(e))) => {
+                    // Someone else holds it: skip it this round; it stays in
+                    // the pool for a later try.
                     tracing::warn!(port, error = %e, "cannot bind media port, skipping it");
+                    self.pool.release(port);
                 }
                 (Ok(_), None) => unreachable!("rtcp bound whenever rtp is"),
             }
@@ -164,12 +229,20 @@ impl MediaPlane for Plane {
     fn close(&mut self, worker: usize, locals: Vec<Local>) {
         let mut ids = Vec::new();
         for l in &locals {
+            let mut open = 0;
             for s in [&l.rtp, &l.rtcp] {
+                // A socket never handed to a worker closes right here.
                 if self.pending.remove(&s.flow).is_none() {
                     ids.push(s.flow);
+                    self.closing.insert(s.flow, l.rtp.port);
+                    open += 1;
                 }
             }
-            self.pool.release(l.rtp.port);
+            if open == 0 {
+                self.pool.release(l.rtp.port);
+            } else {
+                self.closing_pairs.insert(l.rtp.port, open);
+            }
         }
         if let Some(w) = self.workers.get(worker) {
             w.load().fetch_sub(

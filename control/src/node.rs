@@ -641,13 +641,11 @@ fn rewrite_for(
     parsed: &sdp::SessionDescription,
     mux: MuxAdvert,
 ) -> Result<String, Failure> {
-    let from = 1 - to;
     let media = parsed
         .media()
         .iter()
         .zip(&call.legs[to].streams)
-        .enumerate()
-        .map(|(i, (m, s))| {
+        .map(|(m, s)| {
             let address: IpAddr = match req.media_address {
                 Some(a) if a.is_ipv4() == s.local.ip.is_ipv4() => a,
                 _ => s.local.advertised,
@@ -657,11 +655,10 @@ fn rewrite_for(
                 MuxAdvert::Answer if s.mux => (true, s.local.rtp.port),
                 MuxAdvert::Answer => (false, s.local.rtcp.port),
             };
-            // rtpengine copies the offer's ptime into an answer without one.
+            // rtpengine copies the offer's ptime into an answer without one;
+            // `s` is the offerer's stream here, which kept the offer's ptime.
             let ptime = match mux {
-                MuxAdvert::Answer if m.ptime.is_none() => {
-                    call.legs[from].streams.get(i).and_then(|o| o.ptime)
-                }
+                MuxAdvert::Answer if m.ptime.is_none() => s.ptime,
                 _ => None,
             };
             sdp::MediaRewrite {
@@ -691,9 +688,10 @@ fn rewrite_for(
 
 /// The `query` (and `delete`) reply in rtpengine's shape.
 fn call_report(call: &Call, now: Now) -> Value {
+    // rtpengine reports the creation time as "last packet" before any.
     let unix_of = |ms: u64| -> Value {
         if ms == 0 {
-            0u64.into()
+            call.created.into()
         } else {
             now.unix
                 .saturating_sub(now.ms.saturating_sub(ms) / 1000)

@@ -57,8 +57,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let socket = UdpSocket::bind(config.listen_ng)
         .with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
     socket.set_read_timeout(Some(TICK))?;
-    let (events_tx, events_rx) = crossbeam_channel::bounded(65536);
-    let mut plane = Plane::start(&config, events_tx).context("cannot start workers")?;
+    let mut plane = Plane::start(&config).context("cannot start workers")?;
     let mut node = Node::new(
         NodeConfig {
             delete_delay: config.delete_delay,
@@ -81,6 +80,9 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     while !stop.load(Ordering::Relaxed) {
         match socket.recv_from(&mut buf) {
             Ok((n, from)) => {
+                for ev in plane.events() {
+                    node.on_event(&ev);
+                }
                 if let Some(reply) = node.handle(&buf[..n], now(), &mut plane) {
                     if let Err(e) = socket.send_to(&reply, from) {
                         tracing::warn!(%from, error = %e, "cannot send ng reply");
@@ -98,7 +100,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             // stop for.
             Err(e) => tracing::debug!(error = %e, "ng receive error"),
         }
-        for ev in events_rx.try_iter() {
+        for ev in plane.events() {
             node.on_event(&ev);
         }
         if last_tick.elapsed() >= TICK {

@@ -244,12 +244,9 @@ impl Flow {
             PacketKind::Rtp => RtpHeader::parse(data).map(Some),
             PacketKind::Rtcp => RtcpHeader::parse(data).map(|_| None),
         };
-        let header = match header {
-            Ok(h) => h,
-            Err(_) => {
-                bump(&c.malformed, 1);
-                return drop;
-            }
+        let Ok(header) = header else {
+            bump(&c.malformed, 1);
+            return drop;
         };
 
         let mut latched = None;

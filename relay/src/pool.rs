@@ -45,7 +45,7 @@ impl PortPool {
 
     /// Number of pairs in the range.
     pub fn capacity(&self) -> usize {
-        usize::from((self.max - self.min + 1) / 2)
+        usize::from((self.max - self.min).div_ceil(2))
     }
 
     /// Pairs handed out and not yet released.

@@ -4,7 +4,8 @@
 //! A worker repeats two steps until told to stop:
 //! 1. `backend.wait()`: sleep until datagrams arrive or the control plane
 //!    signals the worker's eventfd;
-//! 2. apply every pending [`Command`] from the control plane;
+//! 2. reset the eventfd, then apply every pending [`Command`] (in that
+//!    order, so a command sent meanwhile signals the next wait);
 //! 3. `backend.process(forwarder)`: hand every ready datagram to the
 //!    [`Forwarder`] and send the copies it returns.
 //!
@@ -14,8 +15,10 @@
 //! control plane sends a command before it answers the SIP proxy: media
 //! that the answer made possible can only arrive after the command.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::RawFd;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,6 +55,11 @@ pub enum Event {
         /// The learned address.
         addr: SocketAddr,
     },
+    /// A removed flow's socket is closed: its port may be bound again.
+    Closed {
+        /// The flow.
+        flow: FlowId,
+    },
     /// A command could not be applied in full.
     Failed {
         /// The flow concerned.
@@ -66,6 +74,8 @@ pub struct Forwarder {
     table: FlowTable,
     sends: Vec<Transmit>,
     events: Sender<Event>,
+    /// Removed flows whose sockets the backend closes later.
+    closing: HashMap<Slot, FlowId>,
     epoch: Instant,
 }
 
@@ -76,6 +86,7 @@ impl Forwarder {
             table: FlowTable::new(),
             sends: Vec::with_capacity(MAX_OUTPUTS),
             events,
+            closing: HashMap::new(),
             epoch: Instant::now(),
         }
     }
@@ -104,8 +115,11 @@ impl Forwarder {
             Command::Update(specs) => self.update(&specs),
             Command::Remove(ids) => {
                 for id in ids {
-                    if let Some(slot) = self.table.remove(id) {
-                        backend.remove_socket(slot);
+                    match self.table.remove(id) {
+                        Some(slot) if !backend.remove_socket(slot) => {
+                            self.closing.insert(slot, id);
+                        }
+                        _ => self.closed(id),
                     }
                 }
             }
@@ -119,6 +133,12 @@ impl Forwarder {
                 self.report(spec.id, e.to_string());
             }
         }
+    }
+
+    fn closed(&self, flow: FlowId) {
+        // Blocking send: this is the control path, and a lost notice would
+        // leak the port for good.
+        let _ = self.events.send(Event::Closed { flow });
     }
 
     fn report(&self, flow: FlowId, reason: String) {
@@ -171,6 +191,12 @@ impl PacketSink for Forwarder {
         if let Some(f) = self.table.get(via) {
             bump(&f.counters().send_errors, 1);
             tracing::trace!(flow = ?f.id(), error = %err, "send failed");
+        }
+    }
+
+    fn on_closed(&mut self, slot: Slot) {
+        if let Some(id) = self.closing.remove(&slot) {
+            self.closed(id);
         }
     }
 
@@ -258,7 +284,7 @@ pub fn spawn(
             match backend::create(kind, wake_fd) {
                 Ok(backend) => {
                     let _ = ready_tx.send(Ok(backend.name()));
-                    run(backend, Forwarder::new(events), rx);
+                    run(backend, Forwarder::new(events), rx, wake_fd);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -279,7 +305,12 @@ pub fn spawn(
     })
 }
 
-fn run(mut backend: Box<dyn Backend>, mut fwd: Forwarder, commands: Receiver<Command>) {
+fn run(
+    mut backend: Box<dyn Backend>,
+    mut fwd: Forwarder,
+    commands: Receiver<Command>,
+    wake_fd: RawFd,
+) {
     loop {
         if let Err(e) = backend.wait() {
             // Wait errors are not per-socket (those are handled inside the
@@ -287,6 +318,9 @@ fn run(mut backend: Box<dyn Backend>, mut fwd: Forwarder, commands: Receiver<Com
             tracing::error!(error = %e, "worker wait failed");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        // Reset the wake-up before reading commands: a command sent after
+        // this read signals again, so the next wait returns for it.
+        EventFd::drain(wake_fd);
         loop {
             match commands.try_recv() {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,

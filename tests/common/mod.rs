@@ -13,13 +13,24 @@ use rtpmesh_control::bencode::{dict, Value};
 use rtpmesh_control::client::NgClient;
 
 /// Media ports are handed out below the kernel's ephemeral range
-/// (32768+), so the test's own sockets never sit in a node's range.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(10000);
+/// (32768+), so the test's own sockets never sit in a node's range; each
+/// test binary has its own window, so binaries run side by side do not
+/// collide.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+fn window() -> (u16, u16) {
+    match env!("CARGO_CRATE_NAME") {
+        "media" => (10000, 24000),
+        "signalling" => (24000, 27500),
+        _ => (27500, 32700),
+    }
+}
 
 /// A contiguous block of `n` ports for one node's media range.
 pub fn port_block(n: u16) -> (u16, u16) {
-    let start = NEXT_PORT.fetch_add(n, Ordering::SeqCst);
-    assert!(start + n < 32768, "test port blocks exhausted");
+    let (lo, hi) = window();
+    let start = lo + NEXT_PORT.fetch_add(n, Ordering::SeqCst);
+    assert!(start + n <= hi, "test port blocks exhausted");
     (start, start + n - 1)
 }
 
@@ -179,7 +190,17 @@ impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
+            // A node that ignores SIGTERM must not hang the whole binary.
+            let exited = eventually(Duration::from_secs(10), || {
+                c.try_wait().ok().flatten().is_some()
+            });
+            if !exited {
+                let _ = c.kill();
+                let _ = c.wait();
+                if !std::thread::panicking() {
+                    panic!("node did not stop on SIGTERM: {}", self.log_text());
+                }
+            }
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
@@ -368,7 +389,7 @@ impl Party {
         loop {
             let a = Self::new(ip);
             let p = a.port();
-            if p % 2 == 0 {
+            if p.is_multiple_of(2) {
                 if let Ok(b) = UdpSocket::bind((ip.parse::<IpAddr>().unwrap(), p + 1)) {
                     b.set_read_timeout(Some(Duration::from_millis(2000)))
                         .unwrap();

@@ -15,7 +15,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::sys::{self, EventFd, CONTROL_LEN};
+use super::sys::{self, CONTROL_LEN};
 use super::{Backend, PacketSink};
 use crate::flow::{Slot, MAX_OUTPUTS};
 
@@ -48,7 +48,6 @@ pub struct Epoll {
     poll: Poll,
     events: Events,
     ready: Vec<usize>,
-    wake_fd: RawFd,
     sockets: Vec<Option<(Slot, UdpSocket)>>,
     rx: Rx,
     tx: Tx,
@@ -102,7 +101,6 @@ impl Epoll {
             poll,
             events: Events::with_capacity(EVENTS),
             ready: Vec::with_capacity(EVENTS),
-            wake_fd,
             sockets: Vec::new(),
             rx,
             tx,
@@ -267,7 +265,7 @@ impl Backend for Epoll {
         Ok(())
     }
 
-    fn remove_socket(&mut self, slot: Slot) {
+    fn remove_socket(&mut self, slot: Slot) -> bool {
         let i = slot.index as usize;
         if let Some(entry) = self.sockets.get_mut(i) {
             if matches!(entry, Some((s, _)) if *s == slot) {
@@ -277,6 +275,7 @@ impl Backend for Epoll {
                 }
             }
         }
+        true
     }
 
     fn wait(&mut self) -> io::Result<()> {
@@ -295,11 +294,10 @@ impl Backend for Epoll {
         // vector keeps its capacity (the events capacity), so this does not
         // allocate.
         let mut ready = std::mem::take(&mut self.ready);
-        let mut woken = false;
+        // The wake token needs nothing here: the worker resets the eventfd
+        // itself before reading its commands.
         for ev in self.events.iter() {
-            if ev.token() == WAKE {
-                woken = true;
-            } else {
+            if ev.token() != WAKE {
                 ready.push(ev.token().0);
             }
         }
@@ -311,9 +309,6 @@ impl Backend for Epoll {
         }
         ready.clear();
         self.ready = ready;
-        if woken {
-            EventFd::drain(self.wake_fd);
-        }
         Ok(())
     }
 

@@ -39,6 +39,8 @@ pub trait PacketSink {
     /// The kernel reports `total` datagrams dropped so far on `slot`'s
     /// socket because its receive queue was full.
     fn on_kernel_drops(&mut self, slot: Slot, total: u32);
+    /// A socket whose removal was deferred is now closed.
+    fn on_closed(&mut self, slot: Slot);
 }
 
 /// A socket IO backend for one worker thread.
@@ -46,8 +48,11 @@ pub trait Backend {
     /// Starts receiving on `socket` (non-blocking); its datagrams are
     /// reported with `slot`.
     fn add_socket(&mut self, slot: Slot, socket: UdpSocket) -> io::Result<()>;
-    /// Stops receiving on `slot`'s socket and closes it.
-    fn remove_socket(&mut self, slot: Slot);
+    /// Stops receiving on `slot`'s socket and closes it. Returns `true` if
+    /// it is closed now; otherwise the backend calls
+    /// [`PacketSink::on_closed`] once the kernel has let go of it (its port
+    /// can be bound again only then).
+    fn remove_socket(&mut self, slot: Slot) -> bool;
     /// Waits until datagrams arrive or the worker's wake fd is signalled.
     /// Returns `Ok(())` also on a spurious wake-up.
     fn wait(&mut self) -> io::Result<()>;
