@@ -819,3 +819,7 @@ fn endpoint_value(a: Option<SocketAddr>) -> Value {
         None => dict([]),
     }
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

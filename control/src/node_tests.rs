@@ -1,0 +1,398 @@
+//! The control core driven in simulated time with a fake media plane: no
+//! sockets, no threads.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtpmesh_relay::flow::{Carries, FlowId, FlowSpec, Latching, Output};
+use rtpmesh_relay::pool::PortPool;
+
+use super::*;
+use crate::call::{Local, Socket};
+
+/// Hands out ports from a pool and records what the node asks for.
+struct FakePlane {
+    pool: PortPool,
+    next: u64,
+    opened: usize,
+    installed: Vec<FlowSpec>,
+    closed: Vec<u16>,
+}
+
+impl FakePlane {
+    fn new(pairs: u16) -> Self {
+        Self {
+            pool: PortPool::new(30000, 30000 + pairs * 2 - 1).unwrap(),
+            next: 1,
+            opened: 0,
+            installed: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn spec(&self, id: FlowId) -> &FlowSpec {
+        self.installed
+            .iter()
+            .rev()
+            .find(|s| s.id == id)
+            .expect("installed")
+    }
+
+    fn sock(&mut self, port: u16) -> Socket {
+        self.next += 1;
+        Socket {
+            flow: FlowId(self.next),
+            port,
+            counters: Arc::default(),
+            latched: None,
+        }
+    }
+}
+
+impl MediaPlane for FakePlane {
+    fn pick_worker(&mut self) -> usize {
+        0
+    }
+
+    fn open(&mut self, _worker: usize, ipv6: bool) -> Result<Local, PlaneError> {
+        let port = self.pool.allocate().map_err(|_| PlaneError::Exhausted)?;
+        self.opened += 1;
+        let ip: IpAddr = if ipv6 { "::1" } else { "127.0.0.1" }.parse().unwrap();
+        Ok(Local {
+            ip,
+            advertised: ip,
+            rtp: self.sock(port),
+            rtcp: self.sock(port + 1),
+        })
+    }
+
+    fn install(&mut self, _worker: usize, specs: Vec<FlowSpec>) {
+        self.installed.extend(specs);
+    }
+
+    fn close(&mut self, _worker: usize, locals: Vec<Local>) {
+        for l in locals {
+            self.pool.release(l.rtp.port);
+            self.closed.push(l.rtp.port);
+        }
+    }
+}
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        delete_delay: Duration::from_secs(30),
+        media_timeout: Duration::from_secs(60),
+        max_sessions: 0,
+        cookie_ttl: Duration::from_secs(30),
+    }
+}
+
+fn at(secs: u64) -> Now {
+    Now {
+        ms: 1 + secs * 1000,
+        unix: 1_800_000_000 + secs,
+    }
+}
+
+fn sdp(ip: &str, port: u16) -> String {
+    format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n")
+}
+
+/// Sends one request; returns the decoded reply.
+fn send(
+    node: &mut Node,
+    plane: &mut FakePlane,
+    now: Now,
+    cookie: &str,
+    items: Vec<(&str, Value)>,
+) -> Value {
+    let mut d = cookie.as_bytes().to_vec();
+    d.push(b' ');
+    dict(items).encode_into(&mut d);
+    let reply = node.handle(&d, now, plane).expect("a reply");
+    let (c, body) = ng::split_datagram(&reply).unwrap();
+    assert_eq!(c, cookie.as_bytes());
+    bencode::decode(body).unwrap()
+}
+
+fn offer(node: &mut Node, plane: &mut FakePlane, now: Now, cookie: &str, call: &str) -> Value {
+    send(
+        node,
+        plane,
+        now,
+        cookie,
+        vec![
+            ("command", "offer".into()),
+            ("call-id", call.into()),
+            ("from-tag", "a".into()),
+            ("sdp", sdp("10.0.0.1", 4000).into()),
+        ],
+    )
+}
+
+fn answer(node: &mut Node, plane: &mut FakePlane, now: Now, cookie: &str, call: &str) -> Value {
+    send(
+        node,
+        plane,
+        now,
+        cookie,
+        vec![
+            ("command", "answer".into()),
+            ("call-id", call.into()),
+            ("from-tag", "a".into()),
+            ("to-tag", "b".into()),
+            ("sdp", sdp("10.0.0.2", 5000).into()),
+        ],
+    )
+}
+
+fn result(v: &Value) -> &str {
+    v.get("result").and_then(Value::as_str).unwrap_or("")
+}
+
+fn reason(v: &Value) -> &str {
+    v.get("error-reason").and_then(Value::as_str).unwrap_or("")
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn offer_and_answer_route_each_leg_to_the_other() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    assert_eq!(result(&offer(&mut node, &mut plane, at(0), "1", "c")), "ok");
+    assert_eq!(
+        result(&answer(&mut node, &mut plane, at(1), "2", "c")),
+        "ok"
+    );
+    let call = node.call("c").unwrap();
+    let (a, b) = (
+        &call.legs[0].streams[0].local,
+        &call.legs[1].streams[0].local,
+    );
+    let a_rtp = plane.spec(a.rtp.flow);
+    assert_eq!(a_rtp.peer, Some(addr("10.0.0.1:4000")));
+    assert_eq!(a_rtp.carries, Carries::Rtp);
+    assert_eq!(a_rtp.rtp_outputs, vec![Output::Peer(b.rtp.flow)]);
+    assert_eq!(a_rtp.rtcp_outputs, vec![Output::Peer(b.rtcp.flow)]);
+    assert_eq!(a_rtp.latching, Latching::Learn);
+    let b_rtcp = plane.spec(b.rtcp.flow);
+    assert_eq!(b_rtcp.peer, Some(addr("10.0.0.2:5001")));
+    assert_eq!(b_rtcp.rtcp_outputs, vec![Output::Peer(a.rtcp.flow)]);
+    assert!(b_rtcp.rtp_outputs.is_empty());
+    assert_eq!(plane.opened, 2);
+}
+
+#[test]
+fn a_retransmission_gets_the_cached_reply_and_is_not_executed() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    let first = offer(&mut node, &mut plane, at(0), "k", "c");
+    let again = offer(&mut node, &mut plane, at(1), "k", "c");
+    assert_eq!(first, again);
+    assert_eq!(plane.opened, 2);
+    // Same cookie, other body: still the cached reply.
+    let other = offer(&mut node, &mut plane, at(2), "k", "other");
+    assert_eq!(other, first);
+    assert!(node.call("other").is_none());
+    // After the cookie's lifetime the cookie is new again.
+    node.tick(at(40), &mut plane);
+    offer(&mut node, &mut plane, at(40), "k", "other");
+    assert!(node.call("other").is_some());
+}
+
+#[test]
+fn delete_delay_keeps_the_call_until_it_runs_out() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "c");
+    let r = send(
+        &mut node,
+        &mut plane,
+        at(1),
+        "2",
+        vec![
+            ("command", "delete".into()),
+            ("call-id", "c".into()),
+            ("delete-delay", "5".into()),
+        ],
+    );
+    assert_eq!(result(&r), "ok");
+    assert!(node.tick(at(5), &mut plane).is_empty());
+    assert!(node.call("c").is_some());
+    assert_eq!(
+        node.tick(at(6), &mut plane),
+        vec![("c".to_owned(), Removal::Deleted)]
+    );
+    assert!(node.call("c").is_none());
+    assert_eq!(plane.closed.len(), 2);
+}
+
+#[test]
+fn calls_without_media_time_out() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "quiet");
+    offer(&mut node, &mut plane, at(0), "2", "busy");
+    // Media on "busy" at 50 s, as a worker would record it.
+    let busy = node.call("busy").unwrap();
+    busy.legs[0].streams[0]
+        .local
+        .rtp
+        .counters
+        .last_packet_ms
+        .store(at(50).ms, std::sync::atomic::Ordering::Relaxed);
+    assert!(node.tick(at(59), &mut plane).is_empty());
+    assert_eq!(
+        node.tick(at(60), &mut plane),
+        vec![("quiet".to_owned(), Removal::Timeout)]
+    );
+    assert!(node.call("busy").is_some());
+    assert_eq!(
+        node.tick(at(110), &mut plane),
+        vec![("busy".to_owned(), Removal::Timeout)]
+    );
+}
+
+#[test]
+fn session_limit_answers_load_limit_to_those_who_support_it() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(
+        NodeConfig {
+            max_sessions: 1,
+            ..config()
+        },
+        at(0),
+    );
+    offer(&mut node, &mut plane, at(0), "1", "one");
+    let r = offer(&mut node, &mut plane, at(0), "2", "two");
+    assert_eq!(
+        (result(&r), reason(&r)),
+        ("error", "Parallel session limit reached")
+    );
+    let mut items = vec![
+        ("command", "offer".into()),
+        ("call-id", "two".into()),
+        ("from-tag", "a".into()),
+        ("sdp", sdp("10.0.0.1", 4000).into()),
+    ];
+    items.push(("supports", Value::List(vec!["load limit".into()])));
+    let r = send(&mut node, &mut plane, at(0), "3", items);
+    assert_eq!(result(&r), "load limit");
+    assert_eq!(plane.opened, 2, "a refused offer opens nothing");
+}
+
+#[test]
+fn an_offer_that_runs_out_of_ports_leaves_nothing_behind() {
+    // Three pairs: one call (two pairs) fits, the next gets one pair and
+    // then fails.
+    let mut plane = FakePlane::new(3);
+    let mut node = Node::new(config(), at(0));
+    assert_eq!(
+        result(&offer(&mut node, &mut plane, at(0), "1", "fits")),
+        "ok"
+    );
+    let r = offer(&mut node, &mut plane, at(0), "2", "too-many");
+    assert_eq!((result(&r), reason(&r)), ("error", "Ran out of ports"));
+    assert!(node.call("too-many").is_none());
+    assert_eq!(plane.closed.len(), 1, "the pair it did get goes back");
+    assert_eq!(plane.pool.in_use(), 2);
+}
+
+#[test]
+fn answer_or_query_of_an_unknown_call_is_an_error_and_delete_a_warning() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    assert_eq!(
+        reason(&answer(&mut node, &mut plane, at(0), "1", "x")),
+        "Unknown call-id"
+    );
+    let q = send(
+        &mut node,
+        &mut plane,
+        at(0),
+        "2",
+        vec![("command", "query".into()), ("call-id", "x".into())],
+    );
+    assert_eq!(reason(&q), "Unknown call-id");
+    let d = send(
+        &mut node,
+        &mut plane,
+        at(0),
+        "3",
+        vec![("command", "delete".into()), ("call-id", "x".into())],
+    );
+    assert_eq!(result(&d), "ok");
+    assert_eq!(
+        d.get("warning").and_then(Value::as_str),
+        Some("Call-ID not found or tags didn't match")
+    );
+    let d = send(
+        &mut node,
+        &mut plane,
+        at(0),
+        "4",
+        vec![
+            ("command", "delete".into()),
+            ("call-id", "x".into()),
+            ("flags", Value::List(vec!["fatal".into()])),
+        ],
+    );
+    assert_eq!(reason(&d), "Unknown call-id");
+}
+
+#[test]
+fn latched_addresses_reported_by_workers_show_in_query() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "c");
+    let flow = node.call("c").unwrap().legs[0].streams[0].local.rtp.flow;
+    node.on_event(&rtpmesh_relay::worker::Event::Latched {
+        flow,
+        addr: addr("192.0.2.7:61000"),
+    });
+    let q = send(
+        &mut node,
+        &mut plane,
+        at(1),
+        "2",
+        vec![("command", "query".into()), ("call-id", "c".into())],
+    );
+    let stream = &q
+        .get("tags")
+        .unwrap()
+        .get("a")
+        .unwrap()
+        .get("medias")
+        .unwrap()
+        .as_list()
+        .unwrap()[0]
+        .get("streams")
+        .unwrap()
+        .as_list()
+        .unwrap()[0];
+    let ep = stream.get("endpoint").unwrap();
+    assert_eq!(ep.get("address").and_then(Value::as_str), Some("192.0.2.7"));
+    assert_eq!(ep.get("port").and_then(Value::as_int), Some(61000));
+}
+
+#[test]
+fn datagrams_without_cookie_get_no_reply() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    assert!(node
+        .handle(b"d7:command4:pinge", at(0), &mut plane)
+        .is_none());
+    assert!(node.handle(b"", at(0), &mut plane).is_none());
+    let r = send(
+        &mut node,
+        &mut plane,
+        at(0),
+        "ok",
+        vec![("command", "ping".into())],
+    );
+    assert_eq!(result(&r), "pong");
+}
