@@ -9,7 +9,9 @@ use rtpmesh_relay::flow::{Carries, FlowId, FlowSpec, Latching, Output};
 use rtpmesh_relay::pool::PortPool;
 
 use super::*;
+use crate::bencode;
 use crate::call::{Local, Socket};
+use crate::plane::PlaneError;
 
 /// Hands out ports from a pool and records what the node asks for.
 struct FakePlane {

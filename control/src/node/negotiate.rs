@@ -1,0 +1,237 @@
+//! Offer/answer: how an SDP from one party changes the call, and the SDP
+//! the other party gets. Sans-IO: sockets come from the [`MediaPlane`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use rtpmesh_relay::flow::Latching;
+
+use super::{Failure, Now};
+use crate::call::{Call, Remote, Stream};
+use crate::ng::{reason, Request};
+use crate::plane::{MediaPlane, PlaneError};
+use crate::sdp;
+
+/// The address a party sends from/receives at for one m= line.
+fn remote_of(m: &sdp::Media, req: &Request) -> Option<Remote> {
+    let conn = m.connection.as_ref()?;
+    let mut ip = conn.address;
+    if ip.is_unspecified() || m.port == 0 {
+        return None;
+    }
+    if req.flags.sip_source_address {
+        if let Some(src) = req.received_from {
+            ip = src;
+        }
+    }
+    let rtcp_port = m
+        .rtcp
+        .as_ref()
+        .map(|r| r.port)
+        .unwrap_or(m.port.wrapping_add(1));
+    let rtcp_ip = m.rtcp.as_ref().and_then(|r| r.address).unwrap_or(ip);
+    Some(Remote {
+        rtp: SocketAddr::new(ip, m.port),
+        rtcp: SocketAddr::new(rtcp_ip, rtcp_port),
+    })
+}
+
+fn first_clock_rate(m: &sdp::Media) -> u32 {
+    m.formats
+        .first()
+        .and_then(|f| f.parse::<u8>().ok())
+        .and_then(|pt| m.clock_rate(pt))
+        .unwrap_or(8000)
+}
+
+pub(super) fn latching_of(req: &Request, current: Latching) -> Latching {
+    if req.flags.asymmetric {
+        Latching::Asymmetric
+    } else if req.flags.strict_source {
+        Latching::Strict
+    } else {
+        current
+    }
+}
+
+/// Applies an offer from leg `o` to the call and returns the SDP for the
+/// answerer, which names the sockets facing the answerer.
+pub(super) fn build_offer(
+    call: &mut Call,
+    o: usize,
+    a: usize,
+    req: &Request,
+    parsed: &sdp::SessionDescription,
+    now: Now,
+    plane: &mut dyn MediaPlane,
+) -> Result<String, Failure> {
+    call.last_signal = now.unix;
+    call.last_signal_ms = now.ms;
+    call.latching = latching_of(req, call.latching);
+    let want_v6 = req
+        .address_family
+        .as_deref()
+        .map(|f| f.eq_ignore_ascii_case("IP6"));
+    let mut opened = Vec::new();
+    let result = (|| {
+        for (i, m) in parsed.media().iter().enumerate() {
+            let offerer_v6 = m
+                .connection
+                .as_ref()
+                .map(|c| c.address.is_ipv6())
+                .unwrap_or(false);
+            for (leg, v6) in [(o, offerer_v6), (a, want_v6.unwrap_or(offerer_v6))] {
+                if call.legs[leg].streams.len() <= i {
+                    let local = plane.open(call.worker, v6).map_err(|e| match e {
+                        PlaneError::Exhausted => Failure::from(reason::NO_PORTS),
+                        PlaneError::NoInterface(_) => Failure::Error(e.to_string()),
+                    })?;
+                    opened.push((leg, i));
+                    call.legs[leg].streams.push(Stream {
+                        index: i + 1,
+                        kind: m.kind.clone(),
+                        protocol: m.protocol.clone(),
+                        local,
+                        remote: None,
+                        advertised: None,
+                        mux_offered: false,
+                        mux: false,
+                        mux_accept: false,
+                        clock_rate: 8000,
+                        ptime: None,
+                    });
+                }
+            }
+            let s = &mut call.legs[o].streams[i];
+            s.kind = m.kind.clone();
+            s.protocol = m.protocol.clone();
+            s.remote = remote_of(m, req);
+            s.advertised = m
+                .connection
+                .as_ref()
+                .map(|c| SocketAddr::new(c.address, m.port));
+            s.mux_offered = m.rtcp_mux;
+            s.mux_accept = req.rtcp_mux.demux || req.rtcp_mux.accept;
+            s.mux = m.rtcp_mux && s.mux;
+            s.clock_rate = first_clock_rate(m);
+            s.ptime = m.ptime;
+            let offer_mux =
+                (m.rtcp_mux && !req.rtcp_mux.demux) || req.rtcp_mux.offer || req.rtcp_mux.require;
+            let t = &mut call.legs[a].streams[i];
+            t.kind = m.kind.clone();
+            t.protocol = req
+                .transport_protocol
+                .clone()
+                .unwrap_or_else(|| m.protocol.clone());
+            t.mux_offered = offer_mux;
+        }
+        Ok(())
+    })();
+    if let Err(f) = result {
+        // Give back what this offer opened; streams that existed stay.
+        let mut locals = Vec::new();
+        for (leg, i) in opened.into_iter().rev() {
+            if call.legs[leg].streams.len() == i + 1 {
+                locals.push(call.legs[leg].streams.pop().expect("len checked").local);
+            }
+        }
+        plane.close(call.worker, locals);
+        return Err(f);
+    }
+    rewrite_for(call, a, req, parsed, MuxAdvert::Offer)
+}
+
+/// Applies the answer from leg `a` and returns the SDP for the offerer `o`.
+pub(super) fn build_answer(
+    call: &mut Call,
+    o: usize,
+    a: usize,
+    req: &Request,
+    parsed: &sdp::SessionDescription,
+    now: Now,
+) -> Result<String, Failure> {
+    if parsed.media().len() > call.legs[a].streams.len() {
+        return Err(Failure::from(reason::ANSWER_MEDIA_MISMATCH));
+    }
+    call.last_signal = now.unix;
+    call.last_signal_ms = now.ms;
+    call.latching = latching_of(req, call.latching);
+    for (i, m) in parsed.media().iter().enumerate() {
+        let s = &mut call.legs[a].streams[i];
+        s.remote = remote_of(m, req);
+        s.advertised = m
+            .connection
+            .as_ref()
+            .map(|c| SocketAddr::new(c.address, m.port));
+        s.mux = m.rtcp_mux && s.mux_offered;
+        s.clock_rate = first_clock_rate(m);
+        let answerer_mux = s.mux;
+        let f = &mut call.legs[o].streams[i];
+        f.mux = f.mux_offered
+            && (answerer_mux || f.mux_accept || req.rtcp_mux.demux || req.rtcp_mux.accept);
+    }
+    rewrite_for(call, o, req, parsed, MuxAdvert::Answer)
+}
+
+/// How the SDP being written treats rtcp-mux.
+#[derive(Clone, Copy)]
+enum MuxAdvert {
+    /// An offer: propose mux where the stream was offered it, RTCP port still
+    /// `a=rtcp:RTP+1` (the answerer may refuse mux).
+    Offer,
+    /// An answer: where mux was agreed, `a=rtcp:` names the RTP port.
+    Answer,
+}
+
+/// Rewrites `parsed` to name leg `to`'s local sockets (the ones the
+/// receiver of this SDP will send to).
+fn rewrite_for(
+    call: &Call,
+    to: usize,
+    req: &Request,
+    parsed: &sdp::SessionDescription,
+    mux: MuxAdvert,
+) -> Result<String, Failure> {
+    let media = parsed
+        .media()
+        .iter()
+        .zip(&call.legs[to].streams)
+        .map(|(m, s)| {
+            let address: IpAddr = match req.media_address {
+                Some(a) if a.is_ipv4() == s.local.ip.is_ipv4() => a,
+                _ => s.local.advertised,
+            };
+            let (rtcp_mux, rtcp_port) = match mux {
+                MuxAdvert::Offer => (s.mux_offered, s.local.rtcp.port),
+                MuxAdvert::Answer if s.mux => (true, s.local.rtp.port),
+                MuxAdvert::Answer => (false, s.local.rtcp.port),
+            };
+            // rtpengine copies the offer's ptime into an answer without one;
+            // `s` is the offerer's stream here, which kept the offer's ptime.
+            let ptime = match mux {
+                MuxAdvert::Answer if m.ptime.is_none() => s.ptime,
+                _ => None,
+            };
+            sdp::MediaRewrite {
+                address,
+                port: s.local.rtp.port,
+                rtcp_port: Some(rtcp_port),
+                rtcp_mux,
+                strip_ice: true,
+                protocol: req.transport_protocol.clone(),
+                direction: None,
+                ptime,
+            }
+        })
+        .collect();
+    let origin = req
+        .replace
+        .origin
+        .then(|| call.legs[to].streams.first().map(|s| s.local.advertised))
+        .flatten();
+    let rw = sdp::Rewrite {
+        origin,
+        session_connection: req.replace.session_connection,
+        media,
+    };
+    sdp::rewrite(parsed, &rw).map_err(|e| Failure::Error(e.to_string()))
+}
