@@ -20,6 +20,9 @@ pub mod epoll;
 pub mod sys;
 pub mod uring;
 
+#[cfg(test)]
+mod tests;
+
 /// One copy of a received datagram to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
