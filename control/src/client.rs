@@ -81,22 +81,36 @@ impl NgClient {
         let mut d = cookie.as_bytes().to_vec();
         d.push(b' ');
         body.encode_into(&mut d);
-        let reply = self.raw(&d)?;
-        let (c, rest) = split(&reply)?;
-        if c != cookie.as_bytes() {
-            return Err(ClientError::Malformed("cookie mismatch".into()));
-        }
+        let reply = self.exchange(&d, Some(cookie.as_bytes()))?;
+        let (_, rest) = split(&reply)?;
         bencode::decode(rest).map_err(|e| ClientError::Malformed(e.to_string()))
     }
 
     /// Sends a raw datagram and returns the raw reply.
     pub fn raw(&mut self, datagram: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.exchange(datagram, None)
+    }
+
+    /// Sends `datagram` (again on each timeout) and returns the first reply
+    /// from the server that carries `cookie`. Late replies to earlier
+    /// requests are skipped: a slow node must not shift every later reply
+    /// by one.
+    fn exchange(&mut self, datagram: &[u8], cookie: Option<&[u8]>) -> Result<Vec<u8>, ClientError> {
         let mut buf = vec![0u8; 65536];
         for _ in 0..self.tries {
             self.socket.send_to(datagram, self.server)?;
             loop {
                 match self.socket.recv_from(&mut buf) {
-                    Ok((n, from)) if from == self.server => return Ok(buf[..n].to_vec()),
+                    Ok((n, from)) if from == self.server => {
+                        let reply = &buf[..n];
+                        let ours = match cookie {
+                            Some(c) => split(reply).is_ok_and(|(rc, _)| rc == c),
+                            None => true,
+                        };
+                        if ours {
+                            return Ok(reply.to_vec());
+                        }
+                    }
                     Ok(_) => continue,
                     Err(e)
                         if matches!(
