@@ -134,7 +134,7 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut c = NgClient::new(self.ng)
             .unwrap()
-            .with_retries(Duration::from_millis(100), 1)
+            .with_retries(Duration::from_millis(200), 1)
             .unwrap();
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -191,7 +191,7 @@ impl Drop for Node {
         if let Some(mut c) = self.child.take() {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             // A node that ignores SIGTERM must not hang the whole binary.
-            let exited = eventually(Duration::from_secs(10), || {
+            let exited = eventually(Duration::from_secs(20), || {
                 c.try_wait().ok().flatten().is_some()
             });
             if !exited {
