@@ -492,7 +492,25 @@ fn recovers_without_loss_after_overload(backend: &str) {
         .iter()
         .map(|c| c.b.drain(Duration::from_millis(300)))
         .sum();
-    eprintln!("overload: sent {sent}, delivered {received}");
+    let kernel_drops: i64 = (0..calls.len())
+        .map(|i| {
+            let q = ng.query(&format!("ovl-{i}"));
+            at(&q, &["tags", "a", "medias"])
+                .and_then(Value::as_list)
+                .unwrap()[0]
+                .get("streams")
+                .and_then(Value::as_list)
+                .unwrap()[0]
+                .get("kernel drops")
+                .and_then(Value::as_int)
+                .unwrap()
+        })
+        .sum();
+    eprintln!("overload: sent {sent}, delivered {received}, dropped in the relay's socket queues {kernel_drops}");
+    assert!(
+        (received as u64) < sent,
+        "the burst must really overload something"
+    );
     // Right after: normal traffic on every stream, both ways, with no loss.
     for round in 0..20u16 {
         for (i, c) in calls.iter().enumerate() {

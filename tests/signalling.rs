@@ -216,7 +216,67 @@ fn retransmitted_offer_gets_the_same_reply_and_no_new_ports(backend: &str) {
     );
 }
 
+/// Runs the `rtpmesh` CLI against `node`; returns (success, stdout).
+fn cli(node: &Node, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+        .args(args)
+        .arg("--ng")
+        .arg(node.ng.to_string())
+        .output()
+        .expect("run rtpmesh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn operator_commands_show_calls(backend: &str) {
+    let node = Node::start(backend);
+    let (ok, out) = cli(&node, &["ping"]);
+    assert!(ok && out.starts_with("pong from"), "{out}");
+    // The demo sets up a call, relays 30 packets each way, and deletes it.
+    let (ok, out) = cli(&node, &["demo", "--packets", "30"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("caller sent 30, callee received 30; callee sent 30, caller received 30"),
+        "{out}"
+    );
+    assert!(out.contains("node counted 60 RTP packets"), "{out}");
+    let mut ng = node.client();
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let offer = sdp_of(&ng.offer("cli-call", "a", &audio_sdp(lo, a.port()), vec![]));
+    let answer = sdp_of(&ng.answer("cli-call", "a", "b", &audio_sdp(lo, b.port()), vec![]));
+    for seq in 0..7 {
+        a.send(media_addr(&answer, 0), &rtp(seq, 5, 160));
+        b.recv();
+    }
+    let (ok, out) = cli(&node, &["calls"]);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("cli-call"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[2], "7", "RTP packets column: {line}");
+    assert_eq!(cols[3], (7 * 172).to_string(), "RTP bytes column: {line}");
+    assert!(out.contains("1 call(s)"), "{out}");
+    let (ok, out) = cli(&node, &["call", "cli-call"]);
+    assert!(ok, "{out}");
+    let port = media_addr(&answer, 0).port().to_string();
+    let row = out
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some(port.as_str()))
+        .unwrap_or_else(|| panic!("no row for port {port}:\n{out}"));
+    assert!(row.starts_with('a') && row.contains(" 7 "), "{row}");
+    assert!(media_addr(&offer, 0).port() != media_addr(&answer, 0).port());
+    // An unknown call is an error with rtpengine's text.
+    let (ok, _) = cli(&node, &["call", "nope"]);
+    assert!(!ok);
+}
+
 both_backends!(
+    operator_commands_show_calls,
     kamailio_offer_and_answer_are_rewritten_as_rtpengine_does,
     ping_list_and_statistics,
     load_limit_turns_new_calls_away,
