@@ -70,7 +70,9 @@ fn require_tools() {
 fn free_port_run() -> u16 {
     loop {
         let p = common::free_port();
-        if p % 2 == 0 && p < 65530 && (1..4).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok())
+        if p.is_multiple_of(2)
+            && p < 65530
+            && (1..4).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok())
         {
             return p;
         }
@@ -320,7 +322,7 @@ fn stat_counters(csv: &str) -> HashMap<String, String> {
     let Some(header) = lines.next() else {
         return HashMap::new();
     };
-    let last = lines.last().unwrap_or_default();
+    let last = lines.next_back().unwrap_or_default();
     header
         .split(';')
         .zip(last.split(';'))
