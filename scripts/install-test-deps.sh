@@ -1,19 +1,19 @@
 #!/bin/sh
 # Installs what the interop integration test (tests/interop.rs) drives:
-# Kamailio (its stock rtpengine module ships in the `kamailio` package on
-# Debian 12) and sipp (package `sip-tester`). Idempotent: does nothing when
-# both binaries and the module are already there, and refreshes the package
-# lists only when they have never been fetched.
+# Kamailio, whose stock rtpengine module ships in Debian 12's `kamailio`
+# package itself, and sipp (package `sip-tester`). Idempotent: does nothing
+# when the binaries and the module are there, and refreshes the package lists
+# only when there are none (fresh images) or the install fails on stale ones.
 set -eu
 
-module=/usr/lib/x86_64-linux-gnu/kamailio/modules/rtpengine.so
-have_module() {
-    # The module directory depends on the architecture; look it up.
-    ls /usr/lib/*/kamailio/modules/rtpengine.so >/dev/null 2>&1 ||
-        [ -e "$module" ]
+have_all() {
+    command -v kamailio >/dev/null 2>&1 &&
+        command -v sipp >/dev/null 2>&1 &&
+        # The module directory is architecture-specific.
+        ls /usr/lib/*/kamailio/modules/rtpengine.so >/dev/null 2>&1
 }
 
-if command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && have_module; then
+if have_all; then
     echo "install-test-deps: kamailio, rtpengine.so and sipp already installed"
     exit 0
 fi
@@ -22,20 +22,23 @@ SUDO=
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
 fi
+export DEBIAN_FRONTEND=noninteractive
+pkgs="kamailio sip-tester"
 
-# `apt-get update` only when there are no package lists yet (fresh CI
-# images ship without them); otherwise the install below uses what is there.
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
     $SUDO apt-get update
 fi
-export DEBIAN_FRONTEND=noninteractive
-if ! $SUDO apt-get install -y --no-install-recommends kamailio sip-tester; then
-    # Stale lists (a package version gone from the mirror): refresh once.
+# shellcheck disable=SC2086
+if ! $SUDO apt-get install -y --no-install-recommends $pkgs; then
     $SUDO apt-get update
-    $SUDO apt-get install -y --no-install-recommends kamailio sip-tester
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y --no-install-recommends $pkgs
 fi
 
-# Debian's kamailio package enables and starts the system service; the test
-# runs its own instance on loopback and never uses it.
-have_module || { echo "install-test-deps: rtpengine.so not found after install" >&2; exit 1; }
+# The package enables the system service (a container's policy-rc.d usually
+# keeps it from starting); the test runs its own instance and never uses it.
+if ! have_all; then
+    echo "install-test-deps: kamailio, rtpengine.so or sipp still missing" >&2
+    exit 1
+fi
 echo "install-test-deps: done"
