@@ -1,0 +1,700 @@
+//! Interop: Kamailio's stock `rtpengine` module and two sipp instances drive
+//! a real rtpmesh node end to end on loopback, the way a deployment that
+//! replaces rtpengine would. Kamailio (tests/interop/kamailio.cfg) calls
+//! rtpengine_offer / rtpengine_answer / rtpengine_delete on INVITE, 200 OK
+//! and BYE; a sipp UAC plays one second of PCMU RTP at the address the answer
+//! names; a sipp UAS echoes every RTP packet back (`-rtp_echo`). So media
+//! goes UAC -> rtpmesh -> UAS -> rtpmesh -> UAC.
+//!
+//! Needs `kamailio`, its rtpengine.so and `sipp`: scripts/install-test-deps.sh
+//! installs them. sipp's play_pcap_audio sends from a raw socket, so the test
+//! needs CAP_NET_RAW (CI runs as root). Missing tools fail the test; they
+//! never skip it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{at, eventually, int_at, result, Node};
+use rtpmesh_control::bencode::Value;
+
+/// Where the Kamailio cfg, the sipp scenarios and the capture live.
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
+}
+
+/// Fails (never skips) when a tool the test drives is missing.
+fn require_tools() {
+    const HINT: &str =
+        "run scripts/install-test-deps.sh (installs Debian's kamailio and sip-tester)";
+    for (bin, arg) in [("kamailio", "-v"), ("sipp", "-v")] {
+        let found = Command::new(bin)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(found, "`{bin}` is not installed: {HINT}");
+    }
+    // The module lives in an architecture-specific directory.
+    let module = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .chain(
+            std::fs::read_dir("/usr/lib64")
+                .into_iter()
+                .flatten()
+                .flatten(),
+        )
+        .any(|e| e.path().join("kamailio/modules/rtpengine.so").exists());
+    assert!(module, "Kamailio's rtpengine.so is not installed: {HINT}");
+    // play_pcap_audio writes its RTP through a raw socket.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
+    assert!(
+        fd >= 0,
+        "sipp's play_pcap_audio needs raw sockets (CAP_NET_RAW): run the interop test as root"
+    );
+    unsafe { libc::close(fd) };
+}
+
+/// A free even port whose next three ports are free too (sipp's echo uses
+/// the media port and media port + 2; RTCP would use the odd ones).
+fn free_port_run() -> u16 {
+    loop {
+        let p = common::free_port();
+        if p.is_multiple_of(2)
+            && p < 65530
+            && (1..4).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok())
+        {
+            return p;
+        }
+    }
+}
+
+/// A scratch directory, removed on drop unless the test failed (then its
+/// logs are worth reading, and the path is printed).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "rtpmesh-interop-{}-{}-{}",
+            name,
+            std::process::id(),
+            common::free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("interop logs kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Sends SIGTERM and waits up to 5 s, then SIGKILL.
+fn stop(child: &mut Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    if !eventually(Duration::from_secs(5), || {
+        child.try_wait().ok().flatten().is_some()
+    }) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Waits for `child` to exit within `limit`; kills it and panics otherwise.
+fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A Kamailio instance on loopback with its own runtime dir and pid file
+/// (never the system service), pointed at one rtpmesh node.
+struct Kamailio {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Kamailio {
+    fn start(scratch: &Scratch, ng: std::net::SocketAddr) -> Self {
+        let port = common::free_port();
+        let log = scratch.path("kamailio.log");
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(interop_dir().join("kamailio.cfg"))
+            // Foreground, log to stderr, two workers, private runtime files.
+            .args(["-DD", "-E", "-n", "2", "-m", "32", "-M", "8"])
+            .arg("-Y")
+            .arg(&scratch.0)
+            .arg("-P")
+            .arg(scratch.path("kamailio.pid"))
+            .arg("-A")
+            .arg(format!("SIP_PORT={port}"))
+            .arg("-A")
+            .arg(format!("NG_SOCK=\"udp:{ng}\""))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start kamailio");
+        let mut k = Self { child, port, log };
+        k.wait_ready();
+        k
+    }
+
+    /// Kamailio answers OPTIONS once its SIP workers run (the cfg replies
+    /// 200 to OPTIONS for itself).
+    fn wait_ready(&mut self) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let me = sock.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for n in 0.. {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                panic!("kamailio exited at start ({s}): {}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kamailio did not answer OPTIONS: {}",
+                self.log_text()
+            );
+            let options = format!(
+                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {me};branch=z9hG4bK-ready-{n}\r\n\
+                 From: <sip:probe@{me}>;tag=probe\r\n\
+                 To: <sip:127.0.0.1:{port}>\r\n\
+                 Call-ID: ready-{n}@{me}\r\n\
+                 CSeq: {n} OPTIONS\r\n\
+                 Max-Forwards: 70\r\n\
+                 Content-Length: 0\r\n\r\n",
+                port = self.port,
+                n = n + 1,
+            );
+            sock.send_to(options.as_bytes(), ("127.0.0.1", self.port))
+                .unwrap();
+            let mut buf = [0u8; 2048];
+            if let Ok(len) = sock.recv(&mut buf) {
+                if buf[..len].starts_with(b"SIP/2.0 200") {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+        if thread::panicking() {
+            eprintln!("--- kamailio log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// One sipp run's settings.
+struct Calls {
+    /// Calls the UAC places.
+    total: u32,
+    /// Most at once (`-l`).
+    concurrent: u32,
+    /// Calls per second (`-r`).
+    rate: u32,
+    /// Calls the UAS expects to answer.
+    answered: u32,
+}
+
+/// What a sipp pair did, read from its files.
+struct Outcome {
+    uac: ExitStatus,
+    uas: ExitStatus,
+    /// UAC `-trace_stat` counters.
+    uac_stats: HashMap<String, String>,
+    /// Messages the UAC received.
+    uac_received: Vec<String>,
+    /// Messages the UAS received.
+    uas_received: Vec<String>,
+}
+
+/// Runs a sipp UAS and a sipp UAC that calls it through Kamailio; the files
+/// go to `scratch` under `tag`.
+fn run_calls(scratch: &Scratch, kamailio: &Kamailio, calls: &Calls, tag: &str) -> Outcome {
+    let uas_port = common::free_port();
+    let uas_media = free_port_run();
+    let uac_media = free_port_run();
+    let file = |f: &str| scratch.path(&format!("{tag}-{f}"));
+    let sipp = |role: &str| {
+        let mut c = Command::new("sipp");
+        c.current_dir(interop_dir())
+            .arg("-sf")
+            .arg(format!("{role}.xml"))
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(file(&format!("{role}.msg")))
+            .arg("-trace_stat")
+            .arg("-stf")
+            .arg(file(&format!("{role}.csv")))
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(file(&format!("{role}-errors.log")))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(file(&format!("{role}.out"))).unwrap())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut uas = sipp("uas")
+        .args(["-p", &uas_port.to_string()])
+        .args(["-mp", &uas_media.to_string(), "-rtp_echo"])
+        .args(["-m", &calls.answered.to_string()])
+        // Bounded even if calls never arrive.
+        .args(["-timeout", "40s"])
+        .spawn()
+        .expect("start sipp UAS");
+    // The UAS binds its SIP port at once; wait for it, not a fixed time.
+    assert!(
+        eventually(Duration::from_secs(5), || UdpSocket::bind((
+            "127.0.0.1",
+            uas_port
+        ))
+        .is_err()),
+        "sipp UAS did not bind its port"
+    );
+    let mut uac = sipp("uac")
+        .arg(format!("127.0.0.1:{}", kamailio.port))
+        // Its own port, or sipp advertises 5060 in Via and Contact.
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-key", "uas_port", &uas_port.to_string()])
+        .args(["-mp", &uac_media.to_string()])
+        .args(["-l", &calls.concurrent.to_string()])
+        .args(["-m", &calls.total.to_string()])
+        .args(["-r", &calls.rate.to_string()])
+        .args(["-timeout", "30s", "-timeout_error"])
+        .spawn()
+        .expect("start sipp UAC");
+    let uac_status = wait_exit(&mut uac, Duration::from_secs(35), "sipp UAC");
+    let uas_status = wait_exit(&mut uas, Duration::from_secs(10), "sipp UAS");
+    Outcome {
+        uac: uac_status,
+        uas: uas_status,
+        uac_stats: stat_counters(&std::fs::read_to_string(file("uac.csv")).unwrap_or_default()),
+        uac_received: received(&std::fs::read_to_string(file("uac.msg")).unwrap_or_default()),
+        uas_received: received(&std::fs::read_to_string(file("uas.msg")).unwrap_or_default()),
+    }
+}
+
+/// The last row of a sipp `-trace_stat` file, keyed by its header.
+fn stat_counters(csv: &str) -> HashMap<String, String> {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return HashMap::new();
+    };
+    let last = lines.next_back().unwrap_or_default();
+    header
+        .split(';')
+        .zip(last.split(';'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn counter(o: &Outcome, name: &str) -> u64 {
+    o.uac_stats
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in sipp's stats: {:?}", o.uac_stats))
+}
+
+/// The SIP messages a sipp `-trace_msg` log shows as received.
+fn received(log: &str) -> Vec<String> {
+    // Each entry starts with a dashed line and a time stamp, then
+    // "UDP message received [N] bytes :" or "... sent ...", a blank line,
+    // and the message.
+    log.split("----------------------------------------------- ")
+        .filter_map(|entry| {
+            let (_, rest) = entry.split_once(" message received [")?;
+            let (_, msg) = rest.split_once("bytes :")?;
+            Some(msg.trim_start().to_owned())
+        })
+        .collect()
+}
+
+/// The `c=` address and `m=audio` port of a message's SDP body.
+fn sdp_media(msg: &str) -> Option<(String, u16)> {
+    let (_, body) = msg.split_once("\r\n\r\n")?;
+    let c = body
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))?
+        .trim()
+        .to_owned();
+    let port = body
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("m=audio "))?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
+    Some((c, port))
+}
+
+/// The Call-ID header of a message.
+fn call_id(msg: &str) -> String {
+    msg.lines()
+        .find_map(|l| l.strip_prefix("Call-ID:"))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// Asserts that each message's SDP sends media to the node: `c=` is the
+/// node's interface and the port is in its range. Returns the ports.
+fn assert_sdp_points_at_node(msgs: &[&String], node: &Node, side: &str) -> Vec<u16> {
+    msgs.iter()
+        .map(|m| {
+            let (c, port) =
+                sdp_media(m).unwrap_or_else(|| panic!("{side}: no SDP in message:\n{m}"));
+            assert_eq!(c, "127.0.0.1", "{side}: c= is not rtpmesh's:\n{m}");
+            assert!(
+                (node.ports.0..=node.ports.1).contains(&port),
+                "{side}: m= port {port} is outside rtpmesh's range {:?}:\n{m}",
+                node.ports
+            );
+            port
+        })
+        .collect()
+}
+
+/// Per call, the most RTP packets rtpmesh counted from each party, by
+/// From/To tag.
+type Seen = Arc<Mutex<HashMap<String, HashMap<String, i64>>>>;
+
+/// Queries every call the node lists, every 50 ms, until `done`: the calls
+/// are deleted at BYE (delete-delay 0), so their media counters are read
+/// while they last.
+fn watch_calls(node: &Node, done: Arc<AtomicBool>) -> (Seen, thread::JoinHandle<()>) {
+    let seen: Seen = Arc::default();
+    let mut ng = node.client();
+    let out = seen.clone();
+    let h = thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            let list = ng.req(vec![("command", "list".into()), ("limit", 1000u64.into())]);
+            let ids: Vec<String> = at(&list, &["calls"])
+                .and_then(Value::as_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            for id in ids {
+                let q = ng.query(&id);
+                // Deleted between `list` and `query`.
+                if result(&q) != "ok" {
+                    continue;
+                }
+                let mut seen = out.lock().unwrap();
+                let call = seen.entry(id).or_default();
+                for (tag, leg) in at(&q, &["tags"])
+                    .and_then(Value::as_dict)
+                    .into_iter()
+                    .flatten()
+                {
+                    let packets: i64 = leg
+                        .get("medias")
+                        .and_then(Value::as_list)
+                        .unwrap_or_default()
+                        .iter()
+                        .flat_map(|m| {
+                            m.get("streams")
+                                .and_then(Value::as_list)
+                                .unwrap_or_default()
+                        })
+                        .map(|s| {
+                            at(s, &["stats", "packets"])
+                                .and_then(Value::as_int)
+                                .unwrap_or(0)
+                        })
+                        .sum();
+                    let e = call
+                        .entry(String::from_utf8_lossy(tag).into_owned())
+                        .or_default();
+                    *e = (*e).max(packets);
+                }
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    });
+    (seen, h)
+}
+
+fn statistics(node: &Node) -> Value {
+    let s = node.client().req(vec![("command", "statistics".into())]);
+    assert_eq!(result(&s), "ok", "{s:?}");
+    s
+}
+
+fn listed(node: &Node) -> usize {
+    let l = node.client().req(vec![("command", "list".into())]);
+    at(&l, &["calls"])
+        .and_then(Value::as_list)
+        .map_or(0, <[_]>::len)
+}
+
+/// 20 calls, 5 at a time, through Kamailio and rtpmesh: all succeed, both
+/// parties see rtpmesh in the SDP, media flows both ways through it, and
+/// every call is gone from the node after its BYE.
+fn twenty_calls_through_kamailio(backend: &str) {
+    require_tools();
+    // Kamailio's plain rtpengine_delete() sends no delete-delay, so the
+    // node's own default applies: 0 frees each call at its BYE.
+    let node = Node::builder(backend)
+        .arg("--delete-delay")
+        .arg("0")
+        .start();
+    let scratch = Scratch::new(backend);
+    let kamailio = Kamailio::start(&scratch, node.ng);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let (seen, watcher) = watch_calls(&node, done.clone());
+    let started = Instant::now();
+    let o = run_calls(
+        &scratch,
+        &kamailio,
+        &Calls {
+            total: 20,
+            concurrent: 5,
+            rate: 10,
+            answered: 20,
+        },
+        "calls",
+    );
+    done.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    eprintln!("{backend}: 20 calls in {:?}", started.elapsed());
+
+    // SIP level: every call completed.
+    assert!(
+        o.uac.success(),
+        "sipp UAC failed ({}); logs in {}",
+        o.uac,
+        scratch.0.display()
+    );
+    assert!(o.uas.success(), "sipp UAS failed ({})", o.uas);
+    assert_eq!(counter(&o, "SuccessfulCall(C)"), 20);
+    assert_eq!(counter(&o, "FailedCall(C)"), 0);
+
+    // The offer that reached the callee and the answer that reached the
+    // caller both point at rtpmesh, on ports of its own range.
+    let invites: Vec<&String> = o
+        .uas_received
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect();
+    assert_eq!(invites.len(), 20, "INVITEs at the UAS");
+    let offered = assert_sdp_points_at_node(&invites, &node, "offer at the UAS");
+    let answers: Vec<&String> = o
+        .uac_received
+        .iter()
+        .filter(|m| m.starts_with("SIP/2.0 200") && m.contains("CSeq: 1 INVITE"))
+        .collect();
+    assert_eq!(answers.len(), 20, "200 OKs to INVITE at the UAC");
+    let answered = assert_sdp_points_at_node(&answers, &node, "answer at the UAC");
+    // Each side of each call got its own relay port.
+    for (call, offer_port) in invites.iter().map(|m| call_id(m)).zip(&offered) {
+        let answer_port = answers
+            .iter()
+            .zip(&answered)
+            .find(|(m, _)| call_id(m) == call)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("no answer for {call}"));
+        assert_ne!(*offer_port, answer_port, "{call}: one port for both sides");
+    }
+
+    // Media: the node counted RTP from the caller (sipp UAC tags are
+    // ...SIPpTag00...) and from the callee (...SIPpTag01...), which only
+    // echoes what rtpmesh delivered to it, on every call.
+    let seen = seen.lock().unwrap();
+    let call_ids: std::collections::BTreeSet<String> = invites.iter().map(|m| call_id(m)).collect();
+    assert_eq!(call_ids.len(), 20);
+    for id in &call_ids {
+        let tags = seen
+            .get(id)
+            .unwrap_or_else(|| panic!("call {id} never listed by the node: {seen:?}"));
+        let from = |marker: &str| {
+            tags.iter()
+                .filter(|(t, _)| t.contains(marker))
+                .map(|(_, p)| *p)
+                .sum::<i64>()
+        };
+        assert!(
+            from("SIPpTag00") > 0,
+            "{id}: no RTP from the caller: {tags:?}"
+        );
+        assert!(
+            from("SIPpTag01") > 0,
+            "{id}: no RTP back from the callee: {tags:?}"
+        );
+    }
+    let stats = statistics(&node);
+    let total = |k: &str| int_at(&stats, &["statistics", "totalstatistics", k]);
+    assert_eq!(total("managedsessions"), 20, "{stats:?}");
+    assert_eq!(total("rejectedsessions"), 0, "{stats:?}");
+    // 50 packets from the caller and their echoes, per call; allow for the
+    // packets in flight when a BYE lands.
+    assert!(total("packetsrelayed") >= 20 * 50, "{stats:?}");
+
+    // After the BYEs (Kamailio's rtpengine_delete) nothing is left.
+    assert!(
+        eventually(Duration::from_secs(5), || listed(&node) == 0),
+        "calls left on the node after BYE: {:?}",
+        node.client().req(vec![("command", "list".into())])
+    );
+    let stats = statistics(&node);
+    assert_eq!(
+        int_at(&stats, &["statistics", "currentstatistics", "sessionsown"]),
+        0
+    );
+}
+
+/// A drained node (`--max-sessions 1`) under 3 simultaneous calls: rtpmesh
+/// answers `load limit` to the extra offers, Kamailio's rtpengine module
+/// finds no other relay in its set, and the cfg refuses those calls with 503
+/// before they reach the callee. The admitted call completes with media, and
+/// once it is over the same Kamailio places a new call through the node
+/// (the load limit did not get the relay marked dead).
+fn drained_node_refuses_cleanly(backend: &str) {
+    require_tools();
+    let node = Node::builder(backend)
+        .arg("--delete-delay")
+        .arg("0")
+        .arg("--max-sessions")
+        .arg("1")
+        .start();
+    let scratch = Scratch::new(&format!("drained-{backend}"));
+    let kamailio = Kamailio::start(&scratch, node.ng);
+
+    let o = run_calls(
+        &scratch,
+        &kamailio,
+        // Three calls 10 ms apart: the first holds the only session for
+        // over a second while the other two are offered.
+        &Calls {
+            total: 3,
+            concurrent: 3,
+            rate: 100,
+            answered: 1,
+        },
+        "burst",
+    );
+    // The rejected calls take the UAC scenario's "rejected" branch (ACK the
+    // 503, end the call), which sipp counts as a completed scenario; the
+    // outcome per call is read from the messages instead.
+    assert!(
+        o.uac.success(),
+        "sipp UAC failed ({}); logs in {}",
+        o.uac,
+        scratch.0.display()
+    );
+    assert!(o.uas.success(), "sipp UAS failed ({})", o.uas);
+    let finals: Vec<&str> = o
+        .uac_received
+        .iter()
+        .filter(|m| m.contains("CSeq: 1 INVITE"))
+        .filter_map(|m| m.lines().next())
+        .filter(|l| !l.starts_with("SIP/2.0 1"))
+        .collect();
+    let ok = finals
+        .iter()
+        .filter(|l| l.starts_with("SIP/2.0 200"))
+        .count();
+    let refused = finals
+        .iter()
+        .filter(|l| l.starts_with("SIP/2.0 503 Media Relay Unavailable"))
+        .count();
+    assert_eq!((ok, refused), (1, 2), "final responses: {finals:?}");
+    let invites = o
+        .uas_received
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .count();
+    assert_eq!(invites, 1, "refused calls must not reach the callee");
+    // It was rtpmesh's load limit, reported the way rtpengine does, that
+    // Kamailio acted on.
+    assert!(
+        kamailio.log_text().contains("has reached its load limit"),
+        "kamailio log: {}",
+        kamailio.log_text()
+    );
+    let stats = statistics(&node);
+    let total = |k: &str| int_at(&stats, &["statistics", "totalstatistics", k]);
+    assert_eq!(total("managedsessions"), 1, "{stats:?}");
+    assert_eq!(total("rejectedsessions"), 2, "{stats:?}");
+    assert!(total("packetsrelayed") > 0, "{stats:?}");
+    assert!(eventually(Duration::from_secs(5), || listed(&node) == 0));
+
+    // The drain is over: the same Kamailio uses the node again.
+    let again = run_calls(
+        &scratch,
+        &kamailio,
+        &Calls {
+            total: 1,
+            concurrent: 1,
+            rate: 1,
+            answered: 1,
+        },
+        "again",
+    );
+    assert!(
+        again.uac.success(),
+        "call after the drain failed ({})",
+        again.uac
+    );
+    assert_eq!(counter(&again, "SuccessfulCall(C)"), 1);
+    let invites: Vec<&String> = again
+        .uas_received
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect();
+    assert_sdp_points_at_node(&invites, &node, "offer after the drain");
+    let stats = statistics(&node);
+    assert_eq!(
+        int_at(
+            &stats,
+            &["statistics", "totalstatistics", "managedsessions"]
+        ),
+        2
+    );
+    assert!(eventually(Duration::from_secs(5), || listed(&node) == 0));
+}
+
+both_backends!(twenty_calls_through_kamailio, drained_node_refuses_cleanly);
