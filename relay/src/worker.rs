@@ -320,7 +320,10 @@ fn run(
         }
         // Reset the wake-up before reading commands: a command sent after
         // this read signals again, so the next wait returns for it.
-        EventFd::drain(wake_fd);
+        let woken = EventFd::drain(wake_fd);
+        if !woken && !commands.is_empty() {
+            tracing::debug!("commands found without a wake-up");
+        }
         loop {
             match commands.try_recv() {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,

@@ -30,11 +30,12 @@ impl EventFd {
         unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Resets the eventfd after a wake.
-    pub fn drain(fd: RawFd) {
+    /// Resets the eventfd after a wake; returns whether it was signalled.
+    pub fn drain(fd: RawFd) -> bool {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a valid u64; EAGAIN is fine.
-        unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+        let n = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+        n == 8
     }
 
     /// The raw fd for a backend to watch.

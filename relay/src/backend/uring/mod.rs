@@ -77,6 +77,8 @@ const BUF_LEN: usize = (RECVMSG_OUT_LEN + NAME_LEN + CONTROL_LEN + BUF_SIZE).nex
 /// Send records: sends in flight at once. More than one buffer ring's worth
 /// of single copies; beyond that a copy is dropped and reported.
 const SEND_RECORDS: usize = 2 * BUFFERS as usize;
+/// Longest sleep in [`Backend::wait`], in nanoseconds.
+const WAIT_LIMIT_NS: u32 = 250_000_000;
 /// Completions handled per batch (copied out of the ring first).
 const CQE_BATCH: usize = 256;
 
@@ -156,8 +158,6 @@ fn build_ring() -> io::Result<IoUring> {
     let tuned = IoUring::builder()
         .setup_cqsize(CQ_ENTRIES)
         .setup_submit_all()
-        .setup_coop_taskrun()
-        .setup_taskrun_flag()
         .build(SQ_ENTRIES);
     match tuned {
         Ok(r) => Ok(r),
@@ -627,8 +627,15 @@ impl Backend for Uring {
     }
 
     fn wait(&mut self) -> io::Result<()> {
-        match self.ring.submit_and_wait(1) {
+        // Bounded: under heavy load a wake-up of the eventfd poll has been
+        // seen to go missing (worker asleep with a command queued), so the
+        // worker looks at its command queue at least this often anyway.
+        // Idle, that is four cheap wake-ups a second.
+        let ts = types::Timespec::new().nsec(WAIT_LIMIT_NS);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
             Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
             // Interrupted, or the kernel wants its completion queue emptied
             // first: handle what is there.
             Err(e) if would_retry(&e) => Ok(()),
