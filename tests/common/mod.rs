@@ -100,7 +100,10 @@ impl NodeBuilder {
             .arg("--backend")
             .arg(&self.backend)
             .args(&self.args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("RTPMESH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         let child = cmd.spawn().expect("start rtpmesh");
@@ -203,7 +206,9 @@ impl Drop for Node {
             }
         }
         if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
+            if std::env::var_os("RTPMESH_TEST_KEEP_LOGS").is_none() {
+                let _ = std::fs::remove_file(&self.log);
+            }
         } else {
             eprintln!(
                 "--- node log ({}) ---\n{}",

@@ -126,6 +126,17 @@ pub struct Uring {
     enobufs: u64,
 }
 
+/// Whether `fd` is readable now (without reading it).
+fn fd_readable(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
 fn would_retry(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -239,8 +250,12 @@ impl Uring {
     }
 
     fn arm_wake(&mut self) -> bool {
+        // One-shot, re-armed after every completion: arming checks the
+        // eventfd's level, so a signal that arrived since the last
+        // completion fires at once. A multishot poll only reports edges, and
+        // under load one was seen to miss a signal (the worker then slept
+        // with a command queued).
         let e = opcode::PollAdd::new(types::Fd(self.wake_fd), libc::POLLIN as u32)
-            .multi(true)
             .build()
             .user_data(OP_WAKE);
         self.wake_armed = push(&mut self.ring, &e);
@@ -326,11 +341,10 @@ impl Uring {
             // The worker resets the eventfd itself, before it reads its
             // commands: draining it here could swallow a wake-up for a
             // command sent after that read.
-            OP_WAKE if !cqueue::more(flags) => {
+            OP_WAKE => {
                 self.wake_armed = false;
                 self.arm_wake();
             }
-            OP_WAKE => {}
             // Whether the cancel found the receive or not, the receive's own
             // final completion is what closes the socket.
             _ => {}
@@ -627,15 +641,23 @@ impl Backend for Uring {
     }
 
     fn wait(&mut self) -> io::Result<()> {
-        // Bounded: under heavy load a wake-up of the eventfd poll has been
-        // seen to go missing (worker asleep with a command queued), so the
-        // worker looks at its command queue at least this often anyway.
-        // Idle, that is four cheap wake-ups a second.
+        // Bounded, as a safety net: should a wake-up ever go missing (it did
+        // with a multishot poll on the eventfd, see `arm_wake`), the worker
+        // still looks at its command queue this often, and says so. Idle,
+        // that is four cheap wake-ups a second.
         let ts = types::Timespec::new().nsec(WAIT_LIMIT_NS);
         let args = types::SubmitArgs::new().timespec(&ts);
         match self.ring.submitter().submit_with_args(1, &args) {
             Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                if fd_readable(self.wake_fd) {
+                    tracing::warn!(
+                        armed = self.wake_armed,
+                        "eventfd signalled but its poll did not complete"
+                    );
+                }
+                Ok(())
+            }
             // Interrupted, or the kernel wants its completion queue emptied
             // first: handle what is there.
             Err(e) if would_retry(&e) => Ok(()),
