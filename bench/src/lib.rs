@@ -1,0 +1,11 @@
+//! rtpmesh-bench: drives RTP through any relay that speaks ng and measures
+//! what comes out. See `bench/README.md`.
+#![warn(missing_docs)]
+
+pub mod gen;
+pub mod latency;
+pub mod proc;
+pub mod report;
+pub mod rtp;
+pub mod setup;
+pub mod suite;
