@@ -2,6 +2,7 @@
 //! what comes out. See `bench/README.md`.
 #![warn(missing_docs)]
 
+pub mod fwd;
 pub mod gen;
 pub mod latency;
 pub mod proc;
