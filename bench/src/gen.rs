@@ -296,6 +296,66 @@ impl Generator {
         out
     }
 
+    /// Replays `items` (send offset from the start in ns, stream, packet)
+    /// in order: with their own timing divided by `speed`, or as fast as
+    /// possible when `speed` is `None`. Each packet gets a probe written
+    /// after its RTP header (it is extended to hold one if shorter).
+    pub fn replay(&mut self, items: &[(u64, usize, Vec<u8>)], speed: Option<f64>, drain: Duration) -> Outcome {
+        for r in &mut self.rx {
+            *r = Rx::default();
+        }
+        let mut lat = Latency::new();
+        let mut out = Outcome::default();
+        let mut used = vec![false; self.fds.len()];
+        let t0 = now_ns();
+        let mut buf = [0u8; 2048];
+        for (i, (at, s, pkt)) in items.iter().enumerate() {
+            let s = *s;
+            if s >= self.fds.len() {
+                continue;
+            }
+            used[s] = true;
+            if let Some(speed) = speed {
+                let due = t0 + (*at as f64 / speed) as u64;
+                // Bounded by the pcap's duration; receive while waiting.
+                while now_ns() < due {
+                    let left = due.saturating_sub(now_ns());
+                    self.receive(if left > 2_000_000 { 1 } else { 0 }, 0, u64::MAX, &mut lat, &mut out);
+                }
+            } else if i % 64 == 0 {
+                self.receive(0, 0, u64::MAX, &mut lat, &mut out);
+            }
+            let n = pkt.len().clamp(rtp::RTP_HEADER + rtp::PROBE_LEN, buf.len());
+            buf[..pkt.len().min(n)].copy_from_slice(&pkt[..pkt.len().min(n)]);
+            let seq = self.next_seq[s];
+            let t = now_ns();
+            rtp::write_probe(&mut buf[rtp::RTP_HEADER..], Probe { sent_ns: t, stream: s as u32, seq });
+            // SAFETY: valid fd, live buffer of n bytes.
+            let r = unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
+            if r < 0 {
+                out.send_errors += 1;
+                continue;
+            }
+            self.next_seq[s] = seq.wrapping_add(1);
+            self.rx[s].sent_in_window += 1;
+        }
+        let stop = now_ns() + drain.as_nanos() as u64;
+        while now_ns() < stop {
+            self.receive(10, 0, u64::MAX, &mut lat, &mut out);
+        }
+        out.window_s = (now_ns() - t0) as f64 / 1e9;
+        for (r, _) in self.rx.iter().zip(&used).filter(|(_, u)| **u) {
+            out.streams += 1;
+            out.sent += r.sent_in_window;
+            out.received += r.got_in_window.min(r.sent_in_window);
+            if r.got_in_window < r.sent_in_window {
+                out.streams_with_loss += 1;
+            }
+        }
+        out.latency = lat.summary();
+        out
+    }
+
     /// One epoll pass (waiting up to `timeout_ms`), reading every ready
     /// socket dry. Returns datagrams read.
     fn receive(

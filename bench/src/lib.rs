@@ -5,8 +5,10 @@
 pub mod fwd;
 pub mod gen;
 pub mod latency;
+pub mod pcap;
 pub mod proc;
 pub mod report;
 pub mod rtp;
+pub mod scale;
 pub mod setup;
 pub mod suite;

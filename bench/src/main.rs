@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rtpmesh_bench::gen::{Generator, Outcome};
 use rtpmesh_bench::report::Record;
-use rtpmesh_bench::{proc, report, setup, suite};
+use rtpmesh_bench::{pcap, proc, report, scale, setup, suite};
 
 #[derive(Parser)]
 #[command(name = "rtpmesh-bench", about = "Load, compare and replay RTP through ng relays")]
@@ -79,6 +79,47 @@ enum Cmd {
         #[arg(long, default_value_t = 250)]
         search_calls: usize,
     },
+    /// Many provisioned streams, a subset active: throughput, latency, memory.
+    Scale {
+        #[command(flatten)]
+        relay: Relay,
+        /// Relay name for the table.
+        #[arg(long, default_value = "rtpmesh-epoll")]
+        name: String,
+        /// Provisioned stream counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        streams: Vec<usize>,
+        /// Active streams at each point.
+        #[arg(long, default_value_t = 1000)]
+        active: usize,
+        /// Packets per second per active stream.
+        #[arg(long, default_value_t = 50.0)]
+        pps: f64,
+        /// Measured seconds per point.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Markdown output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Writes the shipped capture (a G.711 call and a video-sized stream).
+    MakePcap {
+        /// Output file.
+        out: PathBuf,
+    },
+    /// Replays the RTP streams of a pcap/pcapng through the relay.
+    Replay {
+        #[command(flatten)]
+        relay: Relay,
+        /// The capture.
+        pcap: PathBuf,
+        /// Send as fast as possible instead of with the capture's timing.
+        #[arg(long)]
+        fast: bool,
+        /// Timing speed-up factor (2 = twice as fast).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Builds bench/results/latest.{md,json} from suite outputs.
     Report {
         /// latest.md path.
@@ -108,15 +149,11 @@ fn main() -> anyhow::Result<()> {
             setup::teardown(relay.ng, &calls);
         }
         Cmd::Search { relay, calls, secs } => {
-            let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("search"))?;
-            let mut g = Generator::new(&calls)?;
-            let n = g.streams();
-            let r = suite::search(&mut g, n, 20_000.0, 5, secs, relay.size, relay.pid);
+            let r = suite::search(relay.ng, calls, 20_000.0, 5, secs, relay.size, relay.pid, &tag("search"))?;
             print_outcome("max", r.max_pps, &r.at_max);
             if r.gen_limited {
                 println!("(generator-limited: the relay may go higher)");
             }
-            setup::teardown(relay.ng, &calls);
         }
         Cmd::Overload {
             relay,
@@ -140,6 +177,43 @@ fn main() -> anyhow::Result<()> {
             let rec = run_suite(&relay, &name, calls, search_calls)?;
             std::fs::write(&out, rec.to_kv()).with_context(|| format!("write {}", out.display()))?;
         }
+        Cmd::Scale {
+            relay,
+            name,
+            streams,
+            active,
+            pps,
+            secs,
+            out,
+        } => {
+            let mut points = Vec::new();
+            for n in streams {
+                eprintln!("[scale] {n} provisioned streams, {active} active at {pps} pps");
+                match scale::point(relay.ng, relay.pid, n, active, pps, secs, &tag(&format!("scale{n}"))) {
+                    Ok(p) => points.push(p),
+                    Err(e) => {
+                        eprintln!("[scale] {n} streams: {e:#}");
+                        break;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            let md = scale::markdown(&name, &points);
+            print!("{md}");
+            if let Some(out) = out {
+                std::fs::write(out, md)?;
+            }
+        }
+        Cmd::MakePcap { out } => {
+            let n = pcap::make(&out)?;
+            println!("wrote {n} packets to {}", out.display());
+        }
+        Cmd::Replay {
+            relay,
+            pcap: path,
+            fast,
+            speed,
+        } => replay(&relay, &path, (!fast).then_some(speed))?,
         Cmd::Report { md, json, files } => {
             let recs = files
                 .iter()
@@ -234,19 +308,51 @@ fn run_suite(relay: &Relay, name: &str, calls: usize, search_calls: usize) -> an
     drop(fixed);
 
     eprintln!("[{name}] search: {search_calls} calls");
-    let sc = setup::setup_calls(relay.ng, search_calls, &lo, &tag("search"))?;
-    let mut g = Generator::new(&sc)?;
-    let n = g.streams();
-    let r = suite::search(&mut g, n, 20_000.0, 5, 2.0, relay.size, relay.pid);
+    let r = suite::search(relay.ng, search_calls, 20_000.0, 5, 2.0, relay.size, relay.pid, &tag("search"))?;
     print_outcome("max", r.max_pps, &r.at_max);
     put_outcome(&mut rec, "max", r.max_pps, &r.at_max);
     let half = r.max_pps / 2.0;
     eprintln!("[{name}] half load: {half:.0} pps");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sc = setup::setup_calls(relay.ng, search_calls, &lo, &tag("half"))?;
+    let mut g = Generator::new(&sc)?;
+    let n = g.streams();
     let o = g.run(&suite::paced(n, half, 1.0, 4.0, relay.size, relay.pid));
     print_outcome("half", half, &o);
     put_outcome(&mut rec, "half", half, &o);
     drop(g);
     setup::teardown(relay.ng, &sc);
     Ok(rec)
+}
+
+fn replay(relay: &Relay, path: &std::path::Path, speed: Option<f64>) -> anyhow::Result<()> {
+    let cap = pcap::read(path)?;
+    let (map, ncalls, streams) = pcap::map_calls(&cap);
+    anyhow::ensure!(ncalls > 0, "{}: no RTP over IPv4/UDP in the capture", path.display());
+    println!(
+        "{}: {} UDP datagrams ({} other packets skipped), {} RTP streams on {} address pairs",
+        path.display(),
+        cap.datagrams.len(),
+        cap.skipped,
+        streams.len(),
+        ncalls
+    );
+    let calls = setup::setup_calls(relay.ng, ncalls, &[Ipv4Addr::LOCALHOST], &tag("replay"))?;
+    let mut g = Generator::new(&calls)?;
+    let t0 = cap.datagrams.first().map(|d| d.ts).unwrap_or_default();
+    let items: Vec<(u64, usize, Vec<u8>)> = cap
+        .datagrams
+        .iter()
+        .zip(&map)
+        .filter_map(|(d, m)| {
+            let (call, fwd) = (*m)?;
+            let at = d.ts.saturating_sub(t0).as_nanos() as u64;
+            // Caller -> callee leaves the caller's socket (2c).
+            Some((at, 2 * call + usize::from(!fwd), d.payload.clone()))
+        })
+        .collect();
+    let o = g.replay(&items, speed, std::time::Duration::from_millis(500));
+    print_outcome(if speed.is_some() { "replay (original timing)" } else { "replay (as fast as possible)" }, o.sent as f64 / o.window_s.max(1e-9), &o);
+    drop(g);
+    setup::teardown(relay.ng, &calls);
+    Ok(())
 }

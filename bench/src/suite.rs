@@ -2,7 +2,10 @@
 //! for the highest loss-free rate, latency at half that rate, and recovery
 //! after an overload.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
+
+use crate::setup;
 
 use crate::gen::{Generator, Outcome, Phase, Plan};
 
@@ -40,22 +43,35 @@ pub struct SearchResult {
 
 /// Finds the highest offered rate with at most 0.1% loss: doubling from
 /// `start` until a probe fails, then `bisect` halvings of the interval.
-/// Bounded: at most 12 doublings plus `bisect` probes.
+/// Every probe sets up `calls` fresh calls (and deletes them after): a relay
+/// that gave up on streams during an overloaded probe (rtpengine does) must
+/// not fail every later probe for that. Bounded: at most 12 doublings plus
+/// `bisect` probes.
+#[allow(clippy::too_many_arguments)]
 pub fn search(
-    g: &mut Generator,
-    active: usize,
+    ng: SocketAddr,
+    calls: usize,
     start: f64,
     bisect: u32,
     secs: f64,
     size: usize,
     pid: Option<u32>,
-) -> SearchResult {
+    tag: &str,
+) -> anyhow::Result<SearchResult> {
     let mut r = SearchResult::default();
-    let probe = |g: &mut Generator, rate: f64, r: &mut SearchResult| -> bool {
+    let mut n = 0;
+    let mut probe = |rate: f64, r: &mut SearchResult| -> anyhow::Result<bool> {
+        n += 1;
+        let cs = setup::setup_calls(ng, calls, &[Ipv4Addr::LOCALHOST], &format!("{tag}-{n}"))?;
+        let mut g = Generator::new(&cs)?;
+        let active = g.streams();
         let o = g.run(&paced(active, rate, 1.0, secs, size, pid));
+        drop(g);
+        setup::teardown(ng, &cs);
         let pass = o.loss() <= MAX_LOSS;
         eprintln!(
-            "  probe {rate:>9.0} pps: loss {:.4}% {}{}",
+            "  probe {rate:>9.0} pps: forwarded {:>9.0} pps, loss {:.4}% {}{}",
+            o.pps(),
             o.loss() * 100.0,
             if pass { "pass" } else { "FAIL" },
             if o.gen_limited { " (generator-limited)" } else { "" }
@@ -63,22 +79,24 @@ pub fn search(
         r.probes.push((rate, o.loss(), o.gen_limited));
         // Let queues empty before the next probe.
         std::thread::sleep(Duration::from_millis(300));
-        if pass && rate > r.max_pps {
-            r.max_pps = rate;
+        // What counts is what was forwarded: a generator-limited probe
+        // offered less than asked.
+        if pass && o.pps() > r.max_pps {
+            r.max_pps = o.pps();
             r.gen_limited = o.gen_limited;
             r.at_max = o;
         }
-        pass
+        Ok(pass)
     };
     let mut lo = 0.0;
     let mut hi = None;
     let mut rate = start;
     for _ in 0..12 {
-        if probe(g, rate, &mut r) {
+        if probe(rate, &mut r)? {
             lo = rate;
             if r.gen_limited {
                 // The generator is the limit; probing higher proves nothing.
-                return r;
+                return Ok(r);
             }
             rate *= 2.0;
         } else {
@@ -86,10 +104,10 @@ pub fn search(
             break;
         }
     }
-    let Some(mut hi) = hi else { return r };
+    let Some(mut hi) = hi else { return Ok(r) };
     for _ in 0..bisect {
         let mid = (lo + hi) / 2.0;
-        if probe(g, mid, &mut r) {
+        if probe(mid, &mut r)? {
             lo = mid;
             if r.gen_limited {
                 break;
@@ -98,7 +116,7 @@ pub fn search(
             hi = mid;
         }
     }
-    r
+    Ok(r)
 }
 
 /// Overload recovery: `blast_s` seconds as fast as the generator can, then
