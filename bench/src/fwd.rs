@@ -161,7 +161,11 @@ fn handle(
     on_new: &mut impl FnMut(&'static Pair),
 ) -> Value {
     let cmd = req.get("command").and_then(Value::as_str).unwrap_or("");
-    let id = req.get("call-id").and_then(Value::as_bytes).unwrap_or(b"").to_vec();
+    let id = req
+        .get("call-id")
+        .and_then(Value::as_bytes)
+        .unwrap_or(b"")
+        .to_vec();
     let sdp = req.get("sdp").and_then(Value::as_str);
     let party = sdp.and_then(|s| media_addr(s).ok()).and_then(|a| match a {
         SocketAddr::V4(a) => Some(a),
@@ -185,9 +189,8 @@ fn handle(
                             remote: AtomicU64::new(0),
                         })
                     };
-                    let (a, b) = match (bind(), bind()) {
-                        (Ok(a), Ok(b)) => (a, b),
-                        _ => return err("cannot bind media ports"),
+                    let (Ok(a), Ok(b)) = (bind(), bind()) else {
+                        return err("cannot bind media ports");
                     };
                     let pair: &'static Pair = Box::leak(Box::new(Pair { ports: [a, b] }));
                     calls.insert(id, pair);

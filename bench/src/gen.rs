@@ -213,7 +213,8 @@ impl Generator {
             for (i, w) in [w0, w1].into_iter().enumerate() {
                 if edge_cpu[i].is_none() && now >= w {
                     edge_cpu[i] = Some((
-                        plan.relay_pid.and_then(|p| crate::proc::cpu_seconds(p).ok()),
+                        plan.relay_pid
+                            .and_then(|p| crate::proc::cpu_seconds(p).ok()),
                         thread_cpu_s(),
                     ));
                 }
@@ -239,9 +240,8 @@ impl Generator {
                     },
                 );
                 // SAFETY: a valid fd and a live buffer of n bytes.
-                let r = unsafe {
-                    libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT)
-                };
+                let r =
+                    unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
                 k += 1;
                 if r < 0 {
                     out.send_errors += 1;
@@ -261,7 +261,13 @@ impl Generator {
                     let next = phase_start + ((k + 1) as f64 * 1e9 / rate) as u64;
                     let wait = next.saturating_sub(now).min(1_000_000);
                     if wait > 20_000 {
-                        self.receive(((wait / 1_000_000) as i32).max(1), w0, w1, &mut lat, &mut out);
+                        self.receive(
+                            ((wait / 1_000_000) as i32).max(1),
+                            w0,
+                            w1,
+                            &mut lat,
+                            &mut out,
+                        );
                         now = now_ns();
                     }
                 }
@@ -277,7 +283,8 @@ impl Generator {
             self.receive(10, w0, w1, &mut lat, &mut out);
         }
         let last = (
-            plan.relay_pid.and_then(|p| crate::proc::cpu_seconds(p).ok()),
+            plan.relay_pid
+                .and_then(|p| crate::proc::cpu_seconds(p).ok()),
             thread_cpu_s(),
         );
         let (a, b) = (edge_cpu[0].unwrap_or(last), edge_cpu[1].unwrap_or(last));
@@ -300,7 +307,12 @@ impl Generator {
     /// in order: with their own timing divided by `speed`, or as fast as
     /// possible when `speed` is `None`. Each packet gets a probe written
     /// after its RTP header (it is extended to hold one if shorter).
-    pub fn replay(&mut self, items: &[(u64, usize, Vec<u8>)], speed: Option<f64>, drain: Duration) -> Outcome {
+    pub fn replay(
+        &mut self,
+        items: &[(u64, usize, Vec<u8>)],
+        speed: Option<f64>,
+        drain: Duration,
+    ) -> Outcome {
         for r in &mut self.rx {
             *r = Rx::default();
         }
@@ -320,7 +332,13 @@ impl Generator {
                 // Bounded by the pcap's duration; receive while waiting.
                 while now_ns() < due {
                     let left = due.saturating_sub(now_ns());
-                    self.receive(if left > 2_000_000 { 1 } else { 0 }, 0, u64::MAX, &mut lat, &mut out);
+                    self.receive(
+                        if left > 2_000_000 { 1 } else { 0 },
+                        0,
+                        u64::MAX,
+                        &mut lat,
+                        &mut out,
+                    );
                 }
             } else if i % 64 == 0 {
                 self.receive(0, 0, u64::MAX, &mut lat, &mut out);
@@ -329,7 +347,14 @@ impl Generator {
             buf[..pkt.len().min(n)].copy_from_slice(&pkt[..pkt.len().min(n)]);
             let seq = self.next_seq[s];
             let t = now_ns();
-            rtp::write_probe(&mut buf[rtp::RTP_HEADER..], Probe { sent_ns: t, stream: s as u32, seq });
+            rtp::write_probe(
+                &mut buf[rtp::RTP_HEADER..],
+                Probe {
+                    sent_ns: t,
+                    stream: s as u32,
+                    seq,
+                },
+            );
             // SAFETY: valid fd, live buffer of n bytes.
             let r = unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
             if r < 0 {
@@ -339,11 +364,12 @@ impl Generator {
             self.next_seq[s] = seq.wrapping_add(1);
             self.rx[s].sent_in_window += 1;
         }
+        // The rate is over the sending time, not the drain.
+        out.window_s = (now_ns() - t0) as f64 / 1e9;
         let stop = now_ns() + drain.as_nanos() as u64;
         while now_ns() < stop {
             self.receive(10, 0, u64::MAX, &mut lat, &mut out);
         }
-        out.window_s = (now_ns() - t0) as f64 / 1e9;
         for (r, _) in self.rx.iter().zip(&used).filter(|(_, u)| **u) {
             out.streams += 1;
             out.sent += r.sent_in_window;

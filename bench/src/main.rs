@@ -11,7 +11,10 @@ use rtpmesh_bench::report::Record;
 use rtpmesh_bench::{pcap, proc, report, scale, setup, suite};
 
 #[derive(Parser)]
-#[command(name = "rtpmesh-bench", about = "Load, compare and replay RTP through ng relays")]
+#[command(
+    name = "rtpmesh-bench",
+    about = "Load, compare and replay RTP through ng relays"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -133,8 +136,18 @@ enum Cmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rtpmesh-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
         Cmd::Run {
             relay,
             calls,
@@ -144,12 +157,28 @@ fn main() -> anyhow::Result<()> {
             let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("run"))?;
             let mut g = Generator::new(&calls)?;
             let n = g.streams();
-            let o = g.run(&suite::paced(n, n as f64 * pps, 1.0, secs, relay.size, relay.pid));
+            let o = g.run(&suite::paced(
+                n,
+                n as f64 * pps,
+                1.0,
+                secs,
+                relay.size,
+                relay.pid,
+            ));
             print_outcome("fixed", n as f64 * pps, &o);
             setup::teardown(relay.ng, &calls);
         }
         Cmd::Search { relay, calls, secs } => {
-            let r = suite::search(relay.ng, calls, 20_000.0, 5, secs, relay.size, relay.pid, &tag("search"))?;
+            let r = suite::search(
+                relay.ng,
+                calls,
+                20_000.0,
+                5,
+                secs,
+                relay.size,
+                relay.pid,
+                &tag("search"),
+            )?;
             print_outcome("max", r.max_pps, &r.at_max);
             if r.gen_limited {
                 println!("(generator-limited: the relay may go higher)");
@@ -175,7 +204,8 @@ fn main() -> anyhow::Result<()> {
             search_calls,
         } => {
             let rec = run_suite(&relay, &name, calls, search_calls)?;
-            std::fs::write(&out, rec.to_kv()).with_context(|| format!("write {}", out.display()))?;
+            std::fs::write(&out, rec.to_kv())
+                .with_context(|| format!("write {}", out.display()))?;
         }
         Cmd::Scale {
             relay,
@@ -189,7 +219,15 @@ fn main() -> anyhow::Result<()> {
             let mut points = Vec::new();
             for n in streams {
                 eprintln!("[scale] {n} provisioned streams, {active} active at {pps} pps");
-                match scale::point(relay.ng, relay.pid, n, active, pps, secs, &tag(&format!("scale{n}"))) {
+                match scale::point(
+                    relay.ng,
+                    relay.pid,
+                    n,
+                    active,
+                    pps,
+                    secs,
+                    &tag(&format!("scale{n}")),
+                ) {
                     Ok(p) => points.push(p),
                     Err(e) => {
                         eprintln!("[scale] {n} streams: {e:#}");
@@ -232,7 +270,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn tag(what: &str) -> String {
-    format!("bench-{what}-{}-{}", std::process::id(), rtpmesh_bench::rtp::now_ns() % 1_000_000)
+    format!(
+        "bench-{what}-{}-{}",
+        std::process::id(),
+        rtpmesh_bench::rtp::now_ns() % 1_000_000
+    )
 }
 
 fn print_outcome(what: &str, offered: f64, o: &Outcome) {
@@ -267,7 +309,10 @@ fn put_outcome(rec: &mut Record, p: &str, offered: f64, o: &Outcome) {
     rec.set(&format!("{p}_offered_pps"), offered);
     rec.set(&format!("{p}_pps"), o.pps());
     rec.set(&format!("{p}_loss"), o.loss());
-    rec.set(&format!("{p}_streams_with_loss"), o.streams_with_loss as f64);
+    rec.set(
+        &format!("{p}_streams_with_loss"),
+        o.streams_with_loss as f64,
+    );
     rec.set(&format!("{p}_streams"), o.streams as f64);
     rec.set(&format!("{p}_reordered"), o.reordered as f64);
     rec.set(&format!("{p}_p50_us"), o.latency.p50_us);
@@ -276,7 +321,10 @@ fn put_outcome(rec: &mut Record, p: &str, offered: f64, o: &Outcome) {
     rec.set(&format!("{p}_p999_us"), o.latency.p999_us);
     rec.set(&format!("{p}_max_us"), o.latency.max_us);
     rec.set(&format!("{p}_gen_cpu"), o.gen_cpu_s / o.window_s.max(1e-9));
-    rec.set(&format!("{p}_gen_limited"), f64::from(u8::from(o.gen_limited)));
+    rec.set(
+        &format!("{p}_gen_limited"),
+        f64::from(u8::from(o.gen_limited)),
+    );
     if let Some(c) = o.relay_cpu_s {
         rec.set(&format!("{p}_relay_cpu"), c / o.window_s.max(1e-9));
     }
@@ -285,7 +333,12 @@ fn put_outcome(rec: &mut Record, p: &str, offered: f64, o: &Outcome) {
     }
 }
 
-fn run_suite(relay: &Relay, name: &str, calls: usize, search_calls: usize) -> anyhow::Result<Record> {
+fn run_suite(
+    relay: &Relay,
+    name: &str,
+    calls: usize,
+    search_calls: usize,
+) -> anyhow::Result<Record> {
     let mut rec = Record::new(name);
     let lo = [Ipv4Addr::LOCALHOST];
     eprintln!("[{name}] fixed: {calls} calls x 50 pps x 2 directions");
@@ -293,9 +346,19 @@ fn run_suite(relay: &Relay, name: &str, calls: usize, search_calls: usize) -> an
     let mut g = Generator::new(&fixed)?;
     let n = g.streams();
     let counter = relay.pid.and_then(proc::SyscallCounter::start);
-    let o = g.run(&suite::paced(n, n as f64 * 50.0, 1.0, 5.0, relay.size, relay.pid));
+    let o = g.run(&suite::paced(
+        n,
+        n as f64 * 50.0,
+        1.0,
+        5.0,
+        relay.size,
+        relay.pid,
+    ));
     if let Some(sc) = counter.and_then(proc::SyscallCounter::stop) {
-        rec.set("fixed_syscalls_per_pkt", sc as f64 / o.received_total.max(1) as f64);
+        rec.set(
+            "fixed_syscalls_per_pkt",
+            sc as f64 / o.received_total.max(1) as f64,
+        );
     }
     print_outcome("fixed", n as f64 * 50.0, &o);
     put_outcome(&mut rec, "fixed", n as f64 * 50.0, &o);
@@ -308,7 +371,16 @@ fn run_suite(relay: &Relay, name: &str, calls: usize, search_calls: usize) -> an
     drop(fixed);
 
     eprintln!("[{name}] search: {search_calls} calls");
-    let r = suite::search(relay.ng, search_calls, 20_000.0, 5, 2.0, relay.size, relay.pid, &tag("search"))?;
+    let r = suite::search(
+        relay.ng,
+        search_calls,
+        20_000.0,
+        5,
+        2.0,
+        relay.size,
+        relay.pid,
+        &tag("search"),
+    )?;
     print_outcome("max", r.max_pps, &r.at_max);
     put_outcome(&mut rec, "max", r.max_pps, &r.at_max);
     let half = r.max_pps / 2.0;
@@ -326,8 +398,16 @@ fn run_suite(relay: &Relay, name: &str, calls: usize, search_calls: usize) -> an
 
 fn replay(relay: &Relay, path: &std::path::Path, speed: Option<f64>) -> anyhow::Result<()> {
     let cap = pcap::read(path)?;
-    let (map, ncalls, streams) = pcap::map_calls(&cap);
-    anyhow::ensure!(ncalls > 0, "{}: no RTP over IPv4/UDP in the capture", path.display());
+    let pcap::CallMap {
+        legs: map,
+        calls: ncalls,
+        streams,
+    } = pcap::map_calls(&cap);
+    anyhow::ensure!(
+        ncalls > 0,
+        "{}: no RTP over IPv4/UDP in the capture",
+        path.display()
+    );
     println!(
         "{}: {} UDP datagrams ({} other packets skipped), {} RTP streams on {} address pairs",
         path.display(),
@@ -351,7 +431,15 @@ fn replay(relay: &Relay, path: &std::path::Path, speed: Option<f64>) -> anyhow::
         })
         .collect();
     let o = g.replay(&items, speed, std::time::Duration::from_millis(500));
-    print_outcome(if speed.is_some() { "replay (original timing)" } else { "replay (as fast as possible)" }, o.sent as f64 / o.window_s.max(1e-9), &o);
+    print_outcome(
+        if speed.is_some() {
+            "replay (original timing)"
+        } else {
+            "replay (as fast as possible)"
+        },
+        o.sent as f64 / o.window_s.max(1e-9),
+        &o,
+    );
     drop(g);
     setup::teardown(relay.ng, &calls);
     Ok(())

@@ -91,7 +91,8 @@ pub fn parse_frame(link: DataLink, frame: &[u8], ts: Duration) -> Option<Datagra
 
 /// Reads a pcap or pcapng file.
 pub fn read(path: &Path) -> anyhow::Result<Capture> {
-    let mut f = BufReader::new(File::open(path).with_context(|| format!("open {}", path.display()))?);
+    let mut f =
+        BufReader::new(File::open(path).with_context(|| format!("open {}", path.display()))?);
     let mut magic = [0u8; 4];
     f.read_exact(&mut magic)
         .with_context(|| format!("{}: too short to be a pcap or pcapng file", path.display()))?;
@@ -105,7 +106,9 @@ pub fn read(path: &Path) -> anyhow::Result<Capture> {
 
 /// Reads a pcap or pcapng capture held in memory.
 pub fn read_bytes(data: &[u8]) -> anyhow::Result<Capture> {
-    let magic = data.get(..4).context("too short to be a pcap or pcapng file")?;
+    let magic = data
+        .get(..4)
+        .context("too short to be a pcap or pcapng file")?;
     let mut cap = Capture::default();
     match magic {
         [0x0a, 0x0d, 0x0d, 0x0a] => {
@@ -115,7 +118,8 @@ pub fn read_bytes(data: &[u8]) -> anyhow::Result<Capture> {
             let mut links: Vec<DataLink> = Vec::new();
             while let Some(b) = r.next_block() {
                 n += 1;
-                let b = b.with_context(|| format!("pcapng block #{n} is malformed or truncated"))?;
+                let b =
+                    b.with_context(|| format!("pcapng block #{n} is malformed or truncated"))?;
                 let (link, ts, frame) = match &b {
                     Block::InterfaceDescription(i) => {
                         links.push(i.linktype);
@@ -141,7 +145,10 @@ pub fn read_bytes(data: &[u8]) -> anyhow::Result<Capture> {
                 }
             }
         }
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] => {
+        [0xd4, 0xc3, 0xb2, 0xa1]
+        | [0xa1, 0xb2, 0xc3, 0xd4]
+        | [0x4d, 0x3c, 0xb2, 0xa1]
+        | [0xa1, 0xb2, 0x3c, 0x4d] => {
             let mut r = PcapReader::new(data).context("bad pcap file header")?;
             let link = r.header().datalink;
             let mut n = 0usize;
@@ -170,57 +177,51 @@ pub struct StreamKey {
     pub ssrc: u32,
 }
 
-/// How a capture maps onto calls: each unordered address pair is a call,
-/// its first sender is the caller. Returns, per datagram (RTP only, others
-/// `None`), the call and whether it goes caller -> callee, plus the streams.
-pub fn map_calls(cap: &Capture) -> (Vec<Option<(usize, bool)>>, usize, Vec<StreamKey>) {
-    let mut calls: HashMap<(SocketAddrV4, SocketAddrV4), usize> = HashMap::new();
-    let mut streams: Vec<StreamKey> = Vec::new();
+/// How a capture maps onto calls.
+#[derive(Debug, Default)]
+pub struct CallMap {
+    /// Per datagram: its call and whether it goes caller -> callee
+    /// (`None` for datagrams that are not RTP).
+    pub legs: Vec<Option<(usize, bool)>>,
+    /// Calls needed: one per unordered address pair.
+    pub calls: usize,
+    /// RTP streams (5-tuple and SSRC), in order of first packet.
+    pub streams: Vec<StreamKey>,
+}
+
+/// Maps a capture onto calls: each unordered address pair is a call, and
+/// its first sender is the caller.
+pub fn map_calls(cap: &Capture) -> CallMap {
+    let mut m = CallMap::default();
+    let mut pairs: HashMap<(SocketAddrV4, SocketAddrV4), usize> = HashMap::new();
     let mut seen = std::collections::HashSet::new();
-    let map = cap
-        .datagrams
-        .iter()
-        .map(|d| {
-            let p = &d.payload;
-            if p.len() < 12 || p[0] >> 6 != 2 {
-                return None;
-            }
-            let ssrc = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
-            let k = StreamKey { src: d.src, dst: d.dst, ssrc };
-            if seen.insert(k) {
-                streams.push(k);
-            }
-            if let Some(&c) = calls.get(&(d.src, d.dst)) {
-                return Some((c, true));
-            }
-            if let Some(&c) = calls.get(&(d.dst, d.src)) {
-                return Some((c, false));
-            }
-            let c = calls.len() / 2;
-            calls.insert((d.src, d.dst), c);
-            // Reserve the reverse pair too, so it maps to the same call.
-            calls.insert((d.dst, d.src), usize::MAX);
-            Some((c, true))
-        })
-        .collect::<Vec<_>>();
-    // Second pass: the reverse entries were placeholders.
-    let mut fixed = Vec::with_capacity(map.len());
-    let mut forward: HashMap<(SocketAddrV4, SocketAddrV4), usize> = HashMap::new();
-    for (d, m) in cap.datagrams.iter().zip(map) {
-        fixed.push(m.map(|_| {
-            if let Some(&c) = forward.get(&(d.src, d.dst)) {
-                (c, true)
-            } else if let Some(&c) = forward.get(&(d.dst, d.src)) {
-                (c, false)
-            } else {
-                let c = forward.len();
-                forward.insert((d.src, d.dst), c);
-                (c, true)
-            }
-        }));
+    for d in &cap.datagrams {
+        let p = &d.payload;
+        if p.len() < 12 || p[0] >> 6 != 2 {
+            m.legs.push(None);
+            continue;
+        }
+        let ssrc = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+        let k = StreamKey {
+            src: d.src,
+            dst: d.dst,
+            ssrc,
+        };
+        if seen.insert(k) {
+            m.streams.push(k);
+        }
+        let leg = if let Some(&c) = pairs.get(&(d.src, d.dst)) {
+            (c, true)
+        } else if let Some(&c) = pairs.get(&(d.dst, d.src)) {
+            (c, false)
+        } else {
+            pairs.insert((d.src, d.dst), m.calls);
+            m.calls += 1;
+            (m.calls - 1, true)
+        };
+        m.legs.push(Some(leg));
     }
-    let n = forward.len();
-    (fixed, n, streams)
+    m
 }
 
 fn rtp(seq: u16, ts: u32, ssrc: u32, pt: u8, len: usize, fill: u8) -> Vec<u8> {
@@ -269,14 +270,23 @@ pub fn make(path: &Path) -> anyhow::Result<usize> {
     for i in 0..200u32 {
         let t = start + Duration::from_millis(u64::from(i) * 20);
         let seq = i as u16;
-        pkts.push((t, frame(a, b, &rtp(seq, i * 160, 0xaaaa_0001, 0, 172, 0xff))));
-        pkts.push((t + Duration::from_micros(300), frame(b, a, &rtp(seq, i * 160, 0xbbbb_0002, 0, 172, 0xff))));
+        pkts.push((
+            t,
+            frame(a, b, &rtp(seq, i * 160, 0xaaaa_0001, 0, 172, 0xff)),
+        ));
+        pkts.push((
+            t + Duration::from_micros(300),
+            frame(b, a, &rtp(seq, i * 160, 0xbbbb_0002, 0, 172, 0xff)),
+        ));
     }
     for f in 0..120u32 {
         let t = start + Duration::from_micros(u64::from(f) * 33_333 + 5_000);
         for k in 0..4u32 {
             let seq = (f * 4 + k) as u16;
-            pkts.push((t + Duration::from_micros(u64::from(k) * 50), frame(va, vb, &rtp(seq, f * 3000, 0xcccc_0003, 96, 1200, 0x11))));
+            pkts.push((
+                t + Duration::from_micros(u64::from(k) * 50),
+                frame(va, vb, &rtp(seq, f * 3000, 0xcccc_0003, 96, 1200, 0x11)),
+            ));
         }
     }
     pkts.sort_by_key(|p| p.0);
@@ -303,20 +313,31 @@ mod tests {
         assert_eq!(cap.skipped, 0);
         assert_eq!(cap.datagrams[0].payload.len(), 172);
         assert!(cap.datagrams.iter().any(|d| d.payload.len() == 1200));
-        let (map, calls, streams) = map_calls(&cap);
-        assert_eq!(streams.len(), 3, "two audio directions and one video");
+        let m = map_calls(&cap);
+        assert_eq!(m.streams.len(), 3, "two audio directions and one video");
         // Audio both ways and video: two address pairs, so two calls.
-        assert_eq!(calls, 2);
-        assert!(map.iter().all(Option::is_some));
-        let back: Vec<_> = cap.datagrams.iter().zip(&map).filter(|(d, _)| d.src.port() == 5000).collect();
-        assert!(back.iter().all(|(_, m)| m.unwrap().1 == false), "callee -> caller");
+        assert_eq!(m.calls, 2);
+        assert!(m.legs.iter().all(Option::is_some));
+        let back = cap
+            .datagrams
+            .iter()
+            .zip(&m.legs)
+            .filter(|(d, _)| d.src.port() == 5000);
+        assert!(back.clone().count() == 200);
+        assert!(
+            back.clone().all(|(_, l)| l.unwrap() == (0, false)),
+            "callee -> caller"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn malformed_captures_are_clear_errors() {
         let e = read_bytes(b"hello world, not a capture").unwrap_err();
-        assert!(format!("{e:#}").contains("not a pcap or pcapng file"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("not a pcap or pcapng file"),
+            "{e:#}"
+        );
         assert!(read_bytes(b"ab").is_err());
         // A good header, then a record cut short.
         let mut good = Vec::new();
@@ -324,12 +345,16 @@ mod tests {
             let mut w = PcapWriter::new(&mut good).unwrap();
             let a = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
             let f = frame(a, a, &rtp(1, 1, 1, 0, 172, 0));
-            w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, &f)).unwrap();
+            w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, &f))
+                .unwrap();
         }
         assert_eq!(read_bytes(&good).unwrap().datagrams.len(), 1);
         let cut = &good[..good.len() - 10];
         let e = read_bytes(cut).unwrap_err();
-        assert!(format!("{e:#}").contains("packet #1 is malformed or truncated"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("packet #1 is malformed or truncated"),
+            "{e:#}"
+        );
         // A header alone is an empty capture, not an error.
         assert_eq!(read_bytes(&good[..24]).unwrap().datagrams.len(), 0);
     }
@@ -341,7 +366,17 @@ mod tests {
         f[14 + 9] = 6; // TCP
         assert_eq!(parse_frame(DataLink::ETHERNET, &f, Duration::ZERO), None);
         let f = frame(a, a, b"xyz");
-        assert_eq!(parse_frame(DataLink::ETHERNET, &f, Duration::ZERO).unwrap().payload, b"xyz");
-        assert_eq!(parse_frame(DataLink::RAW, &f[14..], Duration::ZERO).unwrap().payload, b"xyz");
+        assert_eq!(
+            parse_frame(DataLink::ETHERNET, &f, Duration::ZERO)
+                .unwrap()
+                .payload,
+            b"xyz"
+        );
+        assert_eq!(
+            parse_frame(DataLink::RAW, &f[14..], Duration::ZERO)
+                .unwrap()
+                .payload,
+            b"xyz"
+        );
     }
 }

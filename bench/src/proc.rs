@@ -120,7 +120,10 @@ mod tests {
             parse_perf_count("123456,,raw_syscalls:sys_enter,2000,100.00,,\n"),
             Some(123456)
         );
-        assert_eq!(parse_perf_count("<not supported>,,raw_syscalls:sys_enter,,"), None);
+        assert_eq!(
+            parse_perf_count("<not supported>,,raw_syscalls:sys_enter,,"),
+            None
+        );
     }
 
     use super::*;

@@ -72,7 +72,7 @@ fn best_fwd(recs: &[Record], key: &str, higher: bool) -> Option<f64> {
         .reduce(|a, b| if (b > a) == higher { b } else { a })
 }
 
-fn baseline<'a>(recs: &'a [Record]) -> Option<&'a Record> {
+fn baseline(recs: &[Record]) -> Option<&Record> {
     recs.iter().find(|r| r.name == "rtpengine")
 }
 
@@ -96,11 +96,18 @@ pub fn markdown(recs: &[Record]) -> String {
         s,
         "| relay | max pps (<=0.1% loss) | x rtpengine | x best fwd | pkts per relay CPU-s at max | x rtpengine | x best fwd | pkts/CPU-s at fixed 10k pps | relay CPU at max | half-load p50 / p99 / p99.9 / max (µs) | p99 x rtpengine | syscalls/pkt (fixed) | loss in 1st s after overload (streams hit) |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|");
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
+    );
     for r in recs {
         let g = |k: &str| r.get(k);
         let max = g("max_offered_pps");
-        let lim = if g("max_gen_limited") == Some(1.0) { " (gen-limited)" } else { "" };
+        let lim = if g("max_gen_limited") == Some(1.0) {
+            " (gen-limited)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             "| {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} | {:.3}% ({}/{}) |",

@@ -128,7 +128,16 @@ mod tests {
     #[test]
     fn short_length_is_raised_to_hold_the_probe() {
         let mut buf = [0u8; 64];
-        let n = build(&mut buf, 1, 1, Probe { sent_ns: 1, stream: 2, seq: 3 });
+        let n = build(
+            &mut buf,
+            1,
+            1,
+            Probe {
+                sent_ns: 1,
+                stream: 2,
+                seq: 3,
+            },
+        );
         assert_eq!(n, RTP_HEADER + PROBE_LEN);
     }
 }

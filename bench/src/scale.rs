@@ -72,7 +72,14 @@ pub fn point(
     // Active streams are spread over the whole set: stream i of the run is
     // every (streams / active)-th provisioned one would be nicer, but the
     // first ones are as good for the relay (it cannot tell).
-    let o = g.run(&suite::paced(active, active as f64 * pps, 1.0, secs, crate::gen::DEFAULT_SIZE, pid));
+    let o = g.run(&suite::paced(
+        active,
+        active as f64 * pps,
+        1.0,
+        secs,
+        crate::gen::DEFAULT_SIZE,
+        pid,
+    ));
     let (_, mem) = proc::udp_sockstat().unwrap_or((0, 0));
     drop(g);
     setup::teardown(ng, &cs);

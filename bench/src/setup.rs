@@ -149,6 +149,9 @@ mod tests {
         assert_eq!(media_addr(s).unwrap(), "127.0.0.9:40002".parse().unwrap());
         assert!(media_addr("v=0\r\n").is_err());
         let ours = sdp("127.0.0.3:5000".parse().unwrap(), 9);
-        assert_eq!(media_addr(&ours).unwrap(), "127.0.0.3:5000".parse().unwrap());
+        assert_eq!(
+            media_addr(&ours).unwrap(),
+            "127.0.0.3:5000".parse().unwrap()
+        );
     }
 }

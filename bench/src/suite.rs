@@ -13,7 +13,14 @@ use crate::gen::{Generator, Outcome, Phase, Plan};
 pub const MAX_LOSS: f64 = 0.001;
 
 /// A paced run: `warm` unmeasured seconds, then `secs` measured.
-pub fn paced(active: usize, rate: f64, warm: f64, secs: f64, size: usize, pid: Option<u32>) -> Plan {
+pub fn paced(
+    active: usize,
+    rate: f64,
+    warm: f64,
+    secs: f64,
+    size: usize,
+    pid: Option<u32>,
+) -> Plan {
     Plan {
         phases: vec![Phase {
             rate: Some(rate),
@@ -74,7 +81,11 @@ pub fn search(
             o.pps(),
             o.loss() * 100.0,
             if pass { "pass" } else { "FAIL" },
-            if o.gen_limited { " (generator-limited)" } else { "" }
+            if o.gen_limited {
+                " (generator-limited)"
+            } else {
+                ""
+            }
         );
         r.probes.push((rate, o.loss(), o.gen_limited));
         // Let queues empty before the next probe.
@@ -121,7 +132,14 @@ pub fn search(
 
 /// Overload recovery: `blast_s` seconds as fast as the generator can, then
 /// 50 pps per stream; measures the first second after the blast ends.
-pub fn overload(g: &mut Generator, active: usize, blast_s: f64, pps: f64, size: usize, pid: Option<u32>) -> Outcome {
+pub fn overload(
+    g: &mut Generator,
+    active: usize,
+    blast_s: f64,
+    pps: f64,
+    size: usize,
+    pid: Option<u32>,
+) -> Outcome {
     let plan = Plan {
         phases: vec![
             Phase {

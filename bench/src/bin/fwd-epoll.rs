@@ -13,11 +13,18 @@ const BATCH: usize = 32;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let ng = args.next().unwrap_or_else(|| "127.0.0.1:22400".into()).parse()?;
+    let ng = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:22400".into())
+        .parse()?;
     let iface = args.next().unwrap_or_else(|| "127.0.0.1".into()).parse()?;
     // SAFETY: plain syscall.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    anyhow::ensure!(ep >= 0, "epoll_create1: {}", std::io::Error::last_os_error());
+    anyhow::ensure!(
+        ep >= 0,
+        "epoll_create1: {}",
+        std::io::Error::last_os_error()
+    );
     std::thread::spawn(move || {
         // epoll_ctl is thread-safe: the ng thread registers pairs itself.
         let r = fwd::serve_ng(ng, iface, |pair| {
@@ -38,7 +45,10 @@ fn main() -> anyhow::Result<()> {
     let mut addrs: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
     let mut iovs: Vec<libc::iovec> = bufs
         .iter_mut()
-        .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() })
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
         .collect();
     let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
     for i in 0..BATCH {
@@ -66,7 +76,13 @@ fn main() -> anyhow::Result<()> {
                 }
                 // SAFETY: msgs point at live buffers, iovecs and addresses.
                 let got = unsafe {
-                    libc::recvmmsg(rx.fd(), msgs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                    libc::recvmmsg(
+                        rx.fd(),
+                        msgs.as_mut_ptr(),
+                        BATCH as u32,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                    )
                 };
                 if got <= 0 {
                     break;
@@ -82,7 +98,9 @@ fn main() -> anyhow::Result<()> {
                     }
                     // SAFETY: as above; errors (full buffer, unreachable
                     // peer) drop the batch, as a relay would.
-                    unsafe { libc::sendmmsg(tx.fd(), msgs.as_mut_ptr(), got as u32, libc::MSG_DONTWAIT) };
+                    unsafe {
+                        libc::sendmmsg(tx.fd(), msgs.as_mut_ptr(), got as u32, libc::MSG_DONTWAIT)
+                    };
                 }
                 if got < BATCH {
                     break;

@@ -79,7 +79,10 @@ impl BufRing {
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let ng = args.next().unwrap_or_else(|| "127.0.0.1:22401".into()).parse()?;
+    let ng = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:22401".into())
+        .parse()?;
     let iface = args.next().unwrap_or_else(|| "127.0.0.1".into()).parse()?;
     let mut ring: IoUring = IoUring::builder()
         .setup_cqsize(4 * SENDS as u32)
@@ -91,7 +94,10 @@ fn main() -> anyhow::Result<()> {
         tail: 0,
     };
     // SAFETY: the entries mapping is page aligned, BUFFERS long, never freed.
-    unsafe { ring.submitter().register_buf_ring_with_flags(br.entries as u64, BUFFERS, BGID, 0)? };
+    unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(br.entries as u64, BUFFERS, BGID, 0)?
+    };
     for bid in 0..BUFFERS {
         br.push(bid);
     }
@@ -124,7 +130,10 @@ fn main() -> anyhow::Result<()> {
     let mut free: Vec<usize> = (0..SENDS).rev().collect();
 
     let poll = |ring: &mut IoUring| {
-        let e = opcode::PollAdd::new(types::Fd(efd), libc::POLLIN as u32).multi(true).build().user_data(OP_WAKE);
+        let e = opcode::PollAdd::new(types::Fd(efd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(OP_WAKE);
         // SAFETY: the entry refers to no memory of ours.
         while unsafe { ring.submission().push(&e) }.is_err() {
             let _ = ring.submit();
@@ -133,7 +142,9 @@ fn main() -> anyhow::Result<()> {
     let arm = |ring: &mut IoUring, rx_msg: &libc::msghdr, t: u64| {
         // SAFETY: from a token of a leaked pair.
         let (pair, side) = unsafe { from_token(t) };
-        let e = opcode::RecvMsgMulti::new(types::Fd(pair.ports[side].fd()), rx_msg, BGID).build().user_data(t);
+        let e = opcode::RecvMsgMulti::new(types::Fd(pair.ports[side].fd()), rx_msg, BGID)
+            .build()
+            .user_data(t);
         // SAFETY: rx_msg lives for the whole program.
         while unsafe { ring.submission().push(&e) }.is_err() {
             let _ = ring.submit();
@@ -145,11 +156,16 @@ fn main() -> anyhow::Result<()> {
     loop {
         match ring.submit_and_wait(1) {
             Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINTR)
+                    || e.raw_os_error() == Some(libc::EBUSY) => {}
             Err(e) => return Err(e.into()),
         }
         cqes.clear();
-        cqes.extend(ring.completion().map(|e| (e.user_data(), e.result(), e.flags())));
+        cqes.extend(
+            ring.completion()
+                .map(|e| (e.user_data(), e.result(), e.flags())),
+        );
         // Receives stopped by ENOBUFS are re-armed after this batch has
         // returned its buffers.
         for t in rearm.drain(..) {
@@ -180,13 +196,17 @@ fn main() -> anyhow::Result<()> {
             if let Some(bid) = cqueue::buffer_select(flags) {
                 // SAFETY: the kernel filled this buffer (res bytes).
                 let buf = unsafe {
-                    std::slice::from_raw_parts(br.bufs.add(usize::from(bid) * BUF_LEN), res.max(0) as usize)
+                    std::slice::from_raw_parts(
+                        br.bufs.add(usize::from(bid) * BUF_LEN),
+                        res.max(0) as usize,
+                    )
                 };
                 if let Ok(m) = types::RecvMsgOut::parse(buf, &rx_msg) {
                     let name = m.name_data();
                     if name.len() >= size_of::<libc::sockaddr_in>() && !m.is_payload_truncated() {
                         // SAFETY: the kernel wrote a sockaddr_in here.
-                        let src = unsafe { name.as_ptr().cast::<libc::sockaddr_in>().read_unaligned() };
+                        let src =
+                            unsafe { name.as_ptr().cast::<libc::sockaddr_in>().read_unaligned() };
                         pair.ports[side].latch(from_sockaddr(&src));
                         let out = &pair.ports[side ^ 1];
                         let payload = m.payload_data();
@@ -195,7 +215,10 @@ fn main() -> anyhow::Result<()> {
                             let n = payload.len().min(SEND_LEN);
                             r.buf[..n].copy_from_slice(&payload[..n]);
                             r.addr = sockaddr(dest);
-                            r.iov = libc::iovec { iov_base: r.buf.as_mut_ptr().cast(), iov_len: n };
+                            r.iov = libc::iovec {
+                                iov_base: r.buf.as_mut_ptr().cast(),
+                                iov_len: n,
+                            };
                             r.msg.msg_name = (&mut r.addr as *mut libc::sockaddr_in).cast();
                             r.msg.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
                             r.msg.msg_iov = &mut r.iov;
