@@ -81,6 +81,10 @@ enum Cmd {
         /// Calls for the rate search.
         #[arg(long, default_value_t = 250)]
         search_calls: usize,
+        /// Only the rate search, recorded under this prefix (for a pass
+        /// with the relay under a CPU quota).
+        #[arg(long)]
+        search_only: Option<String>,
     },
     /// Many provisioned streams, a subset active: throughput, latency, memory.
     Scale {
@@ -202,8 +206,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             calls,
             search_calls,
+            search_only,
         } => {
-            let rec = run_suite(&relay, &name, calls, search_calls)?;
+            let rec = match search_only {
+                Some(prefix) => {
+                    let mut rec = Record::new(&name);
+                    let r = suite::search(
+                        relay.ng,
+                        search_calls,
+                        10_000.0,
+                        5,
+                        2.0,
+                        relay.size,
+                        relay.pid,
+                        &tag("q"),
+                    )?;
+                    print_outcome("max", r.max_pps, &r.at_max);
+                    put_outcome(&mut rec, &prefix, r.max_pps, &r.at_max);
+                    rec
+                }
+                None => run_suite(&relay, &name, calls, search_calls)?,
+            };
             std::fs::write(&out, rec.to_kv())
                 .with_context(|| format!("write {}", out.display()))?;
         }
@@ -253,14 +276,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             speed,
         } => replay(&relay, &path, (!fast).then_some(speed))?,
         Cmd::Report { md, json, files } => {
-            let recs = files
-                .iter()
-                .map(|f| {
-                    std::fs::read_to_string(f)
-                        .with_context(|| format!("read {}", f.display()))
-                        .map(|s| Record::from_kv(&s))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let recs = report::merge(
+                files
+                    .iter()
+                    .map(|f| {
+                        std::fs::read_to_string(f)
+                            .with_context(|| format!("read {}", f.display()))
+                            .map(|s| Record::from_kv(&s))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            );
             std::fs::write(&md, report::markdown(&recs))?;
             std::fs::write(&json, report::json(&recs))?;
             print!("{}", report::markdown(&recs));

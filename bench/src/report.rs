@@ -59,6 +59,18 @@ impl Record {
     }
 }
 
+/// Merges records of the same name (a relay measured in several passes).
+pub fn merge(recs: Vec<Record>) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for r in recs {
+        match out.iter_mut().find(|o| o.name == r.name) {
+            Some(o) => o.values.extend(r.values),
+            None => out.push(r),
+        }
+    }
+    out
+}
+
 fn is_fwd(r: &Record) -> bool {
     r.name.starts_with("fwd-")
 }
@@ -94,11 +106,11 @@ pub fn markdown(recs: &[Record]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| relay | max pps (<=0.1% loss) | x rtpengine | x best fwd | pkts per relay CPU-s at max | x rtpengine | x best fwd | pkts/CPU-s at fixed 10k pps | relay CPU at max | half-load p50 / p99 / p99.9 / max (µs) | p99 x rtpengine | syscalls/pkt (fixed) | loss in 1st s after overload (streams hit) |"
+        "| relay | max pps (<=0.1% loss) | x rtpengine | x best fwd | max pps on half a core | x rtpengine | x best fwd | pkts per relay CPU-s at max | x rtpengine | x best fwd | pkts/CPU-s at fixed 10k pps | relay CPU at max | half-load p50 / p99 / p99.9 / max (µs) | p99 x rtpengine | syscalls/pkt (fixed) | loss in 1st s after overload (streams hit) |"
     );
     let _ = writeln!(
         s,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
     );
     for r in recs {
         let g = |k: &str| r.get(k);
@@ -110,12 +122,16 @@ pub fn markdown(recs: &[Record]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} | {:.3}% ({}/{}) |",
+            "| {} | {}{} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} | {:.3}% ({}/{}) |",
             r.name,
             num(max, 0),
             lim,
             ratio(max, b("max_offered_pps")),
             ratio(max, best_fwd(recs, "max_offered_pps", true)),
+            num(g("halfcore_offered_pps"), 0),
+            if g("halfcore_gen_limited") == Some(1.0) { " (gen-limited)" } else { "" },
+            ratio(g("halfcore_offered_pps"), b("halfcore_offered_pps")),
+            ratio(g("halfcore_offered_pps"), best_fwd(recs, "halfcore_offered_pps", true)),
             num(g("max_per_cpu_s"), 0),
             ratio(g("max_per_cpu_s"), b("max_per_cpu_s")),
             ratio(g("max_per_cpu_s"), best_fwd(recs, "max_per_cpu_s", true)),
@@ -148,6 +164,7 @@ pub fn json(recs: &[Record]) -> String {
         }
         for (k, higher) in [
             ("max_offered_pps", true),
+            ("halfcore_offered_pps", true),
             ("max_per_cpu_s", true),
             ("half_p99_us", false),
         ] {
@@ -185,7 +202,17 @@ mod tests {
         assert_eq!(back.get("max_offered_pps"), Some(180.0));
         let recs = [e, f, back];
         let md = markdown(&recs);
-        assert!(md.contains("| rtpmesh-epoll | 180 | 1.80 | 0.90 |"), "{md}");
+        assert!(
+            md.contains("| rtpmesh-epoll | 180 | 1.80 | 0.90 | - |"),
+            "{md}"
+        );
+        let merged = merge(vec![Record::new("a"), Record::new("b"), {
+            let mut r = Record::new("a");
+            r.set("x", 1.0);
+            r
+        }]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].get("x"), Some(1.0));
         let j = json(&recs);
         assert!(j.contains("\"half_p99_us_x_rtpengine\": 0.4"), "{j}");
     }

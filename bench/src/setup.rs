@@ -65,9 +65,23 @@ fn ok(reply: Value, what: &str) -> anyhow::Result<Value> {
     }
 }
 
+/// Receive buffer asked for the generator's sockets: drops must happen in
+/// the relay, not in a generator queue that a blast filled.
+const GEN_RCVBUF: libc::c_int = 4 << 20;
+
 fn bind(ip: Ipv4Addr) -> anyhow::Result<UdpSocket> {
     let s = UdpSocket::bind((ip, 0)).with_context(|| format!("bind {ip}:0"))?;
     s.set_nonblocking(true)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    let len = size_of::<libc::c_int>() as libc::socklen_t;
+    let v: *const libc::c_void = (&GEN_RCVBUF as *const libc::c_int).cast();
+    // SAFETY: valid fd and option value. FORCE (root) passes rmem_max; if
+    // refused, the plain option gets what rmem_max allows.
+    unsafe {
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v, len) < 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v, len);
+        }
+    }
     Ok(s)
 }
 
