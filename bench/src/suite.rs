@@ -102,11 +102,19 @@ pub fn search(
     let mut lo = 0.0;
     let mut hi = None;
     let mut rate = start;
+    let mut retried = false;
     for _ in 0..12 {
         if probe(rate, &mut r)? {
             lo = rate;
             if r.gen_limited {
-                // The generator is the limit; probing higher proves nothing.
+                // On a shared machine the generator may have lost its core
+                // for a moment: try once more before concluding that the
+                // generator, not the relay, is the limit.
+                if !retried {
+                    retried = true;
+                    r.gen_limited = false;
+                    continue;
+                }
                 return Ok(r);
             }
             rate *= 2.0;
