@@ -52,7 +52,13 @@ start() {
     esac
     PID=$!
     for _ in $(seq 50); do
-        "$TARGET/rtpmesh" ping --ng $NG >/dev/null 2>&1 && return 0
+        if "$TARGET/rtpmesh" ping --ng $NG >/dev/null 2>&1; then
+            # rtpmesh pins worker i to CPU i % (allowed CPUs), i.e. CPU 0
+            # under `taskset -c 1`, out of the mask it was given: pin every
+            # thread back (a no-op for the others).
+            taskset -a -p -c "$RELAY_CPU" "$PID" >/dev/null
+            return 0
+        fi
         sleep 0.2
     done
     echo "$1 did not answer ping on $NG" >&2

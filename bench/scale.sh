@@ -25,6 +25,8 @@ nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/rtpmesh" node --listen-ng 127.0
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 50); do "$TARGET/rtpmesh" ping --ng 127.0.0.1:22310 >/dev/null 2>&1 && break; sleep 0.2; done
+# rtpmesh pins its worker to CPU 0 whatever its mask: pin it back.
+taskset -a -p -c "$RELAY_CPU" $PID >/dev/null
 mkdir -p bench/results
 nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" scale --name "rtpmesh-$BACKEND" --ng 127.0.0.1:22310 \
     --pid $PID --streams "$PTS" --active 1000 --secs 4 --out bench/results/scale.md
