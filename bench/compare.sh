@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Side-by-side comparison: rtpengine (userspace), rtpmesh (epoll, uring) and
+# the two minimal forwarders, each pinned to one core (RELAY_CPU) while the
+# generator runs on the other (GEN_CPU). Writes bench/results/latest.{md,json}.
+# One command from a fresh checkout; about 8 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RELAY_CPU=${RELAY_CPU:-1}
+GEN_CPU=${GEN_CPU:-0}
+# Relay and generator alike run at this nice level, so that other work on a
+# shared machine (compiles) perturbs the measurement less. 0 to disable.
+NICE=${NICE:--10}
+TARGET=${CARGO_TARGET_DIR:-target}/release
+OUT=bench/results
+RELAYS=${RELAYS:-"rtpengine rtpmesh-epoll rtpmesh-uring fwd-epoll fwd-uring"}
+
+if ! command -v rtpengine >/dev/null; then
+    echo "installing rtpengine-daemon (Debian)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rtpengine-daemon >/dev/null
+    # The package starts a service using the default config; we run our own.
+    systemctl stop rtpengine-daemon 2>/dev/null || true
+fi
+cargo build --release -q -p rtpmesh-control -p rtpmesh-bench
+
+mkdir -p "$OUT"
+TMP=$(mktemp -d)
+PID=""
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# start NAME: launches the relay pinned to RELAY_CPU, sets PID and NG.
+start() {
+    case "$1" in
+    rtpengine)
+        NG=127.0.0.1:22222
+        # Port range widened from 40000-40999: 250 calls take 4 ports each.
+        nice -n "$NICE" taskset -c "$RELAY_CPU" rtpengine --config-file=none --foreground --table=-1 \
+            --interface=127.0.0.1 --listen-ng=$NG --port-min=40000 --port-max=44999 \
+            --num-threads=1 --log-stderr --log-level=3 >"$TMP/$1.log" 2>&1 &
+        ;;
+    rtpmesh-epoll | rtpmesh-uring)
+        NG=127.0.0.1:22300
+        nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/rtpmesh" node --listen-ng $NG --port-min 30000 \
+            --port-max 39999 --backend "${1#rtpmesh-}" --workers 1 >"$TMP/$1.log" 2>&1 &
+        ;;
+    fwd-epoll | fwd-uring)
+        NG=127.0.0.1:22400
+        nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/$1" $NG 127.0.0.1 >"$TMP/$1.log" 2>&1 &
+        ;;
+    esac
+    PID=$!
+    for _ in $(seq 50); do
+        if "$TARGET/rtpmesh" ping --ng $NG >/dev/null 2>&1; then
+            # rtpmesh pins worker i to CPU i % (allowed CPUs), i.e. CPU 0
+            # under `taskset -c 1`, out of the mask it was given: pin every
+            # thread back (a no-op for the others).
+            taskset -a -p -c "$RELAY_CPU" "$PID" >/dev/null
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "$1 did not answer ping on $NG" >&2
+    cat "$TMP/$1.log" >&2
+    return 1
+}
+
+FILES=()
+for r in $RELAYS; do
+    echo "=== $r" >&2
+    start "$r"
+    nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" suite --name "$r" --ng "$NG" --pid "$PID" \
+        --out "$TMP/$r.kv"
+    cleanup
+    PID=""
+    FILES+=("$TMP/$r.kv")
+    cp "$TMP/$r.kv" "$OUT/$r.kv"
+    sleep 1
+done
+# Second pass: the rate search with each relay held to half a core by a CFS
+# quota (5 ms per 10 ms). On 2 cores the generator needs about as much CPU
+# per packet as a bare forwarder, so with a whole core each the search stops
+# at the generator's limit; at half a core it stops at the relay's.
+HALFCORE=${HALFCORE:-1}
+CG=/sys/fs/cgroup/cpu/rtpmesh-bench-relay
+if [ "$HALFCORE" = 1 ] && mkdir -p "$CG" 2>/dev/null && echo 10000 >"$CG/cpu.cfs_period_us" &&
+    echo 5000 >"$CG/cpu.cfs_quota_us"; then
+    for r in $RELAYS; do
+        echo "=== $r (half a core)" >&2
+        start "$r"
+        echo "$PID" >"$CG/cgroup.procs"
+        nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" suite --name "$r" --ng "$NG" --pid "$PID" \
+            --out "$TMP/$r.half.kv" --search-only halfcore
+        cleanup
+        PID=""
+        FILES+=("$TMP/$r.half.kv")
+        cp "$TMP/$r.half.kv" "$OUT/$r.half.kv"
+        sleep 1
+    done
+    rmdir "$CG" 2>/dev/null || true
+else
+    echo "no cgroup v1 cpu controller (or HALFCORE=0): skipping the half-core pass" >&2
+fi
+"$TARGET/rtpmesh-bench" report --md "$OUT/latest.md" --json "$OUT/latest.json" "${FILES[@]}"
+{
+    echo
+    echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)),"
+    echo "kernel $(uname -r), $(rtpengine --version 2>&1 | head -1); relay on CPU $RELAY_CPU, generator on CPU $GEN_CPU."
+} >>"$OUT/latest.md"

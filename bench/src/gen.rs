@@ -1,0 +1,479 @@
+//! The load generator: one thread that sends every stream on schedule and
+//! receives everything the relay forwards, on the same core.
+//!
+//! Each party has its own socket (a relay latches on the source address,
+//! so streams cannot share one), hence a send is one `send` on a connected
+//! socket: `sendmmsg` only batches within a socket, and a 50 pps stream has
+//! one packet due at a time. Receiving is epoll (edge-triggered) plus
+//! `recvmmsg` per ready socket, so a burst queued on one socket is one call.
+//! Packets carry their send time and sequence ([`crate::rtp::Probe`]), so
+//! nothing is remembered per packet.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use crate::latency::{Latency, Summary};
+use crate::rtp::{self, now_ns, Probe, G711_PACKET};
+use crate::setup::Call;
+
+const RX_BATCH: usize = 32;
+const EVENTS: usize = 1024;
+/// Most sends between two receive passes, so receiving is never starved.
+const SEND_BUDGET: u64 = 256;
+
+/// One stretch of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    /// Packets per second over all active streams; `None` sends as fast as
+    /// the generator can (overload).
+    pub rate: Option<f64>,
+    /// How long.
+    pub dur: Duration,
+}
+
+/// What a run is: phases back to back, the streams used, and the window
+/// (offsets from the start, by send time) whose packets are measured.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The phases.
+    pub phases: Vec<Phase>,
+    /// Streams sending (the first ones; 2 per call).
+    pub active: usize,
+    /// Measured window start, from the run's start.
+    pub window_start: Duration,
+    /// Measured window end.
+    pub window_end: Duration,
+    /// Receive-only time after the last phase, for packets in flight.
+    pub drain: Duration,
+    /// Packet size in bytes.
+    pub size: usize,
+    /// Relay process whose CPU time is read at the window edges.
+    pub relay_pid: Option<u32>,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Packets sent in the window.
+    pub sent: u64,
+    /// Of those, received at the far end.
+    pub received: u64,
+    /// Packets received out of order (sequence below the stream's highest).
+    pub reordered: u64,
+    /// Sends the generator's own socket refused (EAGAIN, ICMP errors).
+    pub send_errors: u64,
+    /// Streams that lost at least one window packet.
+    pub streams_with_loss: u64,
+    /// Streams in the run.
+    pub streams: u64,
+    /// Latency of window packets.
+    pub latency: Summary,
+    /// Window length in seconds.
+    pub window_s: f64,
+    /// Relay CPU seconds over the window.
+    pub relay_cpu_s: Option<f64>,
+    /// Generator CPU seconds (this thread) over the window.
+    pub gen_cpu_s: f64,
+    /// The paced phases sent less than 99% of their schedule: the generator
+    /// itself was the bottleneck, so a loss-free result is a lower bound.
+    pub gen_limited: bool,
+    /// Packets received, whole run (for syscall-per-packet figures).
+    pub received_total: u64,
+}
+
+impl Outcome {
+    /// Lost fraction of window packets.
+    pub fn loss(&self) -> f64 {
+        if self.sent == 0 {
+            return 0.0;
+        }
+        1.0 - self.received as f64 / self.sent as f64
+    }
+
+    /// Window packets forwarded per second.
+    pub fn pps(&self) -> f64 {
+        self.received as f64 / self.window_s.max(1e-9)
+    }
+
+    /// Packets forwarded per relay CPU-second.
+    pub fn per_cpu_s(&self) -> Option<f64> {
+        self.relay_cpu_s
+            .filter(|c| *c > 0.0)
+            .map(|c| self.received as f64 / c)
+    }
+}
+
+/// Per-stream receive state.
+#[derive(Clone, Default)]
+struct Rx {
+    sent_in_window: u64,
+    got_in_window: u64,
+    max_seq: Option<u32>,
+}
+
+/// Sockets of every party, registered with one epoll instance.
+pub struct Generator {
+    epfd: RawFd,
+    /// Socket `s` sends stream `s`; stream `s` arrives on socket `s ^ 1`.
+    fds: Vec<RawFd>,
+    next_seq: Vec<u32>,
+    rx: Vec<Rx>,
+}
+
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+impl Generator {
+    /// A generator over `calls` (which must outlive it: it keeps their fds).
+    pub fn new(calls: &[Call]) -> io::Result<Self> {
+        // SAFETY: plain syscall.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut fds = Vec::with_capacity(calls.len() * 2);
+        for c in calls {
+            fds.push(c.a.as_raw_fd());
+            fds.push(c.b.as_raw_fd());
+        }
+        for (i, &fd) in fds.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: i as u64,
+            };
+            // SAFETY: valid epoll fd, socket fd and event.
+            if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let n = fds.len();
+        Ok(Self {
+            epfd,
+            fds,
+            next_seq: vec![0; n],
+            rx: vec![Rx::default(); n],
+        })
+    }
+
+    /// Streams available (2 per call).
+    pub fn streams(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// Runs `plan` and reports on its window.
+    pub fn run(&mut self, plan: &Plan) -> Outcome {
+        let active = plan.active.clamp(1, self.fds.len());
+        for r in &mut self.rx {
+            *r = Rx::default();
+        }
+        let mut lat = Latency::new();
+        let mut out = Outcome {
+            streams: active as u64,
+            ..Outcome::default()
+        };
+        let t0 = now_ns();
+        let w0 = t0 + plan.window_start.as_nanos() as u64;
+        let w1 = t0 + plan.window_end.as_nanos() as u64;
+        let mut ends = Vec::with_capacity(plan.phases.len());
+        let mut acc = t0;
+        for p in &plan.phases {
+            acc += p.dur.as_nanos() as u64;
+            ends.push(acc);
+        }
+        let end = acc;
+        let mut buf = [0u8; 2048];
+        let size = plan.size.min(buf.len());
+        let mut phase = 0usize;
+        let mut phase_start = t0;
+        let mut k: u64 = 0; // packets sent in this phase
+        let mut stream = 0usize; // next stream to send, round robin
+        let mut edge_cpu: [Option<(Option<f64>, f64)>; 2] = [None, None];
+        let mut short_phases = false;
+        let mut now = t0;
+        // Bounded: every pass advances the clock; the run ends at `end` +
+        // drain.
+        while now < end {
+            while phase + 1 < ends.len() && now >= ends[phase] {
+                if let Some(rate) = plan.phases[phase].rate {
+                    let due = ((ends[phase] - phase_start) as f64 * rate / 1e9) as u64;
+                    short_phases |= (k as f64) < 0.99 * due as f64;
+                }
+                phase_start = ends[phase];
+                phase += 1;
+                k = 0;
+            }
+            for (i, w) in [w0, w1].into_iter().enumerate() {
+                if edge_cpu[i].is_none() && now >= w {
+                    edge_cpu[i] = Some((
+                        plan.relay_pid
+                            .and_then(|p| crate::proc::cpu_seconds(p).ok()),
+                        thread_cpu_s(),
+                    ));
+                }
+            }
+            let target = match plan.phases[phase].rate {
+                Some(rate) => ((now - phase_start) as f64 * rate / 1e9) as u64,
+                None => u64::MAX,
+            };
+            let burst = target.saturating_sub(k).min(SEND_BUDGET);
+            for _ in 0..burst {
+                let s = stream;
+                stream = if stream + 1 == active { 0 } else { stream + 1 };
+                let seq = self.next_seq[s];
+                let t = now_ns();
+                let n = rtp::build(
+                    &mut buf,
+                    size,
+                    s as u32,
+                    Probe {
+                        sent_ns: t,
+                        stream: s as u32,
+                        seq,
+                    },
+                );
+                // SAFETY: a valid fd and a live buffer of n bytes.
+                let r =
+                    unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
+                k += 1;
+                if r < 0 {
+                    out.send_errors += 1;
+                    continue;
+                }
+                self.next_seq[s] = seq.wrapping_add(1);
+                if (w0..w1).contains(&t) {
+                    self.rx[s].sent_in_window += 1;
+                }
+            }
+            let got = self.receive(0, w0, w1, &mut lat, &mut out);
+            now = now_ns();
+            if burst == 0 && got == 0 {
+                if let Some(rate) = plan.phases[phase].rate {
+                    // Idle until the next packet is due (at most 1 ms), so
+                    // the generator's CPU time says how busy it really is.
+                    let next = phase_start + ((k + 1) as f64 * 1e9 / rate) as u64;
+                    let wait = next.saturating_sub(now).min(1_000_000);
+                    if wait > 20_000 {
+                        self.receive(
+                            ((wait / 1_000_000) as i32).max(1),
+                            w0,
+                            w1,
+                            &mut lat,
+                            &mut out,
+                        );
+                        now = now_ns();
+                    }
+                }
+            }
+        }
+        if let Some(rate) = plan.phases[phase].rate {
+            let due = ((end - phase_start) as f64 * rate / 1e9) as u64;
+            short_phases |= (k as f64) < 0.99 * due as f64;
+        }
+        // Drain what is still in flight, then stop.
+        let stop = now_ns() + plan.drain.as_nanos() as u64;
+        while now_ns() < stop {
+            self.receive(10, w0, w1, &mut lat, &mut out);
+        }
+        let last = (
+            plan.relay_pid
+                .and_then(|p| crate::proc::cpu_seconds(p).ok()),
+            thread_cpu_s(),
+        );
+        let (a, b) = (edge_cpu[0].unwrap_or(last), edge_cpu[1].unwrap_or(last));
+        out.relay_cpu_s = a.0.zip(b.0).map(|(x, y)| y - x);
+        out.gen_cpu_s = b.1 - a.1;
+        out.window_s = (w1.min(end) - w0.min(end)) as f64 / 1e9;
+        out.gen_limited = short_phases;
+        for r in &self.rx[..active] {
+            out.sent += r.sent_in_window;
+            out.received += r.got_in_window.min(r.sent_in_window);
+            if r.got_in_window < r.sent_in_window {
+                out.streams_with_loss += 1;
+            }
+        }
+        out.latency = lat.summary();
+        out
+    }
+
+    /// Replays `items` (send offset from the start in ns, stream, packet)
+    /// in order: with their own timing divided by `speed`, or as fast as
+    /// possible when `speed` is `None`. Each packet gets a probe written
+    /// after its RTP header (it is extended to hold one if shorter).
+    pub fn replay(
+        &mut self,
+        items: &[(u64, usize, Vec<u8>)],
+        speed: Option<f64>,
+        drain: Duration,
+    ) -> Outcome {
+        for r in &mut self.rx {
+            *r = Rx::default();
+        }
+        let mut lat = Latency::new();
+        let mut out = Outcome::default();
+        let mut used = vec![false; self.fds.len()];
+        let t0 = now_ns();
+        let mut buf = [0u8; 2048];
+        for (i, (at, s, pkt)) in items.iter().enumerate() {
+            let s = *s;
+            if s >= self.fds.len() {
+                continue;
+            }
+            used[s] = true;
+            if let Some(speed) = speed {
+                let due = t0 + (*at as f64 / speed) as u64;
+                // Bounded by the pcap's duration; receive while waiting.
+                while now_ns() < due {
+                    let left = due.saturating_sub(now_ns());
+                    self.receive(
+                        if left > 2_000_000 { 1 } else { 0 },
+                        0,
+                        u64::MAX,
+                        &mut lat,
+                        &mut out,
+                    );
+                }
+            } else if i % 64 == 0 {
+                self.receive(0, 0, u64::MAX, &mut lat, &mut out);
+            }
+            let n = pkt.len().clamp(rtp::RTP_HEADER + rtp::PROBE_LEN, buf.len());
+            buf[..pkt.len().min(n)].copy_from_slice(&pkt[..pkt.len().min(n)]);
+            let seq = self.next_seq[s];
+            let t = now_ns();
+            rtp::write_probe(
+                &mut buf[rtp::RTP_HEADER..],
+                Probe {
+                    sent_ns: t,
+                    stream: s as u32,
+                    seq,
+                },
+            );
+            // SAFETY: valid fd, live buffer of n bytes.
+            let r = unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
+            if r < 0 {
+                out.send_errors += 1;
+                continue;
+            }
+            self.next_seq[s] = seq.wrapping_add(1);
+            self.rx[s].sent_in_window += 1;
+        }
+        // The rate is over the sending time, not the drain.
+        out.window_s = (now_ns() - t0) as f64 / 1e9;
+        let stop = now_ns() + drain.as_nanos() as u64;
+        while now_ns() < stop {
+            self.receive(10, 0, u64::MAX, &mut lat, &mut out);
+        }
+        for (r, _) in self.rx.iter().zip(&used).filter(|(_, u)| **u) {
+            out.streams += 1;
+            out.sent += r.sent_in_window;
+            out.received += r.got_in_window.min(r.sent_in_window);
+            if r.got_in_window < r.sent_in_window {
+                out.streams_with_loss += 1;
+            }
+        }
+        out.latency = lat.summary();
+        out
+    }
+
+    /// One epoll pass (waiting up to `timeout_ms`), reading every ready
+    /// socket dry. Returns datagrams read.
+    fn receive(
+        &mut self,
+        timeout_ms: i32,
+        w0: u64,
+        w1: u64,
+        lat: &mut Latency,
+        out: &mut Outcome,
+    ) -> usize {
+        // SAFETY: an all-zero epoll_event array is valid.
+        let mut evs: [libc::epoll_event; EVENTS] = unsafe { std::mem::zeroed() };
+        // SAFETY: valid epoll fd and a live event array of EVENTS entries.
+        let n = unsafe { libc::epoll_wait(self.epfd, evs.as_mut_ptr(), EVENTS as i32, timeout_ms) };
+        if n <= 0 {
+            return 0;
+        }
+        let mut bufs = [[0u8; 256]; RX_BATCH];
+        let mut iovs: [libc::iovec; RX_BATCH] = std::array::from_fn(|i| libc::iovec {
+            iov_base: bufs[i].as_mut_ptr().cast(),
+            iov_len: 256,
+        });
+        // SAFETY: an all-zero mmsghdr is valid.
+        let mut msgs: [libc::mmsghdr; RX_BATCH] = unsafe { std::mem::zeroed() };
+        for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        let mut total = 0;
+        for ev in &evs[..n as usize] {
+            let sock = ev.u64 as usize;
+            // Each stream arrives on its peer's socket.
+            let fd = self.fds[sock];
+            // Bounded: a socket cannot be refilled faster than we read for
+            // long; 64 batches is far beyond any queue.
+            for _ in 0..64 {
+                // SAFETY: msgs point at live iovecs and buffers.
+                let r = unsafe {
+                    libc::recvmmsg(
+                        fd,
+                        msgs.as_mut_ptr(),
+                        RX_BATCH as u32,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                    )
+                };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        break;
+                    }
+                    // ECONNREFUSED from an earlier send: read on.
+                    continue;
+                }
+                let t = now_ns();
+                let r = r as usize;
+                for (m, b) in msgs[..r].iter().zip(&bufs) {
+                    let len = (m.msg_len as usize).min(b.len());
+                    let Some(p) = rtp::parse(&b[..len]) else {
+                        continue;
+                    };
+                    let s = p.stream as usize;
+                    if s >= self.rx.len() || s ^ 1 != sock {
+                        continue;
+                    }
+                    out.received_total += 1;
+                    let rx = &mut self.rx[s];
+                    match rx.max_seq {
+                        Some(m) if p.seq < m => out.reordered += 1,
+                        _ => rx.max_seq = Some(p.seq),
+                    }
+                    if (w0..w1).contains(&p.sent_ns) {
+                        rx.got_in_window += 1;
+                        lat.record(p.sent_ns, t);
+                    }
+                }
+                total += r;
+                if r < RX_BATCH {
+                    break;
+                }
+            }
+        }
+        total
+    }
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        // SAFETY: our own epoll fd, closed once.
+        unsafe { libc::close(self.epfd) };
+    }
+}
+
+/// The default packet: G.711, 20 ms.
+pub const DEFAULT_SIZE: usize = G711_PACKET;

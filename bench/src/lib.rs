@@ -1,0 +1,14 @@
+//! rtpmesh-bench: drives RTP through any relay that speaks ng and measures
+//! what comes out. See `bench/README.md`.
+#![warn(missing_docs)]
+
+pub mod fwd;
+pub mod gen;
+pub mod latency;
+pub mod pcap;
+pub mod proc;
+pub mod report;
+pub mod rtp;
+pub mod scale;
+pub mod setup;
+pub mod suite;

@@ -1,0 +1,171 @@
+//! Setting calls up through a relay over ng, exactly as a SIP proxy would:
+//! an `offer` carrying the caller's SDP, an `answer` carrying the callee's,
+//! and the relay ports read back from the rewritten SDPs.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rtpmesh_control::bencode::{dict, Value};
+use rtpmesh_control::client::NgClient;
+
+/// One call: a socket per party, and where each party sends (the relay
+/// port the other side's rewritten SDP named).
+pub struct Call {
+    /// SIP Call-ID.
+    pub id: String,
+    /// The caller's socket, connected to `a_dest`.
+    pub a: UdpSocket,
+    /// The callee's socket, connected to `b_dest`.
+    pub b: UdpSocket,
+    /// Relay address the caller sends to (from the answer).
+    pub a_dest: SocketAddr,
+    /// Relay address the callee sends to (from the offer).
+    pub b_dest: SocketAddr,
+}
+
+/// An audio SDP body for a party at `addr`.
+pub fn sdp(addr: SocketAddr, session: u64) -> String {
+    format!(
+        "v=0\r\no=- {session} 1 IN IP4 {ip}\r\ns=rtpmesh-bench\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        ip = addr.ip(),
+        port = addr.port()
+    )
+}
+
+/// The media address a rewritten SDP names: `c=` address and first `m=` port.
+pub fn media_addr(sdp: &str) -> anyhow::Result<SocketAddr> {
+    let mut ip = None;
+    let mut port = None;
+    for l in sdp.lines() {
+        if let Some(c) = l.strip_prefix("c=IN IP4 ") {
+            // Session-level or first media-level c= line; later ones agree.
+            ip = ip.or_else(|| c.trim().parse::<Ipv4Addr>().ok());
+        } else if let Some(m) = l.strip_prefix("m=") {
+            port = port.or_else(|| m.split(' ').nth(1).and_then(|p| p.parse::<u16>().ok()));
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) => Ok(SocketAddr::new(IpAddr::V4(ip), port)),
+        _ => bail!("SDP without c=IN IP4 / m= port: {sdp:?}"),
+    }
+}
+
+fn ok(reply: Value, what: &str) -> anyhow::Result<Value> {
+    match reply.get("result").and_then(Value::as_str) {
+        Some("ok") => Ok(reply),
+        r => bail!(
+            "{what}: relay answered {r:?}: {}",
+            reply
+                .get("error-reason")
+                .or_else(|| reply.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        ),
+    }
+}
+
+/// Receive buffer asked for the generator's sockets: drops must happen in
+/// the relay, not in a generator queue that a blast filled.
+const GEN_RCVBUF: libc::c_int = 4 << 20;
+
+fn bind(ip: Ipv4Addr) -> anyhow::Result<UdpSocket> {
+    let s = UdpSocket::bind((ip, 0)).with_context(|| format!("bind {ip}:0"))?;
+    s.set_nonblocking(true)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    let len = size_of::<libc::c_int>() as libc::socklen_t;
+    let v: *const libc::c_void = (&GEN_RCVBUF as *const libc::c_int).cast();
+    // SAFETY: valid fd and option value. FORCE (root) passes rmem_max; if
+    // refused, the plain option gets what rmem_max allows.
+    unsafe {
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v, len) < 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v, len);
+        }
+    }
+    Ok(s)
+}
+
+/// Sets up `n` calls through the relay at `ng`. Parties bind to `parties`
+/// addresses in turn (one loopback address has ~28k ephemeral ports, so
+/// large runs spread over several). Call-ids start with `prefix`.
+pub fn setup_calls(
+    ng: SocketAddr,
+    n: usize,
+    parties: &[Ipv4Addr],
+    prefix: &str,
+) -> anyhow::Result<Vec<Call>> {
+    let mut c = NgClient::new(ng)?.with_retries(Duration::from_millis(2000), 3)?;
+    let mut calls = Vec::with_capacity(n);
+    for i in 0..n {
+        let ip = parties[(i / 10_000) % parties.len().max(1)];
+        let (a, b) = (bind(ip)?, bind(ip)?);
+        let id = format!("{prefix}-{i}");
+        let offer = ok(
+            c.request(&dict([
+                ("command", "offer".into()),
+                ("call-id", id.as_str().into()),
+                ("from-tag", "caller".into()),
+                ("sdp", sdp(a.local_addr()?, i as u64 + 1).into()),
+            ]))?,
+            "offer",
+        )?;
+        let b_dest = media_addr(offer.get("sdp").and_then(Value::as_str).unwrap_or(""))?;
+        let answer = ok(
+            c.request(&dict([
+                ("command", "answer".into()),
+                ("call-id", id.as_str().into()),
+                ("from-tag", "caller".into()),
+                ("to-tag", "callee".into()),
+                ("sdp", sdp(b.local_addr()?, i as u64 + 1).into()),
+            ]))?,
+            "answer",
+        )?;
+        let a_dest = media_addr(answer.get("sdp").and_then(Value::as_str).unwrap_or(""))?;
+        // Connected: the cheaper send path, and only the relay's own port
+        // gets through (a relay sends each party its media from the port
+        // that party sends to).
+        a.connect(a_dest)?;
+        b.connect(b_dest)?;
+        calls.push(Call {
+            id,
+            a,
+            b,
+            a_dest,
+            b_dest,
+        });
+    }
+    Ok(calls)
+}
+
+/// Deletes the calls (no delete delay), ignoring failures: a relay that is
+/// gone frees them anyway.
+pub fn teardown(ng: SocketAddr, calls: &[Call]) {
+    let Ok(c) = NgClient::new(ng) else { return };
+    let Ok(mut c) = c.with_retries(Duration::from_millis(500), 2) else {
+        return;
+    };
+    for call in calls {
+        let _ = c.request(&dict([
+            ("command", "delete".into()),
+            ("call-id", call.id.as_str().into()),
+            ("delete-delay", 0u64.into()),
+        ]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_relay_address_from_rewritten_sdp() {
+        let s = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\na=rtcp:40003\r\n";
+        assert_eq!(media_addr(s).unwrap(), "127.0.0.9:40002".parse().unwrap());
+        assert!(media_addr("v=0\r\n").is_err());
+        let ours = sdp("127.0.0.3:5000".parse().unwrap(), 9);
+        assert_eq!(
+            media_addr(&ours).unwrap(),
+            "127.0.0.3:5000".parse().unwrap()
+        );
+    }
+}
