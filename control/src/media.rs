@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
-use rtpmesh_relay::backend::BackendKind;
 use rtpmesh_relay::flow::{FlowId, FlowSpec};
 use rtpmesh_relay::pool::PortPool;
 use rtpmesh_relay::worker::{self, Command, Event, WorkerHandle};
@@ -41,18 +40,16 @@ impl Plane {
         // Bounded: a worker never blocks on a latch notice (it drops it), and
         // the control thread drains the queue every loop.
         let (events, events_rx) = crossbeam_channel::bounded(65536);
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let n = if config.workers == 0 {
-            cores
-        } else {
-            config.workers
+        // One worker per CPU this process may use, each pinned to its own.
+        let cores = worker::allowed_cores();
+        let n = match config.workers {
+            0 => cores.len().max(1),
+            n => n,
         };
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
-            let kind: BackendKind = config.backend;
-            workers.push(worker::spawn(i, kind, Some(i % cores), events.clone())?);
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            workers.push(worker::spawn(i, config.backend, core, events.clone())?);
         }
         let pool = PortPool::new(config.port_min, config.port_max)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -163,8 +160,10 @@ impl MediaPlane for Plane {
     fn open(&mut self, worker: usize, ipv6: bool) -> Result<Local, PlaneError> {
         let iface = if ipv6 { self.v6 } else { self.v4 }
             .ok_or(PlaneError::NoInterface(if ipv6 { 6 } else { 4 }))?;
-        // A port taken by another process stays out of the pool (allocated,
-        // never released) and the next pair is tried.
+        // A pair another process holds is skipped for now (it goes back to
+        // the pool and is tried again on a later round). Any other bind
+        // error, such as running out of file descriptors, is not about the
+        // port: trying the rest of the range would only fail the same way.
         for _ in 0..self.pool.capacity() {
             let port = match self.pool.allocate() {
                 Ok(p) => p,
@@ -172,13 +171,10 @@ impl MediaPlane for Plane {
                 Err(_) if self.wait_for_closures() => continue,
                 Err(_) => return Err(PlaneError::Exhausted),
             };
-            let rtp = bind(SocketAddr::new(iface.local, port));
-            let rtcp = rtp
-                .as_ref()
-                .ok()
-                .map(|_| bind(SocketAddr::new(iface.local, port + 1)));
-            match (rtp, rtcp) {
-                (Ok(rtp), Some(Ok(rtcp))) => {
+            let pair = bind(SocketAddr::new(iface.local, port))
+                .and_then(|rtp| Ok((rtp, bind(SocketAddr::new(iface.local, port + 1))?)));
+            match pair {
+                Ok((rtp, rtcp)) => {
                     let r = self.socket(port);
                     let c = self.socket(port + 1);
                     self.pending.insert(r.flow, rtp);
@@ -193,13 +189,20 @@ impl MediaPlane for Plane {
                         rtcp: c,
                     });
                 }
-                (Err(e), _) | (_, Some(Err(e))) => {
-                    // Someone else holds it: skip it this round; it stays in
-                    // the pool for a later try.
-                    tracing::warn!(port, error = %e, "cannot bind media port, skipping it");
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    tracing::debug!(port, error = %e, "media port pair taken, skipping it");
                     self.pool.release(port);
                 }
-                (Ok(_), None) => unreachable!("rtcp bound whenever rtp is"),
+                Err(e) => {
+                    self.pool.release(port);
+                    tracing::error!(port, error = %e, "cannot open media sockets");
+                    return Err(PlaneError::Socket(e.to_string()));
+                }
             }
         }
         Err(PlaneError::Exhausted)

@@ -12,6 +12,10 @@ pub enum PlaneError {
     /// Every port pair of the range is in use (or unbindable).
     #[error("port range exhausted")]
     Exhausted,
+    /// Sockets could not be opened for a reason other than the port (the
+    /// open-file limit, for one).
+    #[error("cannot open media sockets: {0}")]
+    Socket(String),
     /// No media interface of the wanted address family is configured.
     #[error("no IPv{0} media interface configured")]
     NoInterface(u8),

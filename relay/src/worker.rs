@@ -258,6 +258,15 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// The CPUs this process may run on (its affinity mask), in order: worker
+/// `i` goes to the `i`-th of them. Under `taskset -c 2,3` that is CPUs 2
+/// and 3, not 0 and 1.
+pub fn allowed_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default()
+}
+
 /// Starts worker `index` with a backend of `kind`, pinned to `core` when
 /// given; it reports to `events`.
 pub fn spawn(

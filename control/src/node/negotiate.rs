@@ -83,7 +83,9 @@ pub(super) fn build_offer(
                 if call.legs[leg].streams.len() <= i {
                     let local = plane.open(call.worker, v6).map_err(|e| match e {
                         PlaneError::Exhausted => Failure::from(reason::NO_PORTS),
-                        PlaneError::NoInterface(_) => Failure::Error(e.to_string()),
+                        PlaneError::NoInterface(_) | PlaneError::Socket(_) => {
+                            Failure::Error(e.to_string())
+                        }
                     })?;
                     opened.push((leg, i));
                     call.legs[leg].streams.push(Stream {
