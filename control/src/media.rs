@@ -169,7 +169,10 @@ impl MediaPlane for Plane {
                 Ok(p) => p,
                 // Ports of just-deleted calls come back within microseconds.
                 Err(_) if self.wait_for_closures() => continue,
-                Err(_) => return Err(PlaneError::Exhausted),
+                Err(e) => {
+                    tracing::warn!(range = %e, pairs = self.pool.capacity(), "media port range exhausted: offer refused");
+                    return Err(PlaneError::Exhausted);
+                }
             };
             let pair = bind(SocketAddr::new(iface.local, port))
                 .and_then(|rtp| Ok((rtp, bind(SocketAddr::new(iface.local, port + 1))?)));
