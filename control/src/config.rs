@@ -150,10 +150,15 @@ impl Config {
             reason: e.to_string(),
         })?;
         let f: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: p,
+            path: p.clone(),
             reason: e.to_string(),
         })?;
-        self.apply(f)
+        // A value that parses as TOML but means nothing (an unknown backend)
+        // is reported with the file's name too.
+        self.apply(f).map_err(|e| ConfigError::Parse {
+            path: p,
+            reason: e.to_string(),
+        })
     }
 
     /// Applies the keys that are set.

@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use rtpmesh_control::config::{Config, Interface};
+use rtpmesh_control::config::{Config, FileConfig, Interface};
 use rtpmesh_control::{cli, server};
 use rtpmesh_relay::backend::BackendKind;
 
@@ -67,8 +67,8 @@ struct NodeArgs {
     listen_ng: Option<SocketAddr>,
     /// Media interface, `ADDR` or `ADDR!ADVERTISED`; repeat for IPv4 and
     /// IPv6 [default: 127.0.0.1].
-    #[arg(long = "interface", short = 'i')]
-    interfaces: Vec<Interface>,
+    #[arg(long = "interface", short = 'i', value_parser = checked::<Interface>)]
+    interfaces: Vec<String>,
     /// First media port [default: 30000].
     #[arg(long)]
     port_min: Option<u16>,
@@ -79,8 +79,8 @@ struct NodeArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// IO backend: auto, uring or epoll [default: auto].
-    #[arg(long)]
-    backend: Option<BackendKind>,
+    #[arg(long, value_parser = checked::<BackendKind>)]
+    backend: Option<String>,
     /// Seconds without media before a call is removed [default: 60].
     #[arg(long)]
     timeout: Option<u64>,
@@ -92,39 +92,36 @@ struct NodeArgs {
     max_sessions: Option<usize>,
 }
 
+/// Checks that a flag parses as `T` (so a typo fails at once, with clap's
+/// usage) but keeps the text, which the config applies like a file's.
+fn checked<T: FromStr>(s: &str) -> Result<String, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse::<T>()
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 impl NodeArgs {
+    /// Defaults, then the file, then the flags: the flags are applied as one
+    /// more layer of the file's shape, by the same code.
     fn config(self) -> anyhow::Result<Config> {
         let mut c = Config::default();
         if let Some(path) = &self.config {
             c.apply_file(path)?;
         }
-        if let Some(v) = self.listen_ng {
-            c.listen_ng = v;
-        }
-        if !self.interfaces.is_empty() {
-            c.interfaces = self.interfaces;
-        }
-        if let Some(v) = self.port_min {
-            c.port_min = v;
-        }
-        if let Some(v) = self.port_max {
-            c.port_max = v;
-        }
-        if let Some(v) = self.workers {
-            c.workers = v;
-        }
-        if let Some(v) = self.backend {
-            c.backend = v;
-        }
-        if let Some(v) = self.timeout {
-            c.media_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = self.delete_delay {
-            c.delete_delay = Duration::from_secs(v);
-        }
-        if let Some(v) = self.max_sessions {
-            c.max_sessions = v;
-        }
+        c.apply(FileConfig {
+            listen_ng: self.listen_ng,
+            interface: (!self.interfaces.is_empty()).then_some(self.interfaces),
+            port_min: self.port_min,
+            port_max: self.port_max,
+            workers: self.workers,
+            backend: self.backend,
+            timeout: self.timeout,
+            delete_delay: self.delete_delay,
+            max_sessions: self.max_sessions,
+        })?;
         c.validate()?;
         Ok(c)
     }

@@ -77,6 +77,13 @@ enum Failure {
     LoadLimit,
 }
 
+/// A key the command cannot do without. `ng::parse_request` already
+/// refuses requests that lack one, so this only keeps the core honest on its
+/// own.
+fn need<'a>(v: &'a Option<String>, missing: &str) -> Result<&'a str, Failure> {
+    v.as_deref().ok_or_else(|| Failure::from(missing))
+}
+
 impl From<&str> for Failure {
     fn from(s: &str) -> Self {
         Self::Error(s.to_owned())
@@ -197,15 +204,9 @@ impl Node {
         now: Now,
         plane: &mut dyn MediaPlane,
     ) -> Result<Value, Failure> {
-        let text = req.sdp.as_deref().ok_or(Failure::from(reason::NO_SDP))?;
-        let call_id = req
-            .call_id
-            .clone()
-            .ok_or(Failure::from(reason::NO_CALL_ID))?;
-        let from_tag = req
-            .from_tag
-            .clone()
-            .ok_or(Failure::from(reason::NO_FROM_TAG))?;
+        let text = need(&req.sdp, reason::NO_SDP)?;
+        let call_id = need(&req.call_id, reason::NO_CALL_ID)?.to_owned();
+        let from_tag = need(&req.from_tag, reason::NO_FROM_TAG)?.to_owned();
         let parsed = sdp::parse(text).map_err(|e| {
             tracing::info!(error = %e, call = %call_id, "offer SDP rejected");
             Failure::from(reason::FAILED_TO_PARSE_SDP)
@@ -272,15 +273,9 @@ impl Node {
         now: Now,
         plane: &mut dyn MediaPlane,
     ) -> Result<Value, Failure> {
-        let text = req.sdp.as_deref().ok_or(Failure::from(reason::NO_SDP))?;
-        let call_id = req
-            .call_id
-            .as_deref()
-            .ok_or(Failure::from(reason::NO_CALL_ID))?;
-        let from_tag = req
-            .from_tag
-            .as_deref()
-            .ok_or(Failure::from(reason::NO_FROM_TAG))?;
+        let text = need(&req.sdp, reason::NO_SDP)?;
+        let call_id = need(&req.call_id, reason::NO_CALL_ID)?;
+        let from_tag = need(&req.from_tag, reason::NO_FROM_TAG)?;
         let call = self
             .calls
             .get_mut(call_id)
@@ -304,10 +299,7 @@ impl Node {
         now: Now,
         plane: &mut dyn MediaPlane,
     ) -> Result<Value, Failure> {
-        let call_id = req
-            .call_id
-            .as_deref()
-            .ok_or(Failure::from(reason::NO_CALL_ID))?;
+        let call_id = need(&req.call_id, reason::NO_CALL_ID)?;
         let Some(call) = self.calls.get_mut(call_id) else {
             if req.flags.fatal {
                 return Err(reason::UNKNOWN_CALL_ID.into());
@@ -332,10 +324,7 @@ impl Node {
     }
 
     fn query(&mut self, req: &Request, now: Now) -> Result<Value, Failure> {
-        let call_id = req
-            .call_id
-            .as_deref()
-            .ok_or(Failure::from(reason::NO_CALL_ID))?;
+        let call_id = need(&req.call_id, reason::NO_CALL_ID)?;
         let call = self
             .calls
             .get(call_id)
