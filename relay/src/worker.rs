@@ -327,11 +327,12 @@ fn run(
             tracing::error!(error = %e, "worker wait failed");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        // Reset the wake-up before reading commands: a command sent after
-        // this read signals again, so the next wait returns for it.
-        let woken = EventFd::drain(wake_fd);
-        if !woken && !commands.is_empty() {
-            tracing::debug!("commands found without a wake-up");
+        // Reset a wake-up before reading commands: a command sent after this
+        // read signals again, so a later wait returns for it. (io_uring
+        // reports the wake-up one batch late; resetting it then is still
+        // before the commands of that batch are read.)
+        if backend.take_wake() {
+            EventFd::drain(wake_fd);
         }
         loop {
             match commands.try_recv() {

@@ -48,6 +48,7 @@ pub struct Epoll {
     poll: Poll,
     events: Events,
     ready: Vec<usize>,
+    woken: bool,
     sockets: Vec<Option<(Slot, UdpSocket)>>,
     rx: Rx,
     tx: Tx,
@@ -101,6 +102,7 @@ impl Epoll {
             poll,
             events: Events::with_capacity(EVENTS),
             ready: Vec::with_capacity(EVENTS),
+            woken: false,
             sockets: Vec::new(),
             rx,
             tx,
@@ -280,13 +282,19 @@ impl Backend for Epoll {
 
     fn wait(&mut self) -> io::Result<()> {
         match self.poll.poll(&mut self.events, None) {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 self.events.clear();
-                Ok(())
+                return Ok(());
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
         }
+        self.woken |= self.events.iter().any(|ev| ev.token() == WAKE);
+        Ok(())
+    }
+
+    fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.woken)
     }
 
     fn process(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {

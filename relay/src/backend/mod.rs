@@ -66,6 +66,10 @@ pub trait Backend {
     /// datagram that arrives together with the command that routes it (the
     /// answer that names the callee) is routed by the new state.
     fn process(&mut self, sink: &mut dyn PacketSink) -> io::Result<()>;
+    /// Whether the worker's eventfd was seen signalled (by `wait` or
+    /// `process`) since the last call. The worker resets the eventfd only
+    /// then, so a batch of packets costs no extra system call.
+    fn take_wake(&mut self) -> bool;
     /// [`Backend::wait`], then [`Backend::process`].
     fn poll(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {
         self.wait()?;

@@ -118,6 +118,8 @@ pub struct Uring {
     sockets: Vec<Option<(Slot, u32)>>,
     wake_fd: RawFd,
     wake_armed: bool,
+    /// A wake-up completed since the last [`Backend::take_wake`].
+    woken: bool,
     /// Some receive, cancel or the wake poll could not be queued (buffers
     /// exhausted, or the submission queue could not be flushed): retry at
     /// the end of the next poll.
@@ -234,6 +236,7 @@ impl Uring {
             sockets: Vec::new(),
             wake_fd,
             wake_armed: false,
+            woken: false,
             retry: false,
             enobufs: 0,
         };
@@ -342,6 +345,7 @@ impl Uring {
             // commands: draining it here could swallow a wake-up for a
             // command sent after that read.
             OP_WAKE => {
+                self.woken = true;
                 self.wake_armed = false;
                 self.arm_wake();
             }
@@ -671,11 +675,14 @@ impl Backend for Uring {
         if self.retry {
             self.sweep();
         }
-        match self.ring.submit() {
-            Ok(_) => Ok(()),
-            Err(e) if would_retry(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+        // No submit here: the worker's next `wait` submits everything queued
+        // (the sends of this batch) in the same system call that waits, so a
+        // batch costs one system call, not two.
+        Ok(())
+    }
+
+    fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.woken)
     }
 
     fn name(&self) -> &'static str {
