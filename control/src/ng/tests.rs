@@ -1,0 +1,426 @@
+use super::*;
+use std::net::Ipv4Addr;
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
+
+fn list(items: &[&str]) -> Value {
+    Value::List(items.iter().map(|&s| s.into()).collect())
+}
+
+/// Parse a whole datagram, as the server will.
+fn parse(d: &[u8]) -> Result<Request, NgError> {
+    let (_, body) = split_datagram(d)?;
+    parse_request(&decode_body(body)?)
+}
+
+#[test]
+fn splits_datagrams() {
+    assert_eq!(
+        split_datagram(b"abc d7:command4:pinge"),
+        Ok((&b"abc"[..], &b"d7:command4:pinge"[..]))
+    );
+    assert_eq!(split_datagram(b"abc "), Ok((&b"abc"[..], &b""[..])));
+    assert_eq!(split_datagram(b"abc  de"), Ok((&b"abc"[..], &b" de"[..])));
+    assert_eq!(split_datagram(b"nospace"), Err(NgError::NoCookie));
+    assert_eq!(split_datagram(b" de"), Err(NgError::NoCookie));
+    assert_eq!(split_datagram(b""), Err(NgError::NoCookie));
+    assert!(NgError::NoCookie.is_silent());
+    assert!(!NgError::NoPayload.is_silent());
+}
+
+#[test]
+fn body_errors_match_rtpengine() {
+    for (body, err, reason) in [
+        (&b""[..], NgError::NoPayload, reason::NO_PAYLOAD),
+        (b"xyz", NgError::NotADict, reason::INVALID_FORMAT),
+        (b"l4:pinge", NgError::NotADict, reason::INVALID_FORMAT),
+        (b"i5e", NgError::NotADict, reason::INVALID_FORMAT),
+        (b" de", NgError::NotADict, reason::INVALID_FORMAT),
+        (
+            b"d7:command4:ping3:fooi03ee",
+            NgError::Bencode(DecodeError::InvalidInteger { offset: 21 }),
+            reason::DECODE_FAILED,
+        ),
+    ] {
+        let e = decode_body(body).unwrap_err();
+        assert_eq!(e, err, "{body:?}");
+        assert_eq!(e.reason(), reason);
+    }
+    assert_eq!(parse_request(&Value::from("x")), Err(NgError::NotADict));
+}
+
+#[test]
+fn command_names_round_trip() {
+    for c in Command::ALL {
+        assert_eq!(c.name().parse::<Command>(), Ok(*c));
+        assert_eq!(c.to_string(), c.name());
+    }
+    assert_eq!(Command::ALL.len(), 7);
+    let e = "Ping".parse::<Command>().unwrap_err();
+    assert_eq!(e, NgError::UnrecognizedCommand("Ping".into()));
+    assert_eq!(e.reason(), "Unrecognized command");
+}
+
+#[test]
+fn command_key_errors() {
+    for d in [&b"x de"[..], b"x d7:commandi5ee", b"x d7:commandl4:pingee"] {
+        let e = parse(d).unwrap_err();
+        assert_eq!(e, NgError::NoCommand);
+        assert_eq!(e.reason(), "Dictionary contains no key \"command\"");
+    }
+    assert_eq!(
+        parse(b"x d7:command10:frobnicatee"),
+        Err(NgError::UnrecognizedCommand("frobnicate".into()))
+    );
+    assert_eq!(
+        parse(b"x d7:command4:pinge").unwrap().command,
+        Command::Ping
+    );
+}
+
+#[test]
+fn required_keys_in_rtpengine_order() {
+    let req = |items: &[(&'static str, &str)]| {
+        parse_request(&dict(items.iter().map(|&(k, v)| (k, v.into()))))
+    };
+    assert_eq!(req(&[("command", "offer")]), Err(NgError::NoSdp));
+    assert_eq!(
+        req(&[("command", "offer"), ("call-id", "c")]),
+        Err(NgError::NoSdp)
+    );
+    assert_eq!(
+        req(&[("command", "offer"), ("sdp", SDP)]),
+        Err(NgError::NoCallId)
+    );
+    assert_eq!(
+        req(&[("command", "offer"), ("sdp", SDP), ("call-id", "c")]),
+        Err(NgError::NoFromTag)
+    );
+    assert_eq!(
+        req(&[
+            ("command", "answer"),
+            ("sdp", SDP),
+            ("call-id", "c"),
+            ("from-tag", "f")
+        ]),
+        Err(NgError::NoToTag)
+    );
+    assert_eq!(req(&[("command", "delete")]), Err(NgError::NoCallId));
+    assert_eq!(req(&[("command", "query")]), Err(NgError::NoCallId));
+    assert!(req(&[("command", "delete"), ("call-id", "c")]).is_ok());
+    assert!(req(&[("command", "list")]).is_ok());
+    assert!(req(&[("command", "statistics")]).is_ok());
+
+    for (e, r) in [
+        (NgError::NoSdp, "No SDP body in message"),
+        (NgError::NoCallId, "No call-id in message"),
+        (NgError::NoFromTag, "No from-tag in message"),
+        (NgError::NoToTag, "No to-tag in message"),
+        (NgError::UnknownCallId, "Unknown call-id"),
+        (NgError::FailedToParseSdp, "Failed to parse SDP"),
+        (NgError::LoadLimit, "Parallel session limit reached"),
+        (NgError::NoCookie, "Invalid NG data format"),
+    ] {
+        assert_eq!(e.reason(), r);
+    }
+}
+
+/// What Kamailio's rtpengine module actually sends for
+/// `rtpengine_offer("replace-origin replace-session-connection ICE=remove RTP/AVP")`.
+#[test]
+fn kamailio_offer() {
+    let body = dict([
+        ("sdp", SDP.into()),
+        ("call-id", "a84b4c76e66710@pc33".into()),
+        ("via-branch", "z9hG4bK776asdhds.0".into()),
+        ("received-from", list(&["IP4", "127.0.0.1"])),
+        ("from-tag", "1928301774".into()),
+        ("command", "offer".into()),
+        ("supports", list(&["load limit"])),
+        ("flags", list(&["trust-address", "SIP-source-address"])),
+        ("replace", list(&["origin", "session-connection"])),
+        ("ICE", "remove".into()),
+        ("transport-protocol", "RTP/AVP".into()),
+        ("rtcp-mux", list(&["demux"])),
+        ("direction", list(&["external", "internal"])),
+        ("delete delay", Value::Int(0)),
+        ("delete-delay", "0".into()),
+    ]);
+    // Through the wire format, to cover encode/decode too.
+    let wire = encode_reply(b"5_1", &body);
+    let r = parse(&wire).unwrap();
+    assert_eq!(
+        r,
+        Request {
+            command: Command::Offer,
+            call_id: Some("a84b4c76e66710@pc33".into()),
+            from_tag: Some("1928301774".into()),
+            to_tag: None,
+            via_branch: Some("z9hG4bK776asdhds.0".into()),
+            sdp: Some(SDP.into()),
+            flags: Flags {
+                trust_address: true,
+                sip_source_address: true,
+                ..Flags::default()
+            },
+            replace: Replace {
+                origin: true,
+                session_connection: true
+            },
+            direction: vec!["external".into(), "internal".into()],
+            ice: Some(IceMode::Remove),
+            rtcp_mux: RtcpMux {
+                demux: true,
+                ..RtcpMux::default()
+            },
+            transport_protocol: Some("RTP/AVP".into()),
+            received_from: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            media_address: None,
+            delete_delay: Some(0),
+            supports: vec!["load limit".into()],
+            limit: None,
+            address_family: None,
+        }
+    );
+}
+
+#[test]
+fn delete_delay_spellings_and_precedence() {
+    for key in ["delete-delay", "delete delay", "delete_delay"] {
+        for v in [Value::Int(7), Value::from("7"), Value::from(" 7 ")] {
+            let r = parse_request(&dict([
+                ("command", "delete".into()),
+                ("call-id", "c".into()),
+                (key, v),
+            ]))
+            .unwrap();
+            assert_eq!(r.delete_delay, Some(7), "{key}");
+        }
+    }
+    // The dashed key beats other spellings, which beat the flags list.
+    let r = parse_request(&dict([
+        ("command", "delete".into()),
+        ("call-id", "c".into()),
+        ("flags", list(&["delete-delay=1"])),
+        ("delete_delay", Value::Int(2)),
+        ("delete-delay", Value::Int(3)),
+    ]))
+    .unwrap();
+    assert_eq!(r.delete_delay, Some(3));
+    let r = parse_request(&dict([
+        ("command", "delete".into()),
+        ("call-id", "c".into()),
+        ("flags", list(&["delete-delay=1"])),
+        ("delete delay", Value::Int(2)),
+    ]))
+    .unwrap();
+    assert_eq!(r.delete_delay, Some(2));
+}
+
+#[test]
+fn kamailio_style_flag_strings() {
+    let r = parse_request(&dict([
+        ("command", "offer".into()),
+        ("sdp", SDP.into()),
+        ("call-id", "c".into()),
+        ("from-tag", "f".into()),
+        (
+            "flags",
+            list(&[
+                "replace-origin",
+                "replace-session-connection",
+                "ICE=force-relay",
+                "RTP/SAVPF",
+                "rtcp-mux-offer",
+                "rtcp-mux-accept",
+                "rtcp-mux-demux",
+                "rtcp-mux-require",
+                "rtcp-mux-reject",
+                "strict-source",
+                "asymmetric",
+                "symmetric",
+                "trust_address",
+                "sip-source-address",
+                "media-address=10.0.0.1",
+                "direction=pub_1",
+                "direction=priv",
+                "delete-delay=5",
+                "fatal",
+                "all",
+                "port-latching",
+                "no-rtcp-attribute",
+                "full-rtcp-attribute",
+                "loop-protect",
+                "record-call=yes",
+                "mystery",
+            ]),
+        ),
+    ]))
+    .unwrap();
+    assert!(r.replace.origin && r.replace.session_connection);
+    assert_eq!(r.ice, Some(IceMode::ForceRelay));
+    assert_eq!(r.transport_protocol.as_deref(), Some("RTP/SAVPF"));
+    let m = r.rtcp_mux;
+    assert!(m.offer && m.accept && m.demux && m.require && m.reject);
+    let f = &r.flags;
+    assert!(f.strict_source && f.asymmetric && f.symmetric && f.trust_address);
+    assert!(f.sip_source_address && f.fatal && f.all && f.port_latching);
+    assert!(f.no_rtcp_attribute && f.full_rtcp_attribute && f.loop_protect);
+    assert_eq!(f.unknown, vec!["record-call=yes", "mystery"]);
+    assert_eq!(r.media_address, Some("10.0.0.1".parse().unwrap()));
+    assert_eq!(r.direction, vec!["pub_1", "priv"]);
+    assert_eq!(r.delete_delay, Some(5));
+}
+
+#[test]
+fn key_normalization_and_misc_keys() {
+    let r = parse_request(&dict([
+        ("command", "list".into()),
+        ("ice", "Optional".into()),
+        ("transport protocol", "RTP/AVPF".into()),
+        ("replace", list(&["session connection", "username"])),
+        ("rtcp-mux", "offer, require".into()),
+        ("media-address", "::1".into()),
+        ("received-from", list(&["IP6", "2001:db8::1"])),
+        ("limit", "5".into()),
+        ("to-tag", "t".into()),
+        ("unknown-key", Value::List(vec![])),
+    ]))
+    .unwrap();
+    assert_eq!(r.ice, Some(IceMode::Optional));
+    assert_eq!(r.transport_protocol.as_deref(), Some("RTP/AVPF"));
+    assert!(r.replace.session_connection && !r.replace.origin);
+    assert!(r.rtcp_mux.offer && r.rtcp_mux.require && !r.rtcp_mux.accept);
+    assert_eq!(r.media_address, Some("::1".parse().unwrap()));
+    assert_eq!(r.received_from, Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(r.limit, Some(5));
+    assert_eq!(r.to_tag.as_deref(), Some("t"));
+    for (s, m) in [
+        ("remove", IceMode::Remove),
+        ("FORCE", IceMode::Force),
+        ("default", IceMode::Default),
+        ("force_relay", IceMode::ForceRelay),
+    ] {
+        assert_eq!(IceMode::from_name(s), Some(m));
+    }
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("call-id", list(&["x"]), "call-id"),
+        ("call-id", Value::Int(5), "call-id"),
+        ("from-tag", Value::from(&b"\xff"[..]), "from-tag"),
+        (
+            "received-from",
+            list(&["IP4", "999.1.1.1"]),
+            "received-from",
+        ),
+        (
+            "received-from",
+            list(&["IP6", "127.0.0.1"]),
+            "received-from",
+        ),
+        ("received-from", "127.0.0.1".into(), "received-from"),
+        ("received-from", list(&["IP4"]), "received-from"),
+        ("media-address", "bogus".into(), "media-address"),
+        ("ICE", "bogus".into(), "ice"),
+        ("delete delay", "abc".into(), "delete-delay"),
+        ("delete-delay", Value::Int(-1), "delete-delay"),
+        ("limit", dict([]), "limit"),
+        ("flags", Value::Int(1), "flags"),
+        ("flags", Value::List(vec![Value::Int(1)]), "flags"),
+        (
+            "flags",
+            list(&["media-address=nope"]),
+            "flags: media-address",
+        ),
+        ("flags", list(&["ICE=sideways"]), "flags: ice"),
+        ("flags", list(&["delete-delay=x"]), "flags: delete-delay"),
+        ("direction", list(&["a", "b", "c"]), "direction"),
+        (
+            "flags",
+            list(&["direction=a", "direction=b", "direction=c"]),
+            "flags: direction",
+        ),
+    ];
+    for (key, value, named) in cases {
+        let e =
+            parse_request(&dict([("command", "ping".into()), (key, value.clone())])).unwrap_err();
+        let NgError::InvalidValue { key: k, .. } = &e else {
+            panic!("{key} {value:?}: {e:?}");
+        };
+        assert_eq!(k, named);
+        assert!(
+            e.reason().starts_with("Invalid value for key \""),
+            "{}",
+            e.reason()
+        );
+        assert!(e.reason().contains(named));
+    }
+}
+
+#[test]
+fn replies() {
+    assert_eq!(encode_reply(b"c1", &pong()), b"c1 d6:result4:ponge");
+    assert_eq!(encode_reply(b"c1", &ok()), b"c1 d6:result2:oke");
+    assert_eq!(
+        encode_reply(b"c2", &error(reason::NO_SDP)),
+        b"c2 d12:error-reason22:No SDP body in message6:result5:errore"
+    );
+    assert_eq!(
+        encode_reply(b"c9", &ok_with_warning(reason::DELETE_NOT_FOUND)),
+        &b"c9 d6:result2:ok7:warning38:Call-ID not found or tags didn't matche"[..]
+    );
+    assert_eq!(
+        encode_reply(b"x", &load_limit()),
+        &b"x d7:message30:Parallel session limit reached6:result10:load limite"[..]
+    );
+}
+
+#[test]
+fn error_display() {
+    let e = NgError::from(DecodeError::TrailingData { offset: 4 });
+    assert_eq!(
+        e.to_string(),
+        "could not decode bencode dictionary: trailing data at byte 4"
+    );
+    assert_eq!(NgError::NotADict.reason(), reason::INVALID_FORMAT);
+    assert_eq!(
+        NgError::UnrecognizedCommand("x".into()).to_string(),
+        "unrecognized command \"x\""
+    );
+}
+
+/// Arbitrary bytes through the whole pipeline must never panic.
+#[test]
+fn never_panics() {
+    let mut state: u64 = 42;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    let seed = encode_reply(
+        b"c",
+        &dict([
+            ("command", "offer".into()),
+            ("received-from", list(&["IP4", "1.2.3.4"])),
+            ("flags", list(&["ICE=remove", "delete-delay=3"])),
+            ("delete delay", "0".into()),
+        ]),
+    );
+    for _ in 0..10_000 {
+        let mut d = seed[..next() % (seed.len() + 1)].to_vec();
+        for _ in 0..next() % 3 {
+            if !d.is_empty() {
+                let i = next() % d.len();
+                d[i] = (next() % 256) as u8;
+            }
+        }
+        if let Err(e) = parse(&d) {
+            let _ = e.reason();
+        }
+    }
+}
