@@ -357,12 +357,10 @@ impl FlowTable {
     }
 
     /// Adds a flow with no routes yet; [`FlowTable::update`] sets them once
-    /// every flow they name is in the table. An existing id is replaced.
+    /// every flow they name is in the table. An existing flow of the same id
+    /// is dropped (the caller closes its socket).
     pub fn insert(&mut self, spec: &FlowSpec) -> Slot {
-        if let Some(old) = self.slot(spec.id) {
-            self.remove(spec.id);
-            debug_assert!(self.get(old).is_none());
-        }
+        self.remove(spec.id);
         let flow = Flow {
             id: spec.id,
             advertised: spec.peer,

@@ -102,6 +102,11 @@ impl Forwarder {
             Command::Add(batch) => {
                 let mut specs = Vec::with_capacity(batch.len());
                 for (spec, socket) in batch {
+                    // Ids are never reused, but a repeated one must not leak
+                    // the socket it had.
+                    if let Some(old) = self.table.remove(spec.id) {
+                        backend.remove_socket(old);
+                    }
                     let slot = self.table.insert(&spec);
                     if let Err(e) = backend.add_socket(slot, socket) {
                         self.table.remove(spec.id);
