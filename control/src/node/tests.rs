@@ -398,3 +398,137 @@ fn datagrams_without_cookie_get_no_reply() {
     );
     assert_eq!(result(&r), "pong");
 }
+
+fn offer_with(
+    node: &mut Node,
+    plane: &mut FakePlane,
+    cookie: &str,
+    sdp_text: String,
+    extra: Vec<(&str, Value)>,
+) -> Value {
+    let mut items = vec![
+        ("command", "offer".into()),
+        ("call-id", "m".into()),
+        ("from-tag", "a".into()),
+        ("sdp", sdp_text.into()),
+    ];
+    items.extend(extra);
+    send(node, plane, at(0), cookie, items)
+}
+
+fn answer_with(node: &mut Node, plane: &mut FakePlane, cookie: &str, sdp_text: String) -> Value {
+    send(
+        node,
+        plane,
+        at(1),
+        cookie,
+        vec![
+            ("command", "answer".into()),
+            ("call-id", "m".into()),
+            ("from-tag", "a".into()),
+            ("to-tag", "b".into()),
+            ("sdp", sdp_text.into()),
+        ],
+    )
+}
+
+#[test]
+fn rtcp_mux_on_both_sides_routes_rtcp_between_the_rtp_ports() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    let mux = |ip: &str, port: u16| format!("{}a=rtcp-mux\r\n", sdp(ip, port));
+    let o = offer_with(&mut node, &mut plane, "1", mux("10.0.0.1", 4000), vec![]);
+    let offered = o.get("sdp").and_then(Value::as_str).unwrap().to_owned();
+    assert!(offered.contains("a=rtcp-mux\r\n"), "{offered}");
+    let a = answer_with(&mut node, &mut plane, "2", mux("10.0.0.2", 5000));
+    let answered = a.get("sdp").and_then(Value::as_str).unwrap();
+    let call = node.call("m").unwrap();
+    let (la, lb) = (
+        &call.legs[0].streams[0].local,
+        &call.legs[1].streams[0].local,
+    );
+    // Muxed answer: a=rtcp names the RTP port itself.
+    assert!(
+        answered.contains(&format!("a=rtcp:{}\r\n", la.rtp.port)),
+        "{answered}"
+    );
+    let spec = plane.spec(la.rtp.flow);
+    assert_eq!(spec.carries, Carries::Muxed);
+    assert_eq!(spec.rtcp_outputs, vec![Output::Peer(lb.rtp.flow)]);
+    assert_eq!(
+        plane.spec(lb.rtp.flow).rtcp_outputs,
+        vec![Output::Peer(la.rtp.flow)]
+    );
+}
+
+#[test]
+fn demux_offers_separate_ports_and_still_accepts_the_callers_mux() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    let mux = format!("{}a=rtcp-mux\r\n", sdp("10.0.0.1", 4000));
+    let o = offer_with(
+        &mut node,
+        &mut plane,
+        "1",
+        mux,
+        vec![("rtcp-mux", Value::List(vec!["demux".into()]))],
+    );
+    assert!(!o
+        .get("sdp")
+        .and_then(Value::as_str)
+        .unwrap()
+        .contains("a=rtcp-mux"));
+    let a = answer_with(&mut node, &mut plane, "2", sdp("10.0.0.2", 5000));
+    assert!(a
+        .get("sdp")
+        .and_then(Value::as_str)
+        .unwrap()
+        .contains("a=rtcp-mux"));
+    let call = node.call("m").unwrap();
+    let (la, lb) = (
+        &call.legs[0].streams[0].local,
+        &call.legs[1].streams[0].local,
+    );
+    // The caller's muxed RTCP goes to the callee's separate RTCP port, and
+    // the callee's RTCP comes back on the caller's one port.
+    assert_eq!(plane.spec(la.rtp.flow).carries, Carries::Muxed);
+    assert_eq!(
+        plane.spec(la.rtp.flow).rtcp_outputs,
+        vec![Output::Peer(lb.rtcp.flow)]
+    );
+    assert_eq!(plane.spec(lb.rtp.flow).carries, Carries::Rtp);
+    assert_eq!(
+        plane.spec(lb.rtcp.flow).rtcp_outputs,
+        vec![Output::Peer(la.rtp.flow)]
+    );
+}
+
+#[test]
+fn strict_source_and_sip_source_address_reach_the_flows() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer_with(
+        &mut node,
+        &mut plane,
+        "1",
+        sdp("10.0.0.1", 4000),
+        vec![
+            (
+                "flags",
+                Value::List(vec!["strict-source".into(), "SIP-source-address".into()]),
+            ),
+            (
+                "received-from",
+                Value::List(vec!["IP4".into(), "192.0.2.50".into()]),
+            ),
+        ],
+    );
+    let call = node.call("m").unwrap();
+    let spec = plane.spec(call.legs[0].streams[0].local.rtp.flow);
+    assert_eq!(spec.latching, Latching::Strict);
+    assert_eq!(
+        spec.peer,
+        Some(addr("192.0.2.50:4000")),
+        "SIP source replaces the SDP address"
+    );
+}
