@@ -235,6 +235,8 @@ struct Calls {
     rate: u32,
     /// Calls the UAS expects to answer.
     answered: u32,
+    /// The UAS scenario (`uas`, or `uas-busy` to reject every call).
+    uas: &'static str,
 }
 
 /// What a sipp pair did, read from its files.
@@ -256,11 +258,11 @@ fn run_calls(scratch: &Scratch, kamailio: &Kamailio, calls: &Calls, tag: &str) -
     let uas_media = free_port_run();
     let uac_media = free_port_run();
     let file = |f: &str| scratch.path(&format!("{tag}-{f}"));
-    let sipp = |role: &str| {
+    let sipp = |role: &str, scenario: &str| {
         let mut c = Command::new("sipp");
         c.current_dir(interop_dir())
             .arg("-sf")
-            .arg(format!("{role}.xml"))
+            .arg(format!("{scenario}.xml"))
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
             .arg("-trace_msg")
             .arg("-message_file")
@@ -276,7 +278,7 @@ fn run_calls(scratch: &Scratch, kamailio: &Kamailio, calls: &Calls, tag: &str) -
             .stderr(Stdio::null());
         c
     };
-    let mut uas = sipp("uas")
+    let mut uas = sipp("uas", calls.uas)
         .args(["-p", &uas_port.to_string()])
         .args(["-mp", &uas_media.to_string(), "-rtp_echo"])
         .args(["-m", &calls.answered.to_string()])
@@ -293,7 +295,7 @@ fn run_calls(scratch: &Scratch, kamailio: &Kamailio, calls: &Calls, tag: &str) -
         .is_err()),
         "sipp UAS did not bind its port"
     );
-    let mut uac = sipp("uac")
+    let mut uac = sipp("uac", "uac")
         .arg(format!("127.0.0.1:{}", kamailio.port))
         // Its own port, or sipp advertises 5060 in Via and Contact.
         .args(["-p", &common::free_port().to_string()])
@@ -335,6 +337,30 @@ fn counter(o: &Outcome, name: &str) -> u64 {
         .get(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in sipp's stats: {:?}", o.uac_stats))
+}
+
+/// RTP packets in tests/interop/pcmu-1s.pcap, which the caller plays (1 s
+/// of PCMU at 50 packets a second; checked against the file in
+/// `capture_holds_what_the_counts_assume`).
+const CAPTURE_PACKETS: i64 = 50;
+
+/// Counts the records of a classic pcap file.
+fn pcap_records(data: &[u8]) -> i64 {
+    let mut off = 24;
+    let mut n = 0;
+    while off + 16 <= data.len() {
+        let caplen = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+        off += 16 + caplen;
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn capture_holds_what_the_counts_assume() {
+    let data = std::fs::read(interop_dir().join("pcmu-1s.pcap")).unwrap();
+    assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    assert_eq!(pcap_records(&data), CAPTURE_PACKETS);
 }
 
 /// The SIP messages a sipp `-trace_msg` log shows as received.
@@ -495,6 +521,7 @@ fn twenty_calls_through_kamailio(backend: &str) {
             concurrent: 5,
             rate: 10,
             answered: 20,
+            uas: "uas",
         },
         "calls",
     );
@@ -518,7 +545,7 @@ fn twenty_calls_through_kamailio(backend: &str) {
     let invites: Vec<&String> = o
         .uas_received
         .iter()
-        .filter(|m| m.starts_with("INVITE "))
+        .filter(|m| m.starts_with("INVITE ") && m.contains("CSeq: 1 INVITE"))
         .collect();
     assert_eq!(invites.len(), 20, "INVITEs at the UAS");
     let offered = assert_sdp_points_at_node(&invites, &node, "offer at the UAS");
@@ -540,6 +567,56 @@ fn twenty_calls_through_kamailio(backend: &str) {
         assert_ne!(*offer_port, answer_port, "{call}: one port for both sides");
     }
 
+    // Hold and resume: each call's two re-INVITEs went through the node as
+    // new offers/answers, and it kept the ports it had given each side.
+    for (cseq, direction) in [(2, "a=sendonly"), (3, "a=sendrecv")] {
+        let reoffers: Vec<&String> = o
+            .uas_received
+            .iter()
+            .filter(|m| m.starts_with("INVITE ") && m.contains(&format!("CSeq: {cseq} INVITE")))
+            .collect();
+        assert_eq!(reoffers.len(), 20, "re-INVITEs (CSeq {cseq}) at the UAS");
+        let reanswers: Vec<&String> = o
+            .uac_received
+            .iter()
+            .filter(|m| m.starts_with("SIP/2.0 200") && m.contains(&format!("CSeq: {cseq} INVITE")))
+            .collect();
+        assert_eq!(
+            reanswers.len(),
+            20,
+            "200 OKs to re-INVITEs (CSeq {cseq}) at the UAC"
+        );
+        let reoffered = assert_sdp_points_at_node(&reoffers, &node, "re-offer at the UAS");
+        let reanswered = assert_sdp_points_at_node(&reanswers, &node, "re-answer at the UAC");
+        for (m, port) in reoffers.iter().zip(&reoffered) {
+            assert!(m.contains(direction), "re-offer without {direction}:\n{m}");
+            let first = invites
+                .iter()
+                .zip(&offered)
+                .find(|(i, _)| call_id(i) == call_id(m))
+                .map(|(_, p)| *p);
+            assert_eq!(
+                first,
+                Some(*port),
+                "{}: the callee's relay port moved",
+                call_id(m)
+            );
+        }
+        for (m, port) in reanswers.iter().zip(&reanswered) {
+            let first = answers
+                .iter()
+                .zip(&answered)
+                .find(|(a, _)| call_id(a) == call_id(m))
+                .map(|(_, p)| *p);
+            assert_eq!(
+                first,
+                Some(*port),
+                "{}: the caller's relay port moved",
+                call_id(m)
+            );
+        }
+    }
+
     // Media: the node counted RTP from the caller (sipp UAC tags are
     // ...SIPpTag00...) and from the callee (...SIPpTag01...), which only
     // echoes what rtpmesh delivered to it, on every call.
@@ -556,13 +633,17 @@ fn twenty_calls_through_kamailio(backend: &str) {
                 .map(|(_, p)| *p)
                 .sum::<i64>()
         };
-        assert!(
-            from("SIPpTag00") > 0,
-            "{id}: no RTP from the caller: {tags:?}"
+        // Exactly what sipp sent: the capture's packets from the caller,
+        // and the same number echoed back by the callee.
+        assert_eq!(
+            from("SIPpTag00"),
+            CAPTURE_PACKETS,
+            "{id}: RTP from the caller: {tags:?}"
         );
-        assert!(
-            from("SIPpTag01") > 0,
-            "{id}: no RTP back from the callee: {tags:?}"
+        assert_eq!(
+            from("SIPpTag01"),
+            CAPTURE_PACKETS,
+            "{id}: RTP back from the callee: {tags:?}"
         );
     }
     let stats = statistics(&node);
@@ -613,6 +694,7 @@ fn drained_node_refuses_cleanly(backend: &str) {
             concurrent: 3,
             rate: 100,
             answered: 1,
+            uas: "uas",
         },
         "burst",
     );
@@ -642,10 +724,11 @@ fn drained_node_refuses_cleanly(backend: &str) {
         .filter(|l| l.starts_with("SIP/2.0 503 Media Relay Unavailable"))
         .count();
     assert_eq!((ok, refused), (1, 2), "final responses: {finals:?}");
+    // Initial INVITEs only: the admitted call also holds and resumes.
     let invites = o
         .uas_received
         .iter()
-        .filter(|m| m.starts_with("INVITE "))
+        .filter(|m| m.starts_with("INVITE ") && m.contains("CSeq: 1 INVITE"))
         .count();
     assert_eq!(invites, 1, "refused calls must not reach the callee");
     // It was rtpmesh's load limit, reported the way rtpengine does, that
@@ -671,6 +754,7 @@ fn drained_node_refuses_cleanly(backend: &str) {
             concurrent: 1,
             rate: 1,
             answered: 1,
+            uas: "uas",
         },
         "again",
     );
@@ -697,4 +781,66 @@ fn drained_node_refuses_cleanly(backend: &str) {
     assert!(eventually(Duration::from_secs(5), || listed(&node) == 0));
 }
 
-both_backends!(twenty_calls_through_kamailio, drained_node_refuses_cleanly);
+/// A callee that answers 486 Busy Here: the call fails at the SIP level,
+/// Kamailio's failure route deletes it on the relay, and the node holds no
+/// call afterwards (the offer had created one, with ports).
+fn busy_callee_leaves_no_call(backend: &str) {
+    require_tools();
+    let node = Node::builder(backend)
+        .arg("--delete-delay")
+        .arg("0")
+        .start();
+    let scratch = Scratch::new(&format!("{backend}-busy"));
+    let kamailio = Kamailio::start(&scratch, node.ng);
+    let o = run_calls(
+        &scratch,
+        &kamailio,
+        &Calls {
+            total: 3,
+            concurrent: 3,
+            rate: 10,
+            answered: 3,
+            uas: "uas-busy",
+        },
+        "busy",
+    );
+    assert!(
+        o.uac.success(),
+        "sipp UAC failed ({}); logs in {}",
+        o.uac,
+        scratch.0.display()
+    );
+    let busy = o
+        .uac_received
+        .iter()
+        .filter(|m| m.starts_with("SIP/2.0 486"))
+        .map(|m| call_id(m))
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(busy.len(), 3, "486 for every call at the UAC");
+    let offers = o
+        .uas_received
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .count();
+    assert_eq!(offers, 3, "every call reached the callee through the node");
+    let stats = statistics(&node);
+    assert_eq!(
+        int_at(
+            &stats,
+            &["statistics", "totalstatistics", "managedsessions"]
+        ),
+        3,
+        "{stats:?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || listed(&node) == 0),
+        "rejected calls left on the node: {:?}",
+        node.client().req(vec![("command", "list".into())])
+    );
+}
+
+both_backends!(
+    twenty_calls_through_kamailio,
+    drained_node_refuses_cleanly,
+    busy_callee_leaves_no_call
+);
