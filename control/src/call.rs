@@ -231,6 +231,26 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds another sum.
+    pub fn merge(&mut self, o: &Self) {
+        self.rtp_packets += o.rtp_packets;
+        self.rtp_bytes += o.rtp_bytes;
+        self.rtcp_packets += o.rtcp_packets;
+        self.rtcp_bytes += o.rtcp_bytes;
+        self.errors += o.errors;
+        self.forwarded += o.forwarded;
+    }
+
+    /// RTP and RTCP packets.
+    pub fn packets(&self) -> u64 {
+        self.rtp_packets + self.rtcp_packets
+    }
+
+    /// RTP and RTCP bytes.
+    pub fn bytes(&self) -> u64 {
+        self.rtp_bytes + self.rtcp_bytes
+    }
+
     /// Adds one socket's counters.
     pub fn add(&mut self, c: &CounterSnapshot) {
         self.rtp_packets += c.rtp_packets;

@@ -68,7 +68,14 @@ struct NodeStats {
     deleted: u64,
     /// Totals of removed calls, so node totals do not shrink.
     closed: Totals,
+    /// Node totals at the start of the current rate window.
+    window: (u64, Totals),
+    /// Packets, bytes and errors per second over the last full window.
+    rates: (u64, u64, u64),
 }
+
+/// How long a rate window lasts, in milliseconds.
+const RATE_WINDOW_MS: u64 = 1000;
 
 /// A command that failed, with the text rtpengine would send.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +120,7 @@ impl Node {
             cookies: HashMap::new(),
             stats: NodeStats {
                 started_unix: now.unix,
+                window: (now.ms, Totals::default()),
                 ..NodeStats::default()
             },
         }
@@ -344,19 +352,43 @@ impl Node {
         dict([("result", "ok".into()), ("calls", Value::List(calls))])
     }
 
-    fn statistics(&self, now: Now) -> Value {
-        let mut totals = self.stats.closed;
+    /// Totals of every call the node has had.
+    fn totals(&self) -> Totals {
+        let mut t = self.stats.closed;
         for c in self.calls.values() {
-            let t = c.totals();
-            totals.rtp_packets += t.rtp_packets + t.rtcp_packets;
-            totals.rtp_bytes += t.rtp_bytes + t.rtcp_bytes;
-            totals.errors += t.errors;
+            t.merge(&c.totals());
         }
+        t
+    }
+
+    /// Moves the rate window on once a second (called from `tick`).
+    fn update_rates(&mut self, now: Now) {
+        let (start, before) = self.stats.window;
+        let elapsed = now.ms.saturating_sub(start);
+        if elapsed < RATE_WINDOW_MS {
+            return;
+        }
+        let t = self.totals();
+        let per_s = |a: u64, b: u64| a.saturating_sub(b) * 1000 / elapsed;
+        self.stats.rates = (
+            per_s(t.packets(), before.packets()),
+            per_s(t.bytes(), before.bytes()),
+            per_s(t.errors, before.errors),
+        );
+        self.stats.window = (now.ms, t);
+    }
+
+    fn statistics(&self, now: Now) -> Value {
+        let totals = self.totals();
+        let (packetrate, byterate, errorrate) = self.stats.rates;
         let current = dict([
             ("sessionsown", (self.calls.len() as u64).into()),
             ("sessionsforeign", 0u64.into()),
             ("sessionstotal", (self.calls.len() as u64).into()),
             ("transcodedmedia", 0u64.into()),
+            ("packetrate", packetrate.into()),
+            ("byterate", byterate.into()),
+            ("errorrate", errorrate.into()),
         ]);
         let total = dict([
             (
@@ -367,8 +399,8 @@ impl Node {
             ("rejectedsessions", self.stats.rejected.into()),
             ("timeoutsessions", self.stats.timeouts.into()),
             ("regularterminatedsessions", self.stats.deleted.into()),
-            ("packetsrelayed", totals.rtp_packets.into()),
-            ("bytesrelayed", totals.rtp_bytes.into()),
+            ("packetsrelayed", totals.packets().into()),
+            ("bytesrelayed", totals.bytes().into()),
             ("packetserrors", totals.errors.into()),
         ]);
         dict([
@@ -417,6 +449,7 @@ impl Node {
             self.remove(id, plane);
         }
         self.expire_cookies(now, false);
+        self.update_rates(now);
         gone
     }
 
@@ -433,10 +466,7 @@ impl Node {
 
     fn remove(&mut self, id: &str, plane: &mut dyn MediaPlane) {
         if let Some(call) = self.calls.remove(id) {
-            let t = call.totals();
-            self.stats.closed.rtp_packets += t.rtp_packets + t.rtcp_packets;
-            self.stats.closed.rtp_bytes += t.rtp_bytes + t.rtcp_bytes;
-            self.stats.closed.errors += t.errors;
+            self.stats.closed.merge(&call.totals());
             let locals: Vec<_> = call.locals().cloned().collect();
             for l in &locals {
                 self.flows.remove(&l.rtp.flow);

@@ -532,3 +532,71 @@ fn strict_source_and_sip_source_address_reach_the_flows() {
         "SIP source replaces the SDP address"
     );
 }
+
+#[test]
+fn statistics_report_rates_over_the_last_second() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "c");
+    node.tick(at(1), &mut plane);
+    let c = node.call("c").unwrap().legs[0].streams[0]
+        .local
+        .rtp
+        .counters
+        .clone();
+    c.rtp_packets.store(500, Relaxed);
+    c.rtp_bytes.store(86_000, Relaxed);
+    c.malformed.store(5, Relaxed);
+    c.last_packet_ms.store(at(2).ms, Relaxed);
+    node.tick(at(2), &mut plane);
+    let s = send(
+        &mut node,
+        &mut plane,
+        at(2),
+        "2",
+        vec![("command", "statistics".into())],
+    );
+    let cur = s
+        .get("statistics")
+        .unwrap()
+        .get("currentstatistics")
+        .unwrap();
+    let get = |k: &str| cur.get(k).and_then(Value::as_int).unwrap();
+    assert_eq!(
+        (get("packetrate"), get("byterate"), get("errorrate")),
+        (500, 86_000, 5)
+    );
+    let tot = s.get("statistics").unwrap().get("totalstatistics").unwrap();
+    assert_eq!(tot.get("packetsrelayed").and_then(Value::as_int), Some(500));
+    // A removed call's packets stay in the totals and do not count as a
+    // negative rate.
+    let d = send(
+        &mut node,
+        &mut plane,
+        at(2),
+        "3",
+        vec![
+            ("command", "delete".into()),
+            ("call-id", "c".into()),
+            ("delete-delay", 0u64.into()),
+        ],
+    );
+    assert_eq!(result(&d), "ok");
+    node.tick(at(3), &mut plane);
+    let s = send(
+        &mut node,
+        &mut plane,
+        at(3),
+        "4",
+        vec![("command", "statistics".into())],
+    );
+    let cur = s
+        .get("statistics")
+        .unwrap()
+        .get("currentstatistics")
+        .unwrap();
+    assert_eq!(cur.get("packetrate").and_then(Value::as_int), Some(0));
+    let tot = s.get("statistics").unwrap().get("totalstatistics").unwrap();
+    assert_eq!(tot.get("packetsrelayed").and_then(Value::as_int), Some(500));
+}
