@@ -112,6 +112,18 @@ struct Rx {
     max_seq: Option<u32>,
 }
 
+impl Outcome {
+    /// Adds one stream's window to the totals (duplicates never count as
+    /// more than was sent).
+    fn count(&mut self, r: &Rx) {
+        self.sent += r.sent_in_window;
+        self.received += r.got_in_window.min(r.sent_in_window);
+        if r.got_in_window < r.sent_in_window {
+            self.streams_with_loss += 1;
+        }
+    }
+}
+
 /// Sockets of every party, registered with one epoll instance.
 pub struct Generator {
     epfd: RawFd,
@@ -293,11 +305,7 @@ impl Generator {
         out.window_s = (w1.min(end) - w0.min(end)) as f64 / 1e9;
         out.gen_limited = short_phases;
         for r in &self.rx[..active] {
-            out.sent += r.sent_in_window;
-            out.received += r.got_in_window.min(r.sent_in_window);
-            if r.got_in_window < r.sent_in_window {
-                out.streams_with_loss += 1;
-            }
+            out.count(r);
         }
         out.latency = lat.summary();
         out
@@ -372,11 +380,7 @@ impl Generator {
         }
         for (r, _) in self.rx.iter().zip(&used).filter(|(_, u)| **u) {
             out.streams += 1;
-            out.sent += r.sent_in_window;
-            out.received += r.got_in_window.min(r.sent_in_window);
-            if r.got_in_window < r.sent_in_window {
-                out.streams_with_loss += 1;
-            }
+            out.count(r);
         }
         out.latency = lat.summary();
         out

@@ -91,6 +91,15 @@ fn need<'a>(v: &'a Option<String>, missing: &str) -> Result<&'a str, Failure> {
     v.as_deref().ok_or_else(|| Failure::from(missing))
 }
 
+/// Parses a request's SDP; what was wrong goes to the log, the reply gets
+/// rtpengine's text.
+fn parse_sdp(text: &str, call_id: &str) -> Result<sdp::SessionDescription, Failure> {
+    sdp::parse(text).map_err(|e| {
+        tracing::info!(error = %e, call = %call_id, "SDP rejected");
+        Failure::from(reason::FAILED_TO_PARSE_SDP)
+    })
+}
+
 impl From<&str> for Failure {
     fn from(s: &str) -> Self {
         Self::Error(s.to_owned())
@@ -215,10 +224,7 @@ impl Node {
         let text = need(&req.sdp, reason::NO_SDP)?;
         let call_id = need(&req.call_id, reason::NO_CALL_ID)?.to_owned();
         let from_tag = need(&req.from_tag, reason::NO_FROM_TAG)?.to_owned();
-        let parsed = sdp::parse(text).map_err(|e| {
-            tracing::info!(error = %e, call = %call_id, "offer SDP rejected");
-            Failure::from(reason::FAILED_TO_PARSE_SDP)
-        })?;
+        let parsed = parse_sdp(text, &call_id)?;
         let is_new = !self.calls.contains_key(&call_id);
         if is_new {
             let active = self
@@ -288,7 +294,7 @@ impl Node {
             .calls
             .get_mut(call_id)
             .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
-        let parsed = sdp::parse(text).map_err(|_| Failure::from(reason::FAILED_TO_PARSE_SDP))?;
+        let parsed = parse_sdp(text, call_id)?;
         let offerer = call.leg_index(from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
         if let Some(to) = &req.to_tag {

@@ -43,7 +43,7 @@ fn first_clock_rate(m: &sdp::Media) -> u32 {
         .unwrap_or(8000)
 }
 
-pub(super) fn latching_of(req: &Request, current: Latching) -> Latching {
+fn latching_of(req: &Request, current: Latching) -> Latching {
     if req.flags.asymmetric {
         Latching::Asymmetric
     } else if req.flags.strict_source {
@@ -51,6 +51,25 @@ pub(super) fn latching_of(req: &Request, current: Latching) -> Latching {
     } else {
         current
     }
+}
+
+/// Records an offer or answer: signalling time (the media timeout counts
+/// from it) and the source address policy its flags ask for.
+fn signalled(call: &mut Call, req: &Request, now: Now) {
+    call.last_signal = now.unix;
+    call.last_signal_ms = now.ms;
+    call.latching = latching_of(req, call.latching);
+}
+
+/// What a party's own SDP says about the stream facing it: where it
+/// receives, and the clock rate of what it sends.
+fn learn(s: &mut Stream, m: &sdp::Media, req: &Request) {
+    s.remote = remote_of(m, req);
+    s.advertised = m
+        .connection
+        .as_ref()
+        .map(|c| SocketAddr::new(c.address, m.port));
+    s.clock_rate = first_clock_rate(m);
 }
 
 /// Applies an offer from leg `o` to the call and returns the SDP for the
@@ -64,9 +83,7 @@ pub(super) fn build_offer(
     now: Now,
     plane: &mut dyn MediaPlane,
 ) -> Result<String, Failure> {
-    call.last_signal = now.unix;
-    call.last_signal_ms = now.ms;
-    call.latching = latching_of(req, call.latching);
+    signalled(call, req, now);
     let want_v6 = req
         .address_family
         .as_deref()
@@ -106,15 +123,10 @@ pub(super) fn build_offer(
             let s = &mut call.legs[o].streams[i];
             s.kind = m.kind.clone();
             s.protocol = m.protocol.clone();
-            s.remote = remote_of(m, req);
-            s.advertised = m
-                .connection
-                .as_ref()
-                .map(|c| SocketAddr::new(c.address, m.port));
+            learn(s, m, req);
             s.mux_offered = m.rtcp_mux;
             s.mux_accept = req.rtcp_mux.demux || req.rtcp_mux.accept;
             s.mux = m.rtcp_mux && s.mux;
-            s.clock_rate = first_clock_rate(m);
             s.ptime = m.ptime;
             let offer_mux =
                 (m.rtcp_mux && !req.rtcp_mux.demux) || req.rtcp_mux.offer || req.rtcp_mux.require;
@@ -154,18 +166,11 @@ pub(super) fn build_answer(
     if parsed.media().len() > call.legs[a].streams.len() {
         return Err(Failure::from(reason::ANSWER_MEDIA_MISMATCH));
     }
-    call.last_signal = now.unix;
-    call.last_signal_ms = now.ms;
-    call.latching = latching_of(req, call.latching);
+    signalled(call, req, now);
     for (i, m) in parsed.media().iter().enumerate() {
         let s = &mut call.legs[a].streams[i];
-        s.remote = remote_of(m, req);
-        s.advertised = m
-            .connection
-            .as_ref()
-            .map(|c| SocketAddr::new(c.address, m.port));
+        learn(s, m, req);
         s.mux = m.rtcp_mux && s.mux_offered;
-        s.clock_rate = first_clock_rate(m);
         let answerer_mux = s.mux;
         let f = &mut call.legs[o].streams[i];
         f.mux = f.mux_offered
