@@ -21,6 +21,8 @@ use crate::flow::{Slot, MAX_OUTPUTS};
 
 /// Datagrams read per `recvmmsg`.
 pub const RX_BATCH: usize = 32;
+/// Receive calls per socket per turn (up to 256 datagrams).
+const TURN_BATCHES: usize = 8;
 /// Largest datagram relayed; longer ones arrive truncated and are dropped.
 pub const BUF_SIZE: usize = 2048;
 const TX_CAP: usize = RX_BATCH * MAX_OUTPUTS;
@@ -48,6 +50,12 @@ pub struct Epoll {
     poll: Poll,
     events: Events,
     ready: Vec<usize>,
+    /// Sockets a turn left with data, served next turn (and the buffer for
+    /// the turn after).
+    left: Vec<usize>,
+    next_left: Vec<usize>,
+    /// By socket index: already in the list being built this turn.
+    queued: Vec<bool>,
     woken: bool,
     sockets: Vec<Option<(Slot, UdpSocket)>>,
     rx: Rx,
@@ -102,6 +110,9 @@ impl Epoll {
             poll,
             events: Events::with_capacity(EVENTS),
             ready: Vec::with_capacity(EVENTS),
+            left: Vec::new(),
+            next_left: Vec::new(),
+            queued: Vec::new(),
             woken: false,
             sockets: Vec::new(),
             rx,
@@ -117,11 +128,16 @@ impl Epoll {
     }
 
     /// Reads `slot`'s socket until it is empty, forwarding as it goes.
-    fn drain_socket(&mut self, slot: Slot, sink: &mut dyn PacketSink) {
+    ///
+    /// At most [`TURN_BATCHES`] receive calls per turn, so one flooded
+    /// socket cannot keep the worker from every other stream; returns `true`
+    /// when it stopped with data left, and the socket is served again next
+    /// turn.
+    fn drain_socket(&mut self, slot: Slot, sink: &mut dyn PacketSink) -> bool {
         let Some(fd) = self.socket_fd(slot) else {
-            return;
+            return false;
         };
-        loop {
+        for _ in 0..TURN_BATCHES {
             for m in self.rx.msgs.iter_mut() {
                 m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 m.msg_hdr.msg_controllen = CONTROL_LEN as _;
@@ -139,12 +155,12 @@ impl Epoll {
                 )
             };
             if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => return,
-                    io::ErrorKind::Interrupted => continue,
+                match io::Error::last_os_error().kind() {
+                    io::ErrorKind::WouldBlock => return false,
                     // A pending ICMP error (ECONNREFUSED) is reported once on
-                    // receive; the queue behind it is intact, so read on.
+                    // receive and the queue behind it is intact: read on.
+                    // Each try counts against the turn, so an error that
+                    // repeats cannot hold the worker here.
                     _ => continue,
                 }
             }
@@ -190,9 +206,10 @@ impl Epoll {
             }
             self.flush(sink);
             if n < RX_BATCH {
-                return;
+                return false;
             }
         }
+        true
     }
 
     /// Sends the queued copies, one `sendmmsg` per run of the same socket.
@@ -262,8 +279,15 @@ impl Backend for Epoll {
         let i = slot.index as usize;
         if self.sockets.len() <= i {
             self.sockets.resize_with(i + 1, || None);
+            self.queued.resize(i + 1, false);
         }
         self.sockets[i] = Some((slot, socket));
+        // Room for every socket in the per-turn lists, so turns never
+        // allocate.
+        let n = self.sockets.len();
+        for v in [&mut self.ready, &mut self.left, &mut self.next_left] {
+            v.reserve(n.saturating_sub(v.len()));
+        }
         Ok(())
     }
 
@@ -281,7 +305,9 @@ impl Backend for Epoll {
     }
 
     fn wait(&mut self) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, None) {
+        // With data left on some socket, only look for news.
+        let timeout = (!self.left.is_empty()).then_some(std::time::Duration::ZERO);
+        match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 self.events.clear();
@@ -299,8 +325,8 @@ impl Backend for Epoll {
 
     fn process(&mut self, sink: &mut dyn PacketSink) -> io::Result<()> {
         // Tokens are copied out first: draining needs `&mut self`. The
-        // vector keeps its capacity (the events capacity), so this does not
-        // allocate.
+        // vectors keep their capacity (reserved as sockets are added), so
+        // this does not allocate.
         let mut ready = std::mem::take(&mut self.ready);
         // The wake token needs nothing here: the worker resets the eventfd
         // itself before reading its commands.
@@ -309,14 +335,27 @@ impl Backend for Epoll {
                 ready.push(ev.token().0);
             }
         }
-        for &index in &ready {
+        self.events.clear();
+        // Sockets left with data last turn come after the newly ready ones.
+        let mut left = std::mem::take(&mut self.left);
+        let mut next = std::mem::take(&mut self.next_left);
+        for &index in ready.iter().chain(left.iter()) {
             if let Some(Some((slot, _))) = self.sockets.get(index) {
                 let slot = *slot;
-                self.drain_socket(slot, sink);
+                if self.drain_socket(slot, sink) && !self.queued[index] {
+                    self.queued[index] = true;
+                    next.push(index);
+                }
             }
         }
+        for &index in &next {
+            self.queued[index] = false;
+        }
         ready.clear();
+        left.clear();
         self.ready = ready;
+        self.next_left = left;
+        self.left = next;
         Ok(())
     }
 

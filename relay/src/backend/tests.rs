@@ -438,3 +438,38 @@ fn uring_drop_waits_for_the_kernel() {
     // Drop may unmap the buffers.
     assert!(r.backend.quiesce_for_test());
 }
+
+#[test]
+fn epoll_serves_other_sockets_while_one_is_flooded() {
+    // A's queue holds far more than one turn reads; a datagram for B sent
+    // after all of them must not wait for A's whole backlog.
+    let mut r = rig(
+        |fd| Ok(Box::new(Epoll::new(fd)?)),
+        Opts {
+            big_rcvbuf: true,
+            ..Opts::default()
+        },
+    );
+    let flood = payloads("flood", 3000);
+    for p in &flood {
+        r.s.send_to(p, r.a).unwrap();
+    }
+    r.s.send_to(b"for b", r.b).unwrap();
+    let mut a_when_b = None;
+    let end = Instant::now() + Duration::from_secs(5);
+    while r.sink.on_a < flood.len() && Instant::now() < end {
+        r.turn();
+        if r.sink.on_b == 1 && a_when_b.is_none() {
+            a_when_b = Some(r.sink.on_a);
+        }
+        let mut buf = [0u8; 64];
+        while r.c.recv_from(&mut buf).is_ok() {}
+    }
+    assert_eq!(r.sink.on_a, flood.len(), "A's backlog is read in the end");
+    let a_when_b = a_when_b.expect("B was served");
+    assert!(
+        a_when_b < flood.len(),
+        "B waited for all of A's {} datagrams",
+        flood.len()
+    );
+}
