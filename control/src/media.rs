@@ -100,7 +100,9 @@ impl Plane {
     /// Waits briefly for sockets being closed to finish, so that their
     /// ports can be reused; true if any pair came back.
     fn wait_for_closures(&mut self) -> bool {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        // Bounded and short: the control thread answers nobody meanwhile.
+        // A worker closes sockets within microseconds of the command.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
         let before = self.pool.in_use();
         while !self.closing_pairs.is_empty() && self.pool.in_use() == before {
             match self.events.recv_deadline(deadline) {
@@ -251,10 +253,9 @@ impl MediaPlane for Plane {
             }
         }
         if let Some(w) = self.workers.get(worker) {
-            w.load().fetch_sub(
-                locals.len().min(w.load().load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
+            // Only this thread changes the count; saturate rather than wrap.
+            let load = w.load().load(Ordering::Relaxed);
+            w.load().store(load.saturating_sub(locals.len()), Ordering::Relaxed);
             if !ids.is_empty() {
                 w.send(Command::Remove(ids));
             }
