@@ -255,7 +255,8 @@ impl MediaPlane for Plane {
         if let Some(w) = self.workers.get(worker) {
             // Only this thread changes the count; saturate rather than wrap.
             let load = w.load().load(Ordering::Relaxed);
-            w.load().store(load.saturating_sub(locals.len()), Ordering::Relaxed);
+            w.load()
+                .store(load.saturating_sub(locals.len()), Ordering::Relaxed);
             if !ids.is_empty() {
                 w.send(Command::Remove(ids));
             }
