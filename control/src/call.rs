@@ -36,6 +36,9 @@ pub struct Local {
     pub rtp: Socket,
     /// RTCP socket.
     pub rtcp: Socket,
+    /// `false` for the socketless flows of a tunnel leg: a tunnel feeds
+    /// them, and nothing is sent from them.
+    pub bound: bool,
 }
 
 /// What a party advertised for one m= line.
@@ -97,6 +100,53 @@ pub struct Leg {
     pub created: u64,
     /// One per m= line.
     pub streams: Vec<Stream>,
+    /// Set when the party is behind another relay node: its streams are
+    /// socketless flows fed by the tunnel, and what goes to the party goes
+    /// into the tunnel.
+    pub tunnel: Option<TunnelLink>,
+    /// `block media`: what this party sends is not forwarded to the other.
+    pub blocked: bool,
+}
+
+/// The far end of a tunnel leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelLink {
+    /// The local tunnel socket's flow (on the call's worker).
+    pub via: FlowId,
+    /// The local tunnel socket's address, as the peer must send to it.
+    pub local: SocketAddr,
+    /// The peer node's tunnel socket; `None` until the controller says.
+    pub peer: Option<SocketAddr>,
+    /// The peer's flow ids per m= line: (RTP, RTCP).
+    pub flows: Vec<(u32, u32)>,
+}
+
+/// A copy of one party's media to a media resource (recorder, analyser,
+/// conference), added and removed while the call runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branch {
+    /// Name, unique in the call.
+    pub name: String,
+    /// The leg whose party's media is copied.
+    pub leg: usize,
+    /// Where the copies go.
+    pub target: BranchTarget,
+}
+
+/// Where a branch sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchTarget {
+    /// Straight to addresses, per m= line: (RTP, RTCP).
+    Direct(Vec<(SocketAddr, SocketAddr)>),
+    /// Into a tunnel to another node, which delivers to the resource.
+    Tunnel {
+        /// The local tunnel socket's flow.
+        via: FlowId,
+        /// The peer node's tunnel socket.
+        peer: SocketAddr,
+        /// The peer's flow ids per m= line: (RTP, RTCP).
+        flows: Vec<(u32, u32)>,
+    },
 }
 
 /// A call: two legs whose streams are forwarded to each other.
@@ -118,6 +168,10 @@ pub struct Call {
     pub latching: Latching,
     /// Media clock ms at which a delayed `delete` removes the call.
     pub delete_at_ms: Option<u64>,
+    /// Branches, in the order they were started.
+    pub branches: Vec<Branch>,
+    /// Local recordings: the branch that feeds each, and the recorder's id.
+    pub recordings: Vec<(String, u64)>,
 }
 
 impl Call {
@@ -136,7 +190,8 @@ impl Call {
     }
 
     /// Flow table entries for the whole call: each stream's sockets forward
-    /// to the matching stream of the other leg.
+    /// to the matching stream of the other leg (or into the tunnel that
+    /// reaches it), plus the call's branches.
     pub fn flow_specs(&self) -> Vec<FlowSpec> {
         let mut specs = Vec::new();
         for (l, leg) in self.legs.iter().enumerate() {
@@ -145,13 +200,76 @@ impl Call {
                 let Some(o) = other.streams.get(i) else {
                     continue;
                 };
-                let rtp_out = vec![Output::Peer(o.local.rtp.flow)];
-                let rtcp_out = vec![Output::Peer(o.rtcp_socket().flow)];
+                let (mut rtp_out, mut rtcp_out) = if leg.blocked {
+                    (Vec::new(), Vec::new())
+                } else {
+                    match &other.tunnel {
+                        Some(t) => match (t.peer, t.flows.get(i)) {
+                            (Some(dest), Some(&(rtp, rtcp))) => (
+                                vec![Output::Tunnel {
+                                    via: t.via,
+                                    dest,
+                                    flow: rtp,
+                                }],
+                                vec![Output::Tunnel {
+                                    via: t.via,
+                                    dest,
+                                    flow: rtcp,
+                                }],
+                            ),
+                            // The peer's end is not known yet: nowhere to send.
+                            _ => (Vec::new(), Vec::new()),
+                        },
+                        None => (
+                            vec![Output::Peer(o.local.rtp.flow)],
+                            vec![Output::Peer(o.rtcp_socket().flow)],
+                        ),
+                    }
+                };
+                for b in self.branches.iter().filter(|b| b.leg == l) {
+                    // A branch sends from a socket of the call: this leg's
+                    // own, or the other's when this one is a tunnel leg.
+                    let via = if s.local.bound {
+                        s.local.rtp.flow
+                    } else {
+                        o.local.rtp.flow
+                    };
+                    match &b.target {
+                        BranchTarget::Direct(addrs) => {
+                            if let Some(&(rtp, rtcp)) = addrs.get(i) {
+                                rtp_out.push(Output::Fixed { via, dest: rtp });
+                                rtcp_out.push(Output::Fixed { via, dest: rtcp });
+                            }
+                        }
+                        BranchTarget::Tunnel { via, peer, flows } => {
+                            if let Some(&(rtp, rtcp)) = flows.get(i) {
+                                rtp_out.push(Output::Tunnel {
+                                    via: *via,
+                                    dest: *peer,
+                                    flow: rtp,
+                                });
+                                rtcp_out.push(Output::Tunnel {
+                                    via: *via,
+                                    dest: *peer,
+                                    flow: rtcp,
+                                });
+                            }
+                        }
+                    }
+                }
+                // A tunnel leg's flows only receive from the tunnel: no
+                // address to learn, none to send to.
+                let (peer, latching) = if s.local.bound {
+                    (s.remote, self.latching)
+                } else {
+                    (None, Latching::Asymmetric)
+                };
+                let muxed = s.mux && s.local.bound;
                 specs.push(FlowSpec {
                     id: s.local.rtp.flow,
-                    peer: s.remote.map(|r| r.rtp),
-                    latching: self.latching,
-                    carries: if s.mux { Carries::Muxed } else { Carries::Rtp },
+                    peer: peer.map(|r| r.rtp),
+                    latching,
+                    carries: if muxed { Carries::Muxed } else { Carries::Rtp },
                     rtp_outputs: rtp_out,
                     rtcp_outputs: rtcp_out.clone(),
                     clock_rate: s.clock_rate,
@@ -159,8 +277,8 @@ impl Call {
                 });
                 specs.push(FlowSpec {
                     id: s.local.rtcp.flow,
-                    peer: s.remote.map(|r| r.rtcp),
-                    latching: self.latching,
+                    peer: peer.map(|r| r.rtcp),
+                    latching,
                     carries: Carries::Rtcp,
                     rtp_outputs: Vec::new(),
                     rtcp_outputs: rtcp_out,
@@ -170,6 +288,16 @@ impl Call {
             }
         }
         specs
+    }
+
+    /// The flow ids of leg `l`'s streams, as a peer node addresses them
+    /// through a tunnel: (RTP, RTCP) per m= line.
+    pub fn tunnel_flows(&self, l: usize) -> Vec<(u32, u32)> {
+        self.legs[l]
+            .streams
+            .iter()
+            .map(|s| (s.local.rtp.flow.0 as u32, s.local.rtcp.flow.0 as u32))
+            .collect()
     }
 
     /// Media clock ms of the newest packet on any socket (0: none yet).

@@ -1,7 +1,7 @@
 //! Node configuration: defaults, a TOML file, and command-line overrides.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rtpmesh_relay::backend::BackendKind;
@@ -64,6 +64,21 @@ pub struct Config {
     pub max_sessions: usize,
     /// How long a cookie's reply is kept for retransmissions.
     pub cookie_ttl: Duration,
+    /// Address of worker 0's tunnel socket; worker `i` listens on the port
+    /// `i` above it. `None`: no tunnels.
+    pub tunnel_address: Option<SocketAddr>,
+    /// The cluster secret tunnel keys are derived from.
+    pub tunnel_secret: Option<String>,
+    /// Where local recordings go. `None`: no recording.
+    pub recording_dir: Option<PathBuf>,
+    /// This node's id in the regional registry.
+    pub node_id: Option<String>,
+    /// This node's region.
+    pub region: Option<String>,
+    /// The registry: `redis://HOST:PORT` (or `none`).
+    pub registry: Option<String>,
+    /// How often the node reports itself to the registry.
+    pub heartbeat: Duration,
 }
 
 impl Default for Config {
@@ -79,6 +94,13 @@ impl Default for Config {
             delete_delay: Duration::from_secs(30),
             max_sessions: 0,
             cookie_ttl: Duration::from_secs(30),
+            tunnel_address: None,
+            tunnel_secret: None,
+            recording_dir: None,
+            node_id: None,
+            region: None,
+            registry: None,
+            heartbeat: Duration::from_secs(2),
         }
     }
 }
@@ -105,6 +127,20 @@ pub struct FileConfig {
     pub delete_delay: Option<u64>,
     /// See [`Config::max_sessions`].
     pub max_sessions: Option<usize>,
+    /// See [`Config::tunnel_address`].
+    pub tunnel_address: Option<SocketAddr>,
+    /// See [`Config::tunnel_secret`].
+    pub tunnel_secret: Option<String>,
+    /// See [`Config::recording_dir`].
+    pub recording_dir: Option<PathBuf>,
+    /// See [`Config::node_id`].
+    pub node_id: Option<String>,
+    /// See [`Config::region`].
+    pub region: Option<String>,
+    /// See [`Config::registry`].
+    pub registry: Option<String>,
+    /// Milliseconds; see [`Config::heartbeat`].
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// A configuration that cannot be used.
@@ -139,6 +175,12 @@ pub enum ConfigError {
     /// No interface configured.
     #[error("no media interface configured")]
     NoInterface,
+    /// Tunnels without a secret would accept anybody's packets.
+    #[error("tunnel-address needs a non-empty tunnel-secret")]
+    TunnelSecret,
+    /// A node in a registry needs a name and a region.
+    #[error("registry needs node-id and region")]
+    Registration,
 }
 
 impl Config {
@@ -190,6 +232,27 @@ impl Config {
         if let Some(v) = f.max_sessions {
             self.max_sessions = v;
         }
+        if let Some(v) = f.tunnel_address {
+            self.tunnel_address = Some(v);
+        }
+        if let Some(v) = f.tunnel_secret {
+            self.tunnel_secret = Some(v);
+        }
+        if let Some(v) = f.recording_dir {
+            self.recording_dir = Some(v);
+        }
+        if let Some(v) = f.node_id {
+            self.node_id = Some(v);
+        }
+        if let Some(v) = f.region {
+            self.region = Some(v);
+        }
+        if let Some(v) = f.registry {
+            self.registry = Some(v);
+        }
+        if let Some(v) = f.heartbeat_ms {
+            self.heartbeat = Duration::from_millis(v.max(100));
+        }
         Ok(())
     }
 
@@ -200,6 +263,12 @@ impl Config {
         }
         rtpmesh_relay::pool::PortPool::new(self.port_min, self.port_max)
             .map_err(|_| ConfigError::PortRange(self.port_min, self.port_max))?;
+        if self.tunnel_address.is_some() && self.tunnel_secret.as_deref().unwrap_or("").is_empty() {
+            return Err(ConfigError::TunnelSecret);
+        }
+        if self.registry.is_some() && (self.node_id.is_none() || self.region.is_none()) {
+            return Err(ConfigError::Registration);
+        }
         Ok(())
     }
 

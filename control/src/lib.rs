@@ -15,5 +15,6 @@ pub mod media;
 pub mod ng;
 pub mod node;
 pub mod plane;
+pub mod record;
 pub mod sdp;
 pub mod server;

@@ -90,6 +90,28 @@ struct NodeArgs {
     /// Most concurrent calls, 0 for no limit [default: 0].
     #[arg(long)]
     max_sessions: Option<usize>,
+    /// Tunnel socket of worker 0 (`ADDR:PORT`; worker i uses PORT+i);
+    /// enables inter-node tunnels.
+    #[arg(long)]
+    tunnel_address: Option<SocketAddr>,
+    /// Cluster secret tunnel keys are derived from (or RTPMESH_TUNNEL_SECRET).
+    #[arg(long, env = "RTPMESH_TUNNEL_SECRET", hide_env_values = true)]
+    tunnel_secret: Option<String>,
+    /// Directory for local recordings (`start recording`, recorded branches).
+    #[arg(long)]
+    recording_dir: Option<PathBuf>,
+    /// This node's id in the regional registry.
+    #[arg(long)]
+    node_id: Option<String>,
+    /// This node's region.
+    #[arg(long)]
+    region: Option<String>,
+    /// Registry to report to: `redis://HOST:PORT`.
+    #[arg(long)]
+    registry: Option<String>,
+    /// Milliseconds between heartbeats to the registry [default: 2000].
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
 }
 
 /// Checks that a flag parses as `T` (so a typo fails at once, with clap's
@@ -121,6 +143,13 @@ impl NodeArgs {
             timeout: self.timeout,
             delete_delay: self.delete_delay,
             max_sessions: self.max_sessions,
+            tunnel_address: self.tunnel_address,
+            tunnel_secret: self.tunnel_secret,
+            recording_dir: self.recording_dir,
+            node_id: self.node_id,
+            region: self.region,
+            registry: self.registry,
+            heartbeat_ms: self.heartbeat_ms,
         })?;
         c.validate()?;
         Ok(c)

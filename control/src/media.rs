@@ -23,7 +23,13 @@ pub struct Plane {
     v4: Option<Interface>,
     v6: Option<Interface>,
     next_flow: u64,
-    pending: HashMap<FlowId, UdpSocket>,
+    /// Sockets (or `None` for socketless tunnel-leg flows) waiting for
+    /// their flow specs.
+    pending: HashMap<FlowId, Option<UdpSocket>>,
+    /// Each worker's tunnel socket: its flow and address.
+    tunnels: Vec<(FlowId, SocketAddr)>,
+    /// Local recordings, when a recording directory is configured.
+    recorder: Option<crate::record::Recorder>,
     /// Removed flows whose sockets a worker has yet to close, by the even
     /// port of their pair; a pair goes back to the pool when both are
     /// closed, so a new call never trips over a socket still bound.
@@ -53,13 +59,44 @@ impl Plane {
         }
         let pool = PortPool::new(config.port_min, config.port_max)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let mut next_flow = 1;
+        let mut tunnels = Vec::new();
+        if let Some(base) = config.tunnel_address {
+            let secret: Arc<[u8]> = config
+                .tunnel_secret
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes()
+                .into();
+            for w in &workers {
+                let addr = SocketAddr::new(base.ip(), base.port() + w.index() as u16);
+                let socket = bind(addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot bind tunnel socket {addr}: {e}"))
+                })?;
+                let id = FlowId(next_flow);
+                next_flow += 1;
+                w.send(Command::AddTunnel {
+                    id,
+                    socket,
+                    secret: secret.clone(),
+                });
+                tunnels.push((id, addr));
+            }
+            tracing::info!(first = %base, count = tunnels.len(), "tunnel sockets open");
+        }
+        let recorder = match &config.recording_dir {
+            Some(dir) => Some(crate::record::Recorder::start(dir.clone())?),
+            None => None,
+        };
         Ok(Self {
             workers,
             pool,
             v4: config.interface(false),
             v6: config.interface(true),
-            next_flow: 1,
+            next_flow,
             pending: HashMap::new(),
+            tunnels,
+            recorder,
             closing: HashMap::new(),
             closing_pairs: HashMap::new(),
             events: events_rx,
@@ -182,8 +219,8 @@ impl MediaPlane for Plane {
                 Ok((rtp, rtcp)) => {
                     let r = self.socket(port);
                     let c = self.socket(port + 1);
-                    self.pending.insert(r.flow, rtp);
-                    self.pending.insert(c.flow, rtcp);
+                    self.pending.insert(r.flow, Some(rtp));
+                    self.pending.insert(c.flow, Some(rtcp));
                     if let Some(w) = self.workers.get(worker) {
                         w.load().fetch_add(1, Ordering::Relaxed);
                     }
@@ -192,6 +229,7 @@ impl MediaPlane for Plane {
                         advertised: iface.advertised,
                         rtp: r,
                         rtcp: c,
+                        bound: true,
                     });
                 }
                 Err(e)
@@ -236,7 +274,16 @@ impl MediaPlane for Plane {
 
     fn close(&mut self, worker: usize, locals: Vec<Local>) {
         let mut ids = Vec::new();
+        let bound = locals.iter().filter(|l| l.bound).count();
         for l in &locals {
+            if !l.bound {
+                for s in [&l.rtp, &l.rtcp] {
+                    if self.pending.remove(&s.flow).is_none() {
+                        ids.push(s.flow);
+                    }
+                }
+                continue;
+            }
             let mut open = 0;
             for s in [&l.rtp, &l.rtcp] {
                 // A socket never handed to a worker closes right here.
@@ -256,9 +303,67 @@ impl MediaPlane for Plane {
             // Only this thread changes the count; saturate rather than wrap.
             let load = w.load().load(Ordering::Relaxed);
             w.load()
-                .store(load.saturating_sub(locals.len()), Ordering::Relaxed);
+                .store(load.saturating_sub(bound), Ordering::Relaxed);
             if !ids.is_empty() {
                 w.send(Command::Remove(ids));
+            }
+        }
+    }
+
+    fn open_virtual(&mut self, _worker: usize) -> Local {
+        let r = self.socket(0);
+        let c = self.socket(0);
+        self.pending.insert(r.flow, None);
+        self.pending.insert(c.flow, None);
+        let ip = self
+            .v4
+            .or(self.v6)
+            .map(|i| i.local)
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        Local {
+            ip,
+            advertised: ip,
+            rtp: r,
+            rtcp: c,
+            bound: false,
+        }
+    }
+
+    fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
+        self.tunnels
+            .get(worker)
+            .copied()
+            .ok_or(PlaneError::NoTunnel)
+    }
+
+    fn record(
+        &mut self,
+        call_id: &str,
+        tag: &str,
+        stream: usize,
+    ) -> Result<(u64, SocketAddr), PlaneError> {
+        let rec = self.recorder.as_ref().ok_or(PlaneError::NoRecorder)?;
+        let bind = self
+            .v4
+            .or(self.v6)
+            .map(|i| i.local)
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        let r = rec
+            .open(crate::record::RecordingSpec {
+                call_id: call_id.to_owned(),
+                tag: tag.to_owned(),
+                stream,
+                bind,
+            })
+            .map_err(|e| PlaneError::Socket(e.to_string()))?;
+        Ok((r.id, r.addr))
+    }
+
+    fn stop_recording(&mut self, id: u64) {
+        if let Some(rec) = &self.recorder {
+            match rec.close(id) {
+                Ok(files) => tracing::info!(?files, "recording finished"),
+                Err(e) => tracing::warn!(id, error = %e, "cannot finish recording"),
             }
         }
     }

@@ -4,7 +4,7 @@
 //! rtpengine 10.5 actually does with odd input is written down in
 //! `control/NG-NOTES.md`; the behaviour here follows it except where noted.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use crate::bencode::{self, dict, DecodeError, Value};
@@ -28,6 +28,8 @@ pub mod reason {
     pub const UNKNOWN_CALL_ID: &str = "Unknown call-id";
     /// Sent as `warning` on a `result: ok` reply when delete finds nothing.
     pub const DELETE_NOT_FOUND: &str = "Call-ID not found or tags didn't match";
+    /// A `from-tag` that names no party of the call.
+    pub const UNKNOWN_TAG: &str = "Unknown tag";
     /// The SDP body could not be parsed.
     pub const FAILED_TO_PARSE_SDP: &str = "Failed to parse SDP";
     /// Session limit hit. With `supports: [load limit]` rtpengine sends it as
@@ -207,6 +209,23 @@ commands! {
     List = "list",
     /// Global counters.
     Statistics = "statistics",
+    /// Record the call (every leg, or the `from-tag` party's) to local pcap
+    /// and WAV files.
+    StartRecording = "start recording",
+    /// Stop recording; the files stay.
+    StopRecording = "stop recording",
+    /// Stop forwarding media from the `from-tag` party (every party without
+    /// one).
+    BlockMedia = "block media",
+    /// Undo `block media`.
+    UnblockMedia = "unblock media",
+    /// rtpmesh: tell a call's tunnel leg where the peer node's end is.
+    UpdateTunnel = "update tunnel",
+    /// rtpmesh: fork a party's media to a resource (`destination`, or
+    /// through a `tunnel`), optionally recording it here too.
+    StartBranch = "start branch",
+    /// rtpmesh: stop a branch.
+    StopBranch = "stop branch",
 }
 
 impl std::fmt::Display for Command {
@@ -340,6 +359,35 @@ pub struct Request {
     /// `address-family` (`IP4`/`IP6`): the family of the relay address
     /// offered to the answerer, for calls that cross families.
     pub address_family: Option<String>,
+    /// rtpmesh extension `tunnel`: one leg is reached through an
+    /// inter-node tunnel (sent by the regional controller, never by a
+    /// proxy).
+    pub tunnel: Option<TunnelParams>,
+    /// rtpmesh extension `branch`: a branch's name.
+    pub branch: Option<String>,
+    /// rtpmesh extension `destination`: where a local branch sends RTP
+    /// (RTCP to the port above; stream `i` at `port + 2i`).
+    pub destination: Option<SocketAddr>,
+}
+
+/// Which leg of a call faces the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelSide {
+    /// The party that sent the offer is behind the tunnel.
+    Offerer,
+    /// The party the offer goes to is behind the tunnel.
+    Answerer,
+}
+
+/// The `tunnel` dictionary of the regional controller's requests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TunnelParams {
+    /// `side`: which leg is the tunnel leg (offer only).
+    pub side: Option<TunnelSide>,
+    /// `address`: the peer node's tunnel socket, once known.
+    pub address: Option<SocketAddr>,
+    /// `flows`: the peer's flow ids per m= line, `[RTP, RTCP]`.
+    pub flows: Vec<(u32, u32)>,
 }
 
 /// Rewrites ' ' and '_' to '-', so `delete delay`, `delete_delay` and
@@ -402,7 +450,15 @@ fn check_required(req: &Request) -> Result<(), NgError> {
     let (sdp, call_id, from_tag, to_tag) = match req.command {
         Command::Offer => (true, true, true, false),
         Command::Answer => (true, true, true, true),
-        Command::Delete | Command::Query => (false, true, false, false),
+        Command::Delete
+        | Command::Query
+        | Command::StartRecording
+        | Command::StopRecording
+        | Command::BlockMedia
+        | Command::UnblockMedia
+        | Command::UpdateTunnel
+        | Command::StartBranch
+        | Command::StopBranch => (false, true, false, false),
         Command::Ping | Command::List | Command::Statistics => return Ok(()),
     };
     if sdp && req.sdp.is_none() {
@@ -510,9 +566,47 @@ fn apply_key(req: &mut Request, key: &str, v: &Value) -> Result<(), NgError> {
         "delete-delay" => req.delete_delay = Some(number(key, v)?),
         "supports" => req.supports = strings(key, v)?,
         "limit" => req.limit = Some(number(key, v)?),
+        "tunnel" => req.tunnel = Some(tunnel(key, v)?),
+        "branch" => req.branch = Some(string(key, v)?),
+        "destination" => {
+            req.destination = Some(
+                string(key, v)?
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(key, "an address:port"))?,
+            )
+        }
         _ => {}
     }
     Ok(())
+}
+
+fn tunnel(key: &str, v: &Value) -> Result<TunnelParams, NgError> {
+    const EXPECTED: &str = "{side, address, flows: [[RTP, RTCP], ...]}";
+    let map = v.as_dict().ok_or_else(|| invalid(key, EXPECTED))?;
+    let mut t = TunnelParams::default();
+    if let Some(side) = map.get(&b"side"[..]) {
+        t.side = Some(match side.as_str() {
+            Some("offerer") => TunnelSide::Offerer,
+            Some("answerer") => TunnelSide::Answerer,
+            _ => return Err(invalid("tunnel.side", "offerer or answerer")),
+        });
+    }
+    if let Some(a) = map.get(&b"address"[..]) {
+        let a = a.as_str().and_then(|s| s.parse().ok());
+        t.address = Some(a.ok_or_else(|| invalid("tunnel.address", "an address:port"))?);
+    }
+    if let Some(f) = map.get(&b"flows"[..]) {
+        let items = f.as_list().ok_or_else(|| invalid(key, EXPECTED))?;
+        for item in items {
+            let pair = item.as_list().ok_or_else(|| invalid(key, EXPECTED))?;
+            let [rtp, rtcp] = pair else {
+                return Err(invalid(key, EXPECTED));
+            };
+            t.flows.push((number(key, rtp)?, number(key, rtcp)?));
+        }
+    }
+    Ok(t)
 }
 
 fn received_from(key: &str, v: &Value) -> Result<IpAddr, NgError> {

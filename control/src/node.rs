@@ -15,8 +15,8 @@ use std::time::Duration;
 use rtpmesh_relay::flow::{FlowId, Latching};
 
 use crate::bencode::{dict, Value};
-use crate::call::{Call, Leg, Totals};
-use crate::ng::{self, reason, Command, Request};
+use crate::call::{Branch, BranchTarget, Call, Leg, Totals, TunnelLink};
+use crate::ng::{self, reason, Command, Request, TunnelSide};
 use crate::plane::MediaPlane;
 use crate::sdp;
 
@@ -194,6 +194,16 @@ impl Node {
             Command::Query => self.query(req, now),
             Command::List => Ok(self.list(req)),
             Command::Statistics => Ok(self.statistics(now)),
+            Command::StartRecording => self.start_recording(req, plane),
+            Command::StopRecording => self.stop_branch(req, RECORDING, plane),
+            Command::BlockMedia => self.block(req, true, plane),
+            Command::UnblockMedia => self.block(req, false, plane),
+            Command::UpdateTunnel => self.update_tunnel(req, plane),
+            Command::StartBranch => self.start_branch(req, plane),
+            Command::StopBranch => match need(&req.branch, "No branch in message") {
+                Ok(name) => self.stop_branch(req, &name.to_owned(), plane),
+                Err(f) => Err(f),
+            },
         };
         match result {
             Ok(v) => v,
@@ -240,7 +250,29 @@ impl Node {
                 tag,
                 created: now.unix,
                 streams: Vec::new(),
+                tunnel: None,
+                blocked: false,
             };
+            let mut legs = [
+                leg(from_tag.clone()),
+                leg(req.to_tag.clone().unwrap_or_default()),
+            ];
+            if let Some(side) = req.tunnel.as_ref().and_then(|t| t.side) {
+                let t = req.tunnel.as_ref().expect("checked");
+                let (via, local) = plane
+                    .tunnel(worker)
+                    .map_err(|e| Failure::Error(e.to_string()))?;
+                let i = match side {
+                    TunnelSide::Offerer => 0,
+                    TunnelSide::Answerer => 1,
+                };
+                legs[i].tunnel = Some(TunnelLink {
+                    via,
+                    local,
+                    peer: t.address,
+                    flows: t.flows.clone(),
+                });
+            }
             self.calls.insert(
                 call_id.clone(),
                 Call {
@@ -249,17 +281,19 @@ impl Node {
                     last_signal: now.unix,
                     last_signal_ms: now.ms,
                     worker,
-                    legs: [
-                        leg(from_tag.clone()),
-                        leg(req.to_tag.clone().unwrap_or_default()),
-                    ],
+                    legs,
                     latching: Latching::Learn,
                     delete_at_ms: None,
+                    branches: Vec::new(),
+                    recordings: Vec::new(),
                 },
             );
             self.stats.managed += 1;
         }
         let call = self.calls.get_mut(&call_id).expect("inserted above");
+        if !is_new {
+            set_tunnel_peer(call, req);
+        }
         let offerer = call.leg_index(&from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
         match build_offer(call, offerer, answerer, req, &parsed, now, plane) {
@@ -269,7 +303,11 @@ impl Node {
                     self.flows.insert(l.rtcp.flow, call_id.clone());
                 }
                 plane.install(call.worker, call.flow_specs());
-                Ok(dict([("result", "ok".into()), ("sdp", sdp.into())]))
+                let mut reply = vec![("result", "ok".into()), ("sdp", sdp.into())];
+                if let Some(t) = tunnel_reply(call) {
+                    reply.push(("tunnel", t));
+                }
+                Ok(dict(reply))
             }
             Err(f) => {
                 if is_new {
@@ -302,9 +340,179 @@ impl Node {
                 call.legs[answerer].tag = to.clone();
             }
         }
+        set_tunnel_peer(call, req);
         let sdp = build_answer(call, offerer, answerer, req, &parsed, now)?;
         plane.install(call.worker, call.flow_specs());
-        Ok(dict([("result", "ok".into()), ("sdp", sdp.into())]))
+        let mut reply = vec![("result", "ok".into()), ("sdp", sdp.into())];
+        if let Some(t) = tunnel_reply(call) {
+            reply.push(("tunnel", t));
+        }
+        Ok(dict(reply))
+    }
+
+    /// The call a request names, or rtpengine's error.
+    fn call_of(&mut self, req: &Request) -> Result<&mut Call, Failure> {
+        let call_id = need(&req.call_id, reason::NO_CALL_ID)?;
+        self.calls
+            .get_mut(call_id)
+            .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))
+    }
+
+    /// The legs a request names by `from-tag`: that party's, or both.
+    fn legs_of(call: &Call, req: &Request) -> Result<Vec<usize>, Failure> {
+        match &req.from_tag {
+            Some(tag) => call
+                .leg_index(tag)
+                .map(|l| vec![l])
+                .ok_or(Failure::from(reason::UNKNOWN_TAG)),
+            None => Ok(vec![0, 1]),
+        }
+    }
+
+    fn update_tunnel(
+        &mut self,
+        req: &Request,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
+        let call = self.call_of(req)?;
+        if req.tunnel.is_none() || !call.legs.iter().any(|l| l.tunnel.is_some()) {
+            return Err(Failure::from("No tunnel leg in call"));
+        }
+        set_tunnel_peer(call, req);
+        plane.install(call.worker, call.flow_specs());
+        let mut reply = vec![("result", "ok".into())];
+        if let Some(t) = tunnel_reply(call) {
+            reply.push(("tunnel", t));
+        }
+        Ok(dict(reply))
+    }
+
+    fn block(
+        &mut self,
+        req: &Request,
+        blocked: bool,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
+        let call = self.call_of(req)?;
+        for l in Self::legs_of(call, req)? {
+            call.legs[l].blocked = blocked;
+        }
+        plane.install(call.worker, call.flow_specs());
+        Ok(dict([("result", "ok".into())]))
+    }
+
+    /// Records every stream of the named legs into local files, as a
+    /// branch to the recorder.
+    fn record_legs(
+        call: &mut Call,
+        legs: &[usize],
+        branch: &str,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<(), Failure> {
+        for &l in legs {
+            let mut addrs = Vec::new();
+            for i in 0..call.legs[l].streams.len() {
+                let (id, addr) = plane
+                    .record(&call.id, &call.legs[l].tag, i + 1)
+                    .map_err(|e| Failure::Error(e.to_string()))?;
+                call.recordings.push((branch.to_owned(), id));
+                addrs.push((addr, addr));
+            }
+            call.branches.push(Branch {
+                name: branch.to_owned(),
+                leg: l,
+                target: BranchTarget::Direct(addrs),
+            });
+        }
+        Ok(())
+    }
+
+    fn start_recording(
+        &mut self,
+        req: &Request,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
+        let call = self.call_of(req)?;
+        if !call.branches.iter().any(|b| b.name == RECORDING) {
+            let legs = Self::legs_of(call, req)?;
+            if let Err(f) = Self::record_legs(call, &legs, RECORDING, plane) {
+                drop_branch(call, RECORDING, plane);
+                return Err(f);
+            }
+            plane.install(call.worker, call.flow_specs());
+        }
+        Ok(dict([("result", "ok".into())]))
+    }
+
+    fn start_branch(
+        &mut self,
+        req: &Request,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
+        let name = need(&req.branch, "No branch in message")?.to_owned();
+        if name == RECORDING {
+            return Err(Failure::from("Branch name reserved"));
+        }
+        let call = self.call_of(req)?;
+        if call.branches.iter().any(|b| b.name == name) {
+            return Err(Failure::from("Branch exists"));
+        }
+        let legs = Self::legs_of(call, req)?;
+        let target = match (&req.tunnel, req.destination) {
+            (Some(t), _) => {
+                let (via, _) = plane
+                    .tunnel(call.worker)
+                    .map_err(|e| Failure::Error(e.to_string()))?;
+                BranchTarget::Tunnel {
+                    via,
+                    peer: t
+                        .address
+                        .ok_or(Failure::from("No tunnel address in message"))?,
+                    flows: t.flows.clone(),
+                }
+            }
+            (None, Some(d)) => {
+                let n = call.legs[legs[0]].streams.len();
+                BranchTarget::Direct(
+                    (0..n as u16)
+                        .map(|i| {
+                            let rtp = std::net::SocketAddr::new(d.ip(), d.port() + 2 * i);
+                            let rtcp = std::net::SocketAddr::new(d.ip(), rtp.port() + 1);
+                            (rtp, rtcp)
+                        })
+                        .collect(),
+                )
+            }
+            (None, None) => return Err(Failure::from("No destination in message")),
+        };
+        for &l in &legs {
+            call.branches.push(Branch {
+                name: name.clone(),
+                leg: l,
+                target: target.clone(),
+            });
+        }
+        if req.flags.unknown.iter().any(|f| f == "record") {
+            if let Err(f) = Self::record_legs(call, &legs, &name, plane) {
+                drop_branch(call, &name, plane);
+                return Err(f);
+            }
+        }
+        plane.install(call.worker, call.flow_specs());
+        Ok(dict([("result", "ok".into())]))
+    }
+
+    fn stop_branch(
+        &mut self,
+        req: &Request,
+        name: &str,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<Value, Failure> {
+        let call = self.call_of(req)?;
+        if drop_branch(call, name, plane) {
+            plane.install(call.worker, call.flow_specs());
+        }
+        Ok(dict([("result", "ok".into())]))
     }
 
     fn delete(
@@ -472,6 +680,9 @@ impl Node {
 
     fn remove(&mut self, id: &str, plane: &mut dyn MediaPlane) {
         if let Some(call) = self.calls.remove(id) {
+            for (_, rec) in &call.recordings {
+                plane.stop_recording(*rec);
+            }
             self.stats.closed.merge(&call.totals());
             let locals: Vec<_> = call.locals().cloned().collect();
             for l in &locals {
@@ -489,6 +700,52 @@ impl Node {
             self.remove(&id, plane);
         }
     }
+}
+
+/// The branch name `start recording` uses.
+const RECORDING: &str = "recording";
+
+/// Removes branch `name` and finishes its recordings; false if there was
+/// none.
+fn drop_branch(call: &mut Call, name: &str, plane: &mut dyn MediaPlane) -> bool {
+    let before = call.branches.len();
+    call.branches.retain(|b| b.name != name);
+    call.recordings.retain(|(b, id)| {
+        if b == name {
+            plane.stop_recording(*id);
+        }
+        b != name
+    });
+    call.branches.len() != before
+}
+
+/// Applies a request's `tunnel` address and flows to the call's tunnel leg.
+fn set_tunnel_peer(call: &mut Call, req: &Request) {
+    let Some(t) = &req.tunnel else { return };
+    if let Some(link) = call.legs.iter_mut().find_map(|l| l.tunnel.as_mut()) {
+        if t.address.is_some() {
+            link.peer = t.address;
+        }
+        if !t.flows.is_empty() {
+            link.flows = t.flows.clone();
+        }
+    }
+}
+
+/// The `tunnel` reply key: where the peer node sends this call's tunnel
+/// leg media, and the flow ids it addresses.
+fn tunnel_reply(call: &Call) -> Option<Value> {
+    let l = call.legs.iter().position(|l| l.tunnel.is_some())?;
+    let link = call.legs[l].tunnel.as_ref()?;
+    let flows: Vec<Value> = call
+        .tunnel_flows(l)
+        .into_iter()
+        .map(|(rtp, rtcp)| Value::List(vec![rtp.into(), rtcp.into()]))
+        .collect();
+    Some(dict([
+        ("address", link.local.to_string().into()),
+        ("flows", Value::List(flows)),
+    ]))
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The media plane as the control core sees it: a trait, so that call
 //! handling stays sans-IO and tests can drive it without sockets.
 
-use rtpmesh_relay::flow::FlowSpec;
+use std::net::SocketAddr;
+
+use rtpmesh_relay::flow::{FlowId, FlowSpec};
 
 use crate::call::Local;
 
@@ -19,6 +21,12 @@ pub enum PlaneError {
     /// No media interface of the wanted address family is configured.
     #[error("no IPv{0} media interface configured")]
     NoInterface(u8),
+    /// The node has no tunnel sockets (no `tunnel-address` configured).
+    #[error("tunnels are not enabled on this node")]
+    NoTunnel,
+    /// The node has no recorder (no `recording-dir` configured).
+    #[error("recording is not enabled on this node")]
+    NoRecorder,
 }
 
 /// What the control core needs from the media plane.
@@ -34,4 +42,19 @@ pub trait MediaPlane {
     fn install(&mut self, worker: usize, specs: Vec<FlowSpec>);
     /// Removes the flows of `locals` from `worker` and frees their ports.
     fn close(&mut self, worker: usize, locals: Vec<Local>);
+    /// Socketless flows for one stream of a tunnel leg on `worker`: the
+    /// worker's tunnel socket feeds them.
+    fn open_virtual(&mut self, worker: usize) -> Local;
+    /// `worker`'s tunnel socket: its flow and the address peers send to.
+    fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError>;
+    /// Starts recording one stream of a party into local files; returns
+    /// the recording's id and where to send its packets.
+    fn record(
+        &mut self,
+        call_id: &str,
+        tag: &str,
+        stream: usize,
+    ) -> Result<(u64, SocketAddr), PlaneError>;
+    /// Finishes recording `id` (its files stay).
+    fn stop_recording(&mut self, id: u64);
 }

@@ -86,6 +86,15 @@ pub enum Output {
         /// Where to.
         dest: SocketAddr,
     },
+    /// STUB until the tunnel branch lands.
+    Tunnel {
+        /// Tunnel socket flow.
+        via: FlowId,
+        /// Peer tunnel socket.
+        dest: SocketAddr,
+        /// Peer's flow id.
+        flow: u32,
+    },
 }
 
 /// Most outputs one flow may have; fixed so a flow needs no heap on the
@@ -421,6 +430,7 @@ impl FlowTable {
                     Output::Fixed { via, dest } => {
                         Route::Fixed(self.slot(via).ok_or(UpdateError::UnknownFlow(via))?, dest)
                     }
+                    Output::Tunnel { via, .. } => return Err(UpdateError::UnknownFlow(via)),
                 };
                 if !routes.push(route) {
                     return Err(UpdateError::TooManyOutputs(spec.id));

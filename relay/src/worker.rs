@@ -36,7 +36,16 @@ use crate::flow::{FlowId, FlowSpec, FlowTable, Route, Slot, MAX_OUTPUTS};
 pub enum Command {
     /// Take over these sockets and create their flows. Routes may name any
     /// flow of the batch, so all flows are inserted before any is routed.
-    Add(Vec<(FlowSpec, UdpSocket)>),
+    Add(Vec<(FlowSpec, Option<UdpSocket>)>),
+    /// STUB until the tunnel branch lands.
+    AddTunnel {
+        /// Flow.
+        id: FlowId,
+        /// Socket.
+        socket: UdpSocket,
+        /// Secret.
+        secret: Arc<[u8]>,
+    },
     /// Change existing flows (peer, policy, outputs).
     Update(Vec<FlowSpec>),
     /// Remove flows and close their sockets.
@@ -102,6 +111,7 @@ impl Forwarder {
             Command::Add(batch) => {
                 let mut specs = Vec::with_capacity(batch.len());
                 for (spec, socket) in batch {
+                    let Some(socket) = socket else { continue };
                     // Ids are never reused, but a repeated one must not leak
                     // the socket it had.
                     if let Some(old) = self.table.remove(spec.id) {
@@ -129,6 +139,7 @@ impl Forwarder {
                 }
             }
             Command::Stop => {}
+            Command::AddTunnel { .. } => {}
         }
     }
 

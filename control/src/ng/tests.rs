@@ -55,7 +55,7 @@ fn command_names_round_trip() {
         assert_eq!(c.name().parse::<Command>(), Ok(*c));
         assert_eq!(c.to_string(), c.name());
     }
-    assert_eq!(Command::ALL.len(), 7);
+    assert_eq!(Command::ALL.len(), 14);
     let e = "Ping".parse::<Command>().unwrap_err();
     assert_eq!(e, NgError::UnrecognizedCommand("Ping".into()));
     assert_eq!(e.reason(), "Unrecognized command");
@@ -180,6 +180,9 @@ fn kamailio_offer() {
             supports: vec!["load limit".into()],
             limit: None,
             address_family: None,
+            tunnel: None,
+            branch: None,
+            destination: None,
         }
     );
 }

@@ -98,12 +98,14 @@ pub(super) fn build_offer(
                 .unwrap_or(false);
             for (leg, v6) in [(o, offerer_v6), (a, want_v6.unwrap_or(offerer_v6))] {
                 if call.legs[leg].streams.len() <= i {
-                    let local = plane.open(call.worker, v6).map_err(|e| match e {
-                        PlaneError::Exhausted => Failure::from(reason::NO_PORTS),
-                        PlaneError::NoInterface(_) | PlaneError::Socket(_) => {
-                            Failure::Error(e.to_string())
-                        }
-                    })?;
+                    let local = if call.legs[leg].tunnel.is_some() {
+                        plane.open_virtual(call.worker)
+                    } else {
+                        plane.open(call.worker, v6).map_err(|e| match e {
+                            PlaneError::Exhausted => Failure::from(reason::NO_PORTS),
+                            _ => Failure::Error(e.to_string()),
+                        })?
+                    };
                     opened.push((leg, i));
                     call.legs[leg].streams.push(Stream {
                         index: i + 1,

@@ -1,6 +1,7 @@
 //! The control core driven in simulated time with a fake media plane: no
 //! sockets, no threads.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ struct FakePlane {
     opened: usize,
     installed: Vec<FlowSpec>,
     closed: Vec<u16>,
+    /// Recordings open: id → (call, tag, stream).
+    recordings: HashMap<u64, (String, String, usize)>,
 }
 
 impl FakePlane {
@@ -30,6 +33,7 @@ impl FakePlane {
             opened: 0,
             installed: Vec::new(),
             closed: Vec::new(),
+            recordings: HashMap::new(),
         }
     }
 
@@ -66,6 +70,7 @@ impl MediaPlane for FakePlane {
             advertised: ip,
             rtp: self.sock(port),
             rtcp: self.sock(port + 1),
+            bound: true,
         })
     }
 
@@ -74,10 +79,42 @@ impl MediaPlane for FakePlane {
     }
 
     fn close(&mut self, _worker: usize, locals: Vec<Local>) {
-        for l in locals {
+        for l in locals.into_iter().filter(|l| l.bound) {
             self.pool.release(l.rtp.port);
             self.closed.push(l.rtp.port);
         }
+    }
+
+    fn open_virtual(&mut self, _worker: usize) -> Local {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        Local {
+            ip,
+            advertised: ip,
+            rtp: self.sock(0),
+            rtcp: self.sock(0),
+            bound: false,
+        }
+    }
+
+    fn tunnel(&self, _worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
+        Ok((FlowId(1), "127.0.0.1:7000".parse().unwrap()))
+    }
+
+    fn record(
+        &mut self,
+        call_id: &str,
+        tag: &str,
+        stream: usize,
+    ) -> Result<(u64, SocketAddr), PlaneError> {
+        let id = 100 + self.recordings.len() as u64 + self.next;
+        self.next += 1;
+        self.recordings
+            .insert(id, (call_id.to_owned(), tag.to_owned(), stream));
+        Ok((id, SocketAddr::from(([127, 0, 0, 1], 9000 + id as u16))))
+    }
+
+    fn stop_recording(&mut self, id: u64) {
+        self.recordings.remove(&id);
     }
 }
 
@@ -599,4 +636,321 @@ fn statistics_report_rates_over_the_last_second() {
     assert_eq!(cur.get("packetrate").and_then(Value::as_int), Some(0));
     let tot = s.get("statistics").unwrap().get("totalstatistics").unwrap();
     assert_eq!(tot.get("packetsrelayed").and_then(Value::as_int), Some(500));
+}
+
+fn tunnel_dict(side: Option<&str>, address: Option<&str>, flows: &[(u32, u32)]) -> Value {
+    let mut items: Vec<(&str, Value)> = Vec::new();
+    if let Some(s) = side {
+        items.push(("side", s.into()));
+    }
+    if let Some(a) = address {
+        items.push(("address", a.into()));
+    }
+    items.push((
+        "flows",
+        Value::List(
+            flows
+                .iter()
+                .map(|&(r, c)| Value::List(vec![r.into(), c.into()]))
+                .collect(),
+        ),
+    ));
+    dict(items)
+}
+
+fn reply_flows(v: &Value) -> Vec<(u32, u32)> {
+    v.get("tunnel")
+        .and_then(|t| t.get("flows"))
+        .and_then(Value::as_list)
+        .expect("tunnel flows in reply")
+        .iter()
+        .map(|p| {
+            let p = p.as_list().unwrap();
+            (p[0].as_int().unwrap() as u32, p[1].as_int().unwrap() as u32)
+        })
+        .collect()
+}
+
+#[test]
+fn a_tunnel_answerer_leg_has_no_sockets_and_the_caller_sends_into_the_tunnel() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    let r = send(
+        &mut node,
+        &mut plane,
+        at(0),
+        "1",
+        vec![
+            ("command", "offer".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "a".into()),
+            ("sdp", sdp("10.0.0.1", 4000).into()),
+            ("tunnel", tunnel_dict(Some("answerer"), None, &[])),
+        ],
+    );
+    assert_eq!(result(&r), "ok", "{r:?}");
+    // Only the caller's side took ports.
+    assert_eq!(plane.opened, 1);
+    let ours = reply_flows(&r);
+    let call = node.call("c").unwrap();
+    let (caller, tunnel_leg) = (&call.legs[0].streams[0], &call.legs[1].streams[0]);
+    assert!(!tunnel_leg.local.bound);
+    assert_eq!(
+        ours,
+        vec![(
+            tunnel_leg.local.rtp.flow.0 as u32,
+            tunnel_leg.local.rtcp.flow.0 as u32
+        )]
+    );
+    assert_eq!(
+        r.get("tunnel").unwrap().get("address").unwrap().as_str(),
+        Some("127.0.0.1:7000")
+    );
+    // Peer end unknown: the caller's media goes nowhere yet.
+    assert!(plane.spec(caller.local.rtp.flow).rtp_outputs.is_empty());
+    // The tunnel leg's flows forward to the caller and learn nothing.
+    let t = plane.spec(tunnel_leg.local.rtp.flow);
+    assert_eq!(t.rtp_outputs, vec![Output::Peer(caller.local.rtp.flow)]);
+    assert_eq!(t.latching, Latching::Asymmetric);
+    assert_eq!(t.peer, None);
+
+    // The controller names the far end: the caller's media goes into it.
+    let r = send(
+        &mut node,
+        &mut plane,
+        at(1),
+        "2",
+        vec![
+            ("command", "update tunnel".into()),
+            ("call-id", "c".into()),
+            (
+                "tunnel",
+                tunnel_dict(None, Some("10.9.9.9:7001"), &[(41, 42)]),
+            ),
+        ],
+    );
+    assert_eq!(result(&r), "ok", "{r:?}");
+    let call = node.call("c").unwrap();
+    let caller = &call.legs[0].streams[0];
+    let spec = plane.spec(caller.local.rtp.flow);
+    assert_eq!(
+        spec.rtp_outputs,
+        vec![Output::Tunnel {
+            via: FlowId(1),
+            dest: addr("10.9.9.9:7001"),
+            flow: 41
+        }]
+    );
+    assert_eq!(
+        spec.rtcp_outputs,
+        vec![Output::Tunnel {
+            via: FlowId(1),
+            dest: addr("10.9.9.9:7001"),
+            flow: 42
+        }]
+    );
+    // Deleting frees the caller's ports only.
+    send(
+        &mut node,
+        &mut plane,
+        at(2),
+        "3",
+        vec![
+            ("command", "delete".into()),
+            ("call-id", "c".into()),
+            ("delete-delay", "0".into()),
+        ],
+    );
+    assert_eq!(plane.closed.len(), 1);
+    assert_eq!(plane.pool.in_use(), 0);
+}
+
+#[test]
+fn a_tunnel_offerer_leg_gets_the_peer_in_the_offer_and_the_sdp_names_real_ports() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    let r = send(
+        &mut node,
+        &mut plane,
+        at(0),
+        "1",
+        vec![
+            ("command", "offer".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "a".into()),
+            ("sdp", sdp("10.0.0.1", 4000).into()),
+            (
+                "tunnel",
+                tunnel_dict(Some("offerer"), Some("10.9.9.9:7000"), &[(7, 8)]),
+            ),
+        ],
+    );
+    assert_eq!(result(&r), "ok", "{r:?}");
+    let call = node.call("c").unwrap();
+    let callee_side = &call.legs[1].streams[0];
+    assert!(callee_side.local.bound);
+    let sdp_out = r.get("sdp").unwrap().as_str().unwrap();
+    assert!(
+        sdp_out.contains(&format!("m=audio {} ", callee_side.local.rtp.port)),
+        "{sdp_out}"
+    );
+    answer(&mut node, &mut plane, at(1), "2", "c");
+    let call = node.call("c").unwrap();
+    let callee_side = &call.legs[1].streams[0];
+    let spec = plane.spec(callee_side.local.rtp.flow);
+    assert_eq!(spec.peer, Some(addr("10.0.0.2:5000")));
+    assert_eq!(
+        spec.rtp_outputs,
+        vec![Output::Tunnel {
+            via: FlowId(1),
+            dest: addr("10.9.9.9:7000"),
+            flow: 7
+        }]
+    );
+}
+
+#[test]
+fn block_media_stops_one_party_and_unblock_restores_it() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "c");
+    answer(&mut node, &mut plane, at(1), "2", "c");
+    let block = |node: &mut Node, plane: &mut FakePlane, cookie: &str, cmd: &str, tag: &str| {
+        send(
+            node,
+            plane,
+            at(2),
+            cookie,
+            vec![
+                ("command", cmd.into()),
+                ("call-id", "c".into()),
+                ("from-tag", tag.into()),
+            ],
+        )
+    };
+    assert_eq!(
+        result(&block(&mut node, &mut plane, "3", "block media", "a")),
+        "ok"
+    );
+    let call = node.call("c").unwrap();
+    let (a, b) = (
+        call.legs[0].streams[0].local.clone(),
+        call.legs[1].streams[0].local.clone(),
+    );
+    assert!(plane.spec(a.rtp.flow).rtp_outputs.is_empty());
+    assert_eq!(
+        plane.spec(b.rtp.flow).rtp_outputs,
+        vec![Output::Peer(a.rtp.flow)]
+    );
+    let r = block(&mut node, &mut plane, "4", "block media", "nobody");
+    assert_eq!(reason(&r), "Unknown tag");
+    block(&mut node, &mut plane, "5", "unblock media", "a");
+    assert_eq!(
+        plane.spec(a.rtp.flow).rtp_outputs,
+        vec![Output::Peer(b.rtp.flow)]
+    );
+}
+
+#[test]
+fn recording_forks_every_stream_to_the_recorder_until_stopped() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "c");
+    answer(&mut node, &mut plane, at(1), "2", "c");
+    let cmd = |node: &mut Node, plane: &mut FakePlane, cookie: &str, c: &str| {
+        send(
+            node,
+            plane,
+            at(2),
+            cookie,
+            vec![("command", c.into()), ("call-id", "c".into())],
+        )
+    };
+    assert_eq!(
+        result(&cmd(&mut node, &mut plane, "3", "start recording")),
+        "ok"
+    );
+    assert_eq!(plane.recordings.len(), 2);
+    let call = node.call("c").unwrap();
+    let (a, b) = (
+        call.legs[0].streams[0].local.clone(),
+        call.legs[1].streams[0].local.clone(),
+    );
+    let spec = plane.spec(a.rtp.flow);
+    assert_eq!(spec.rtp_outputs.len(), 2);
+    assert_eq!(spec.rtp_outputs[0], Output::Peer(b.rtp.flow));
+    assert!(matches!(spec.rtp_outputs[1], Output::Fixed { via, .. } if via == a.rtp.flow));
+    // Twice is once.
+    cmd(&mut node, &mut plane, "4", "start recording");
+    assert_eq!(plane.recordings.len(), 2);
+    cmd(&mut node, &mut plane, "5", "stop recording");
+    assert!(plane.recordings.is_empty());
+    assert_eq!(plane.spec(a.rtp.flow).rtp_outputs.len(), 1);
+}
+
+#[test]
+fn a_branch_through_a_tunnel_also_records_locally_and_stops_cleanly() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "c");
+    answer(&mut node, &mut plane, at(1), "2", "c");
+    let r = send(
+        &mut node,
+        &mut plane,
+        at(2),
+        "3",
+        vec![
+            ("command", "start branch".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "a".into()),
+            ("branch", "rec1".into()),
+            ("flags", Value::List(vec!["record".into()])),
+            (
+                "tunnel",
+                tunnel_dict(None, Some("10.9.9.9:7000"), &[(70, 71)]),
+            ),
+        ],
+    );
+    assert_eq!(result(&r), "ok", "{r:?}");
+    assert_eq!(plane.recordings.len(), 1);
+    let call = node.call("c").unwrap();
+    let a = call.legs[0].streams[0].local.clone();
+    let outs = &plane.spec(a.rtp.flow).rtp_outputs;
+    assert_eq!(outs.len(), 3, "{outs:?}");
+    assert_eq!(
+        outs[1],
+        Output::Tunnel {
+            via: FlowId(1),
+            dest: addr("10.9.9.9:7000"),
+            flow: 70
+        }
+    );
+    // A second branch of the same name is refused; an unknown call too.
+    let again = send(
+        &mut node,
+        &mut plane,
+        at(2),
+        "4",
+        vec![
+            ("command", "start branch".into()),
+            ("call-id", "c".into()),
+            ("branch", "rec1".into()),
+            ("destination", "10.1.1.1:9000".into()),
+        ],
+    );
+    assert_eq!(reason(&again), "Branch exists");
+    let stop = send(
+        &mut node,
+        &mut plane,
+        at(3),
+        "5",
+        vec![
+            ("command", "stop branch".into()),
+            ("call-id", "c".into()),
+            ("branch", "rec1".into()),
+        ],
+    );
+    assert_eq!(result(&stop), "ok");
+    assert!(plane.recordings.is_empty());
+    assert_eq!(plane.spec(a.rtp.flow).rtp_outputs.len(), 1);
 }
