@@ -310,7 +310,7 @@ impl<L: NodeLink> Controller<L> {
                     self.suspect(&node, now_ms);
                     last = e.into();
                 }
-                Err((None, e)) => return Err(e),
+                Err((None, e)) => return Err(e.into()),
             }
         }
         Err(last)

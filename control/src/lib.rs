@@ -1,7 +1,8 @@
 //! rtpmesh control plane: the ng protocol, SDP rewriting, call state, and
 //! the drivers that bind them to sockets and workers.
 //!
-//! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`].
+//! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`], [`region`]
+//! (with its stores beside it).
 //! Drivers: [`media`] (workers, ports, sockets), [`server`] (the ng socket
 //! loop), [`client`] and [`cli`] (talking to a node).
 #![warn(missing_docs)]
@@ -11,10 +12,12 @@ pub mod call;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod controller;
 pub mod media;
 pub mod ng;
 pub mod node;
 pub mod plane;
 pub mod record;
+pub mod region;
 pub mod sdp;
 pub mod server;

@@ -1,0 +1,1 @@
+//! The controller's driver: placeholder filled in below.

@@ -1,0 +1,393 @@
+//! Route selection: which gateway reaches a callee and which relay nodes
+//! carry the call. Pure: the registry and the time go in, a decision with
+//! a line for every candidate comes out.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Gateway, LatencySource, NodeInfo};
+use super::registry::{GatewayUnusable, Registry};
+
+/// Where a call comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A gateway id: the caller region is the gateway's.
+    Gateway(String),
+    /// A region name.
+    Region(String),
+}
+
+/// What to select for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Query {
+    /// Where the call comes from.
+    pub origin: Origin,
+    /// The callee; `None` asks only for a relay node in the caller region.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+/// The callee side of a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalleeLeg {
+    /// The endpoint asked for.
+    pub endpoint: String,
+    /// The gateway that reaches it.
+    pub gateway: String,
+    /// Where to send the INVITE (`host:port`).
+    pub sip: String,
+    /// The gateway's region.
+    pub region: String,
+    /// The relay node in the callee region, for a cross-region call.
+    pub node: Option<String>,
+    /// Latency from the caller region (0 within one region; `None`:
+    /// unknown).
+    pub latency_ms: Option<u32>,
+}
+
+/// A successful selection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The caller region.
+    pub caller_region: String,
+    /// The relay node in the caller region.
+    pub node: String,
+    /// The callee side, when an endpoint was asked for.
+    pub callee: Option<CalleeLeg>,
+    /// One line for every candidate considered, in the order considered.
+    pub reasons: Vec<String>,
+}
+
+/// What kind of failure a [`NoRoute`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NoRouteKind {
+    /// The origin gateway or region is not known.
+    UnknownOrigin,
+    /// The endpoint has no unexpired route through a gateway that is up.
+    NoRoute,
+    /// Candidates exist, but every node or gateway is full, draining or
+    /// stale; the ng layer answers `load limit`.
+    LoadLimit,
+}
+
+/// Why no decision could be made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}", self.summary())]
+pub struct NoRoute {
+    /// What kind of failure.
+    pub kind: NoRouteKind,
+    /// One line for every candidate considered.
+    pub reasons: Vec<String>,
+}
+
+impl NoRoute {
+    /// Whether the ng layer should answer `load limit`.
+    pub fn is_load_limit(&self) -> bool {
+        self.kind == NoRouteKind::LoadLimit
+    }
+
+    fn summary(&self) -> &'static str {
+        match self.kind {
+            NoRouteKind::UnknownOrigin => "unknown origin",
+            NoRouteKind::NoRoute => "no route for endpoint",
+            NoRouteKind::LoadLimit => "load limit: every candidate full or draining",
+        }
+    }
+}
+
+/// A load against a capacity, ordered as the fraction (capacity 0, i.e.
+/// unlimited, counts as empty).
+#[derive(Debug, Clone, Copy)]
+struct Ratio {
+    load: u32,
+    capacity: u32,
+}
+
+impl Ratio {
+    fn cmp(self, other: Self) -> Ordering {
+        let (a, ac) = (u64::from(self.load), u64::from(self.capacity));
+        let (b, bc) = (u64::from(other.load), u64::from(other.capacity));
+        match (ac, bc) {
+            (0, 0) => Ordering::Equal,
+            (0, _) => 0.cmp(&b),
+            (_, 0) => a.cmp(&0),
+            // Cross-multiplied: exact, no floats.
+            _ => (a * bc).cmp(&(b * ac)),
+        }
+    }
+}
+
+fn node_ratio(n: &NodeInfo) -> Ratio {
+    Ratio {
+        load: n.load,
+        capacity: n.capacity,
+    }
+}
+
+fn gateway_ratio(g: &Gateway) -> Ratio {
+    Ratio {
+        load: g.load,
+        capacity: g.capacity,
+    }
+}
+
+fn load_text(load: u32, capacity: u32) -> String {
+    if capacity == 0 {
+        format!("load {load}/unlimited")
+    } else {
+        format!("load {load}/{capacity}")
+    }
+}
+
+/// The least-loaded usable node of a region (ties by id), with a line per
+/// node.
+fn pick_node(
+    reg: &Registry,
+    region: &str,
+    now_ms: u64,
+    reasons: &mut Vec<String>,
+) -> Option<String> {
+    let mut usable: Vec<&NodeInfo> = Vec::new();
+    let mut any = false;
+    for n in reg.nodes_in(region) {
+        any = true;
+        match reg.node_usable(&n.id, now_ms) {
+            Ok(()) => usable.push(n),
+            Err(why) => reasons.push(format!("node {}: skipped: {why}", n.id)),
+        }
+    }
+    if !any {
+        reasons.push(format!("region {region}: no node registered"));
+    }
+    // Nodes come in id order and the sort is stable, so equal loads keep it.
+    usable.sort_by(|a, b| node_ratio(a).cmp(node_ratio(b)));
+    let (best, rest) = usable.split_first()?;
+    reasons.push(format!(
+        "node {}: chosen: {}",
+        best.id,
+        load_text(best.load, best.capacity)
+    ));
+    for n in rest {
+        reasons.push(format!(
+            "node {}: not chosen: {}",
+            n.id,
+            load_text(n.load, n.capacity)
+        ));
+    }
+    Some(best.id.clone())
+}
+
+/// A gateway that passed every check.
+struct Candidate<'a> {
+    gateway: &'a Gateway,
+    latency: Option<u32>,
+    node: Option<String>,
+}
+
+/// Chooses gateway and relay nodes for a call.
+///
+/// Among the endpoint's unexpired routes whose gateway is up and not full
+/// and whose region has a usable node: the caller's own region first, else
+/// the lowest latency from it (unknown latency last), ties by the
+/// gateway's load ratio and then its id. In the caller region, and for a
+/// cross-region call in the callee region too, the least-loaded usable
+/// node (ties by id).
+pub fn select(reg: &Registry, now_ms: u64, query: &Query) -> Result<Decision, NoRoute> {
+    let mut reasons = Vec::new();
+    let fail = |kind, reasons| Err(NoRoute { kind, reasons });
+
+    let caller_region = match &query.origin {
+        Origin::Gateway(id) => match reg.gateway(id) {
+            Some(g) => {
+                reasons.push(format!("origin gateway {id} is in region {}", g.region));
+                g.region.clone()
+            }
+            None => {
+                reasons.push(format!("origin gateway {id}: unknown"));
+                return fail(NoRouteKind::UnknownOrigin, reasons);
+            }
+        },
+        Origin::Region(name) => {
+            if reg.region(name).is_none() {
+                reasons.push(format!("origin region {name}: unknown"));
+                return fail(NoRouteKind::UnknownOrigin, reasons);
+            }
+            name.clone()
+        }
+    };
+
+    // Every region's pick once, so each node gets its line only once.
+    let mut picks: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let Some(node) = pick_node(reg, &caller_region, now_ms, &mut reasons) else {
+        reasons.push(format!(
+            "region {caller_region}: no usable node for the caller"
+        ));
+        return fail(NoRouteKind::LoadLimit, reasons);
+    };
+    picks.insert(caller_region.clone(), Some(node.clone()));
+
+    let Some(endpoint) = &query.endpoint else {
+        return Ok(Decision {
+            caller_region,
+            node,
+            callee: None,
+            reasons,
+        });
+    };
+
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    // Whether some route failed only for load (full or draining), which
+    // makes the failure a load limit rather than no route at all.
+    let mut loaded = false;
+    let mut any_route = false;
+    for route in reg.all_routes(endpoint) {
+        let Some(gw) = reg.gateway(&route.gateway) else {
+            continue;
+        };
+        let head = format!("{} ({})", gw.id, gw.region);
+        if route.expires_unix_ms <= now_ms {
+            reasons.push(format!(
+                "{head}: skipped: route expired {} ms ago",
+                now_ms - route.expires_unix_ms
+            ));
+            continue;
+        }
+        any_route = true;
+        if let Err(why) = reg.gateway_usable(&gw.id) {
+            loaded |= !matches!(why, GatewayUnusable::Down);
+            reasons.push(format!("{head}: skipped: {why}"));
+            continue;
+        }
+        let latency = reg.latency(&caller_region, &gw.region);
+        let node = if gw.region == caller_region {
+            None
+        } else {
+            let pick = match picks.get(&gw.region) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = pick_node(reg, &gw.region, now_ms, &mut reasons);
+                    picks.insert(gw.region.clone(), p.clone());
+                    p
+                }
+            };
+            match pick {
+                Some(n) => Some(n),
+                None => {
+                    loaded = true;
+                    reasons.push(format!("{head}: skipped: no usable node in {}", gw.region));
+                    continue;
+                }
+            }
+        };
+        match (
+            gw.region == caller_region,
+            latency,
+            reg.latency_source(&caller_region, &gw.region),
+        ) {
+            (true, _, _) => reasons.push(format!("route via {head}: same region as caller")),
+            (false, Some(ms), Some((_, src))) => {
+                let src = match src {
+                    LatencySource::Measured => "measured",
+                    LatencySource::Configured => "configured",
+                };
+                reasons.push(format!(
+                    "route via {head}: {ms} ms from {caller_region} ({src})"
+                ));
+            }
+            _ => reasons.push(format!(
+                "route via {head}: latency from {caller_region} unknown"
+            )),
+        }
+        candidates.push(Candidate {
+            gateway: gw,
+            latency,
+            node,
+        });
+    }
+
+    if candidates.is_empty() {
+        if !any_route {
+            reasons.push(format!("endpoint {endpoint}: no unexpired route"));
+        }
+        let kind = if loaded {
+            NoRouteKind::LoadLimit
+        } else {
+            NoRouteKind::NoRoute
+        };
+        return fail(kind, reasons);
+    }
+
+    // Same region sorts as latency 0; unknown latency after every known one.
+    candidates.sort_by(|a, b| {
+        let la = a.latency.map_or(u64::MAX, u64::from);
+        let lb = b.latency.map_or(u64::MAX, u64::from);
+        la.cmp(&lb)
+            .then_with(|| gateway_ratio(a.gateway).cmp(gateway_ratio(b.gateway)))
+            .then_with(|| a.gateway.id.cmp(&b.gateway.id))
+    });
+    let best = candidates.swap_remove(0);
+    let g = best.gateway;
+    reasons.push(format!(
+        "{} ({}): chosen: {}",
+        g.id,
+        g.region,
+        load_text(g.load, g.capacity)
+    ));
+    Ok(Decision {
+        caller_region,
+        node,
+        callee: Some(CalleeLeg {
+            endpoint: endpoint.clone(),
+            gateway: g.id.clone(),
+            sip: g.sip.clone(),
+            region: g.region.clone(),
+            node: best.node,
+            latency_ms: best.latency,
+        }),
+        reasons,
+    })
+}
+
+/// A human-readable account of a selection, for `rtpmesh route explain`.
+pub fn explain(result: &Result<Decision, NoRoute>) -> String {
+    let mut out = String::new();
+    let reasons = match result {
+        Ok(d) => {
+            let _ = writeln!(out, "caller region {}: node {}", d.caller_region, d.node);
+            if let Some(c) = &d.callee {
+                let _ = write!(
+                    out,
+                    "callee {}: via gateway {} ({}, sip {})",
+                    c.endpoint, c.gateway, c.region, c.sip
+                );
+                match &c.node {
+                    Some(n) => match c.latency_ms {
+                        Some(ms) => {
+                            let _ = writeln!(out, ", {ms} ms away, node {n}");
+                        }
+                        None => {
+                            let _ = writeln!(out, ", latency unknown, node {n}");
+                        }
+                    },
+                    None => out.push_str(", same region\n"),
+                }
+            }
+            &d.reasons
+        }
+        Err(e) => {
+            let _ = writeln!(out, "no route: {e}");
+            &e.reasons
+        }
+    };
+    out.push_str("considered:\n");
+    for r in reasons {
+        let _ = writeln!(out, "  {r}");
+    }
+    out
+}
