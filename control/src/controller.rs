@@ -254,7 +254,10 @@ impl<L: NodeLink> Controller<L> {
         }
         if let Some(ip) = received_from {
             let st = self.state();
-            let gw = st.registry.gateways().find(|g| sip_host(&g.sip) == Some(ip));
+            let gw = st
+                .registry
+                .gateways()
+                .find(|g| sip_host(&g.sip) == Some(ip));
             if let Some(g) = gw {
                 return Ok(Origin::Gateway(g.id.clone()));
             }
@@ -291,7 +294,10 @@ impl<L: NodeLink> Controller<L> {
             return self.relay_sdp(body, req, now_ms);
         }
         let origin = self.origin(body, req.received_from)?;
-        let endpoint = body.get("callee").and_then(Value::as_str).map(str::to_owned);
+        let endpoint = body
+            .get("callee")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let query = Query { origin, endpoint };
         // A node that does not answer is set aside and the selection runs
         // again without it: the proxy sees one slower offer, not a failure.
@@ -326,8 +332,20 @@ impl<L: NodeLink> Controller<L> {
     ) -> Result<Value, (Option<String>, LinkError)> {
         let call_id = req.call_id.clone().unwrap_or_default();
         let fail = |e: Failure| match e {
-            Failure::Error(r) => (None, LinkError::Failed { node: String::new(), reason: r }),
-            Failure::LoadLimit => (None, LinkError::Failed { node: String::new(), reason: reason::LOAD_LIMIT.into() }),
+            Failure::Error(r) => (
+                None,
+                LinkError::Failed {
+                    node: String::new(),
+                    reason: r,
+                },
+            ),
+            Failure::LoadLimit => (
+                None,
+                LinkError::Failed {
+                    node: String::new(),
+                    reason: reason::LOAD_LIMIT.into(),
+                },
+            ),
         };
         let a = self.node_info(&d.node).map_err(fail)?;
         let route = d.callee.as_ref().map(|c| {
@@ -475,7 +493,9 @@ impl<L: NodeLink> Controller<L> {
                 Ok(r) => {
                     first.get_or_insert(r);
                 }
-                Err(e) => tracing::warn!(node = %n.id, call = %call_id, error = %e, "delete not confirmed"),
+                Err(e) => {
+                    tracing::warn!(node = %n.id, call = %call_id, error = %e, "delete not confirmed")
+                }
             }
         }
         first.ok_or_else(|| Failure::from("no node confirmed the delete"))
@@ -543,14 +563,20 @@ impl<L: NodeLink> Controller<L> {
     /// tunnel fails.
     fn start_branch(&self, body: &Value, req: &ng::Request, now_ms: u64) -> Result<Value, Failure> {
         let call_id = req.call_id.clone().unwrap_or_default();
-        let name = req.branch.clone().ok_or(Failure::from("No branch in message"))?;
+        let name = req
+            .branch
+            .clone()
+            .ok_or(Failure::from("No branch in message"))?;
         let dest = req
             .destination
             .ok_or(Failure::from("No destination in message"))?;
         let placed = self
             .placed(&call_id)
             .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
-        let tag = req.from_tag.clone().unwrap_or_else(|| placed.caller_tag.clone());
+        let tag = req
+            .from_tag
+            .clone()
+            .unwrap_or_else(|| placed.caller_tag.clone());
         let party = party_node(&placed, &tag).clone();
         let resource_region = body.get("region").and_then(Value::as_str);
         let remote = resource_region.filter(|r| *r != party.region);
@@ -625,7 +651,10 @@ impl<L: NodeLink> Controller<L> {
 
     fn stop_branch(&self, body: &Value, req: &ng::Request) -> Result<Value, Failure> {
         let call_id = req.call_id.clone().unwrap_or_default();
-        let name = req.branch.clone().ok_or(Failure::from("No branch in message"))?;
+        let name = req
+            .branch
+            .clone()
+            .ok_or(Failure::from("No branch in message"))?;
         let placed = self
             .placed(&call_id)
             .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;

@@ -21,3 +21,5 @@ pub mod record;
 pub mod region;
 pub mod sdp;
 pub mod server;
+#[cfg(test)]
+mod testing;

@@ -1,122 +1,14 @@
 //! The control core driven in simulated time with a fake media plane: no
 //! sockets, no threads.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use rtpmesh_relay::flow::{Carries, FlowId, FlowSpec, Latching, Output};
-use rtpmesh_relay::pool::PortPool;
+use rtpmesh_relay::flow::{Carries, FlowId, Latching, Output};
 
 use super::*;
 use crate::bencode;
-use crate::call::{Local, Socket};
-use crate::plane::PlaneError;
-
-/// Hands out ports from a pool and records what the node asks for.
-struct FakePlane {
-    pool: PortPool,
-    next: u64,
-    opened: usize,
-    installed: Vec<FlowSpec>,
-    closed: Vec<u16>,
-    /// Recordings open: id → (call, tag, stream).
-    recordings: HashMap<u64, (String, String, usize)>,
-}
-
-impl FakePlane {
-    fn new(pairs: u16) -> Self {
-        Self {
-            pool: PortPool::new(30000, 30000 + pairs * 2 - 1).unwrap(),
-            next: 1,
-            opened: 0,
-            installed: Vec::new(),
-            closed: Vec::new(),
-            recordings: HashMap::new(),
-        }
-    }
-
-    fn spec(&self, id: FlowId) -> &FlowSpec {
-        self.installed
-            .iter()
-            .rev()
-            .find(|s| s.id == id)
-            .expect("installed")
-    }
-
-    fn sock(&mut self, port: u16) -> Socket {
-        self.next += 1;
-        Socket {
-            flow: FlowId(self.next),
-            port,
-            counters: Arc::default(),
-            latched: None,
-        }
-    }
-}
-
-impl MediaPlane for FakePlane {
-    fn pick_worker(&mut self) -> usize {
-        0
-    }
-
-    fn open(&mut self, _worker: usize, ipv6: bool) -> Result<Local, PlaneError> {
-        let port = self.pool.allocate().map_err(|_| PlaneError::Exhausted)?;
-        self.opened += 1;
-        let ip: IpAddr = if ipv6 { "::1" } else { "127.0.0.1" }.parse().unwrap();
-        Ok(Local {
-            ip,
-            advertised: ip,
-            rtp: self.sock(port),
-            rtcp: self.sock(port + 1),
-            bound: true,
-        })
-    }
-
-    fn install(&mut self, _worker: usize, specs: Vec<FlowSpec>) {
-        self.installed.extend(specs);
-    }
-
-    fn close(&mut self, _worker: usize, locals: Vec<Local>) {
-        for l in locals.into_iter().filter(|l| l.bound) {
-            self.pool.release(l.rtp.port);
-            self.closed.push(l.rtp.port);
-        }
-    }
-
-    fn open_virtual(&mut self, _worker: usize) -> Local {
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        Local {
-            ip,
-            advertised: ip,
-            rtp: self.sock(0),
-            rtcp: self.sock(0),
-            bound: false,
-        }
-    }
-
-    fn tunnel(&self, _worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
-        Ok((FlowId(1), "127.0.0.1:7000".parse().unwrap()))
-    }
-
-    fn record(
-        &mut self,
-        call_id: &str,
-        tag: &str,
-        stream: usize,
-    ) -> Result<(u64, SocketAddr), PlaneError> {
-        let id = 100 + self.recordings.len() as u64 + self.next;
-        self.next += 1;
-        self.recordings
-            .insert(id, (call_id.to_owned(), tag.to_owned(), stream));
-        Ok((id, SocketAddr::from(([127, 0, 0, 1], 9000 + id as u16))))
-    }
-
-    fn stop_recording(&mut self, id: u64) {
-        self.recordings.remove(&id);
-    }
-}
+use crate::testing::FakePlane;
 
 fn config() -> NodeConfig {
     NodeConfig {

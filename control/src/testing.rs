@@ -1,0 +1,123 @@
+//! Test doubles shared by the sans-IO cores' tests.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rtpmesh_relay::flow::{FlowId, FlowSpec};
+use rtpmesh_relay::pool::PortPool;
+
+use crate::call::{Local, Socket};
+use crate::plane::{MediaPlane, PlaneError};
+
+/// Hands out ports from a pool and records what the node asks for.
+pub(crate) struct FakePlane {
+    pub(crate) pool: PortPool,
+    pub(crate) next: u64,
+    pub(crate) opened: usize,
+    pub(crate) installed: Vec<FlowSpec>,
+    pub(crate) closed: Vec<u16>,
+    /// Recordings open: id → (call, tag, stream).
+    pub(crate) recordings: HashMap<u64, (String, String, usize)>,
+    /// Address of the (one) tunnel socket.
+    pub(crate) tunnel: SocketAddr,
+}
+
+impl FakePlane {
+    pub(crate) fn new(pairs: u16) -> Self {
+        Self::with_tunnel(pairs, "127.0.0.1:7000".parse().unwrap())
+    }
+
+    /// A plane whose tunnel sockets have address `tunnel`.
+    pub(crate) fn with_tunnel(pairs: u16, tunnel: SocketAddr) -> Self {
+        Self {
+            pool: PortPool::new(30000, 30000 + pairs * 2 - 1).unwrap(),
+            next: 1,
+            opened: 0,
+            installed: Vec::new(),
+            closed: Vec::new(),
+            recordings: HashMap::new(),
+            tunnel,
+        }
+    }
+
+    pub(crate) fn spec(&self, id: FlowId) -> &FlowSpec {
+        self.installed
+            .iter()
+            .rev()
+            .find(|s| s.id == id)
+            .expect("installed")
+    }
+
+    fn sock(&mut self, port: u16) -> Socket {
+        self.next += 1;
+        Socket {
+            flow: FlowId(self.next),
+            port,
+            counters: Arc::default(),
+            latched: None,
+        }
+    }
+}
+
+impl MediaPlane for FakePlane {
+    fn pick_worker(&mut self) -> usize {
+        0
+    }
+
+    fn open(&mut self, _worker: usize, ipv6: bool) -> Result<Local, PlaneError> {
+        let port = self.pool.allocate().map_err(|_| PlaneError::Exhausted)?;
+        self.opened += 1;
+        let ip: IpAddr = if ipv6 { "::1" } else { "127.0.0.1" }.parse().unwrap();
+        Ok(Local {
+            ip,
+            advertised: ip,
+            rtp: self.sock(port),
+            rtcp: self.sock(port + 1),
+            bound: true,
+        })
+    }
+
+    fn install(&mut self, _worker: usize, specs: Vec<FlowSpec>) {
+        self.installed.extend(specs);
+    }
+
+    fn close(&mut self, _worker: usize, locals: Vec<Local>) {
+        for l in locals.into_iter().filter(|l| l.bound) {
+            self.pool.release(l.rtp.port);
+            self.closed.push(l.rtp.port);
+        }
+    }
+
+    fn open_virtual(&mut self, _worker: usize) -> Local {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        Local {
+            ip,
+            advertised: ip,
+            rtp: self.sock(0),
+            rtcp: self.sock(0),
+            bound: false,
+        }
+    }
+
+    fn tunnel(&self, _worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
+        Ok((FlowId(1), self.tunnel))
+    }
+
+    fn record(
+        &mut self,
+        call_id: &str,
+        tag: &str,
+        stream: usize,
+    ) -> Result<(u64, SocketAddr), PlaneError> {
+        let id = 100 + self.recordings.len() as u64 + self.next;
+        self.next += 1;
+        self.recordings
+            .insert(id, (call_id.to_owned(), tag.to_owned(), stream));
+        Ok((id, SocketAddr::from(([127, 0, 0, 1], 9000 + id as u16))))
+    }
+
+    fn stop_recording(&mut self, id: u64) {
+        self.recordings.remove(&id);
+    }
+}
