@@ -53,6 +53,18 @@ impl NgClient {
         })
     }
 
+    /// A client on an already bound socket (one opened in another network
+    /// namespace, for instance).
+    pub fn from_socket(socket: UdpSocket, server: SocketAddr) -> io::Result<Self> {
+        socket.set_read_timeout(Some(Duration::from_millis(1000)))?;
+        Ok(Self {
+            socket,
+            server,
+            nonce: std::process::id(),
+            tries: 3,
+        })
+    }
+
     /// Sets how long one try waits and how many tries are made (Kamailio:
     /// 1 s, 5 tries).
     pub fn with_retries(mut self, wait: Duration, tries: u32) -> io::Result<Self> {

@@ -178,8 +178,9 @@ pub enum ConfigError {
     /// Tunnels without a secret would accept anybody's packets.
     #[error("tunnel-address needs a non-empty tunnel-secret")]
     TunnelSecret,
-    /// A node in a registry needs a name and a region.
-    #[error("registry needs node-id and region")]
+    /// A node in a registry needs a name, a region and addresses others
+    /// can reach.
+    #[error("registry needs node-id, region, and a specific (not wildcard) listen-ng and tunnel-address")]
     Registration,
 }
 
@@ -267,6 +268,13 @@ impl Config {
             return Err(ConfigError::TunnelSecret);
         }
         if self.registry.is_some() && (self.node_id.is_none() || self.region.is_none()) {
+            return Err(ConfigError::Registration);
+        }
+        // Other nodes and controllers reach this node at these addresses.
+        if self.registry.is_some()
+            && (self.listen_ng.ip().is_unspecified()
+                || self.tunnel_address.is_some_and(|t| t.ip().is_unspecified()))
+        {
             return Err(ConfigError::Registration);
         }
         Ok(())

@@ -17,6 +17,7 @@ pub mod media;
 pub mod ng;
 pub mod node;
 pub mod plane;
+pub mod presence;
 pub mod record;
 pub mod region;
 pub mod sdp;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rtpmesh_control::config::{Config, FileConfig, Interface};
+use rtpmesh_control::controller::{self, server::ControlConfig};
 use rtpmesh_control::{cli, server};
 use rtpmesh_relay::backend::BackendKind;
 
@@ -28,6 +29,9 @@ struct Cli {
 enum Cmd {
     /// Run a media node.
     Node(NodeArgs),
+    /// Run a regional controller: ng like a node, placing each call on
+    /// relay nodes by region, latency and load.
+    Control(ControlArgs),
     /// List the calls of a running node.
     Calls(Target),
     /// Show one call of a running node.
@@ -114,6 +118,35 @@ struct NodeArgs {
     heartbeat_ms: Option<u64>,
 }
 
+#[derive(Args)]
+struct ControlArgs {
+    /// ng listener address.
+    #[arg(long, default_value = "127.0.0.1:2222")]
+    listen_ng: SocketAddr,
+    /// Region of calls that name neither a gateway nor a region.
+    #[arg(long)]
+    region: Option<String>,
+    /// Registry: `redis://HOST:PORT`; without it an embedded store.
+    #[arg(long)]
+    registry: Option<String>,
+    /// TOML file of regions, nodes, gateways and latencies to publish at
+    /// start.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// HTTP API listener, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Token the HTTP API requires (or RTPMESH_API_TOKEN).
+    #[arg(long, env = "RTPMESH_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Request threads.
+    #[arg(long, default_value_t = 8)]
+    threads: usize,
+    /// Milliseconds one try to reach a node waits (two tries).
+    #[arg(long, default_value_t = 400)]
+    node_timeout_ms: u64,
+}
+
 /// Checks that a flag parses as `T` (so a typo fails at once, with clap's
 /// usage) but keeps the text, which the config applies like a file's.
 fn checked<T: FromStr>(s: &str) -> Result<String, String>
@@ -184,6 +217,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("cannot install signal handler")?;
             }
             server::run(config, stop)
+        }
+        Cmd::Control(a) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .context("cannot install signal handler")?;
+            }
+            let config = ControlConfig {
+                listen_ng: a.listen_ng,
+                region: a.region,
+                registry: a.registry,
+                seed: a.seed,
+                http: a.http,
+                token: a.token,
+                threads: a.threads,
+                node_timeout: std::time::Duration::from_millis(a.node_timeout_ms.max(10)),
+                ..ControlConfig::default()
+            };
+            controller::server::run(config, stop)
         }
         Cmd::Calls(t) => cli::calls(t.ng),
         Cmd::Call { call_id, target } => cli::call(target.ng, &call_id),

@@ -109,6 +109,11 @@ impl Plane {
         self.workers.first().map(|w| w.backend()).unwrap_or("none")
     }
 
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
     /// Port pairs in use.
     pub fn ports_in_use(&self) -> usize {
         self.pool.in_use()

@@ -67,6 +67,34 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         },
         now(),
     );
+    let load = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let presence = match &config.registry {
+        Some(url) => {
+            let store = crate::controller::server::open_store(Some(url))?;
+            let info = crate::region::NodeInfo {
+                id: config.node_id.clone().unwrap_or_default(),
+                region: config.region.clone().unwrap_or_default(),
+                ng: config.listen_ng,
+                tunnel: config
+                    .tunnel_address
+                    .unwrap_or_else(|| "0.0.0.0:0".parse().expect("valid")),
+                workers: plane.workers() as u16,
+                capacity: config.max_sessions as u32,
+                load: 0,
+                draining: false,
+                last_seen_ms: 0,
+            };
+            Some(crate::presence::Presence::start(
+                store,
+                crate::presence::Report {
+                    info,
+                    load: load.clone(),
+                    interval: config.heartbeat,
+                },
+            )?)
+        }
+        None => None,
+    };
     tracing::info!(
         ng = %config.listen_ng,
         backend = plane.backend(),
@@ -107,7 +135,10 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             last_tick = Instant::now();
             node.tick(now(), &mut plane);
         }
+        load.store(node.call_count() as u32, Ordering::Relaxed);
     }
+    // Deregister first: new calls go elsewhere while this one winds down.
+    drop(presence);
     tracing::info!(calls = node.call_count(), "shutting down");
     node.clear(&mut plane);
     plane.stop();

@@ -1,1 +1,418 @@
-//! The controller's driver: placeholder filled in below.
+//! The controller's driver: the ng socket, a pool of request threads, the
+//! store subscription that keeps the registry current, and (with the
+//! embedded store) health checks of the configured nodes.
+//!
+//! Requests for one call always go to the same thread, in order; requests
+//! for different calls run in parallel, so a cross-region offer waiting on
+//! a distant node does not hold up anybody else's.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use super::{Controller, ControllerConfig, LinkError, NodeLink};
+use crate::bencode::{dict, Value};
+use crate::client::{ClientError, NgClient};
+use crate::ng;
+use crate::region::store::{MemoryStore, RedisStore, Store};
+use crate::region::{Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, Region};
+
+/// What `rtpmesh control` needs.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// ng listener.
+    pub listen_ng: SocketAddr,
+    /// Default caller region (see [`ControllerConfig::region`]).
+    pub region: Option<String>,
+    /// `redis://HOST:PORT`; `None` for the embedded store.
+    pub registry: Option<String>,
+    /// Regions, nodes, gateways and latencies to publish at start.
+    pub seed: Option<PathBuf>,
+    /// HTTP API listener.
+    pub http: Option<SocketAddr>,
+    /// Token the HTTP API requires.
+    pub token: Option<String>,
+    /// Request threads.
+    pub threads: usize,
+    /// How long one try to reach a node waits (two tries are made).
+    pub node_timeout: Duration,
+    /// With the embedded store: how often configured nodes are checked.
+    pub health_interval: Duration,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            listen_ng: "127.0.0.1:2222".parse().expect("valid"),
+            region: None,
+            registry: None,
+            seed: None,
+            http: None,
+            token: None,
+            threads: 8,
+            node_timeout: Duration::from_millis(400),
+            health_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A seed file: the static part of the registry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// Region names.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Nodes (for the embedded store; with Redis nodes register
+    /// themselves).
+    #[serde(default)]
+    pub nodes: Vec<SeedNode>,
+    /// Gateways.
+    #[serde(default)]
+    pub gateways: Vec<SeedGateway>,
+    /// Configured one-way latencies.
+    #[serde(default)]
+    pub latency: Vec<SeedLatency>,
+}
+
+/// A node in a seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedNode {
+    /// Id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// ng address.
+    pub ng: SocketAddr,
+    /// First tunnel socket.
+    pub tunnel: SocketAddr,
+    /// Most calls (0: unlimited).
+    #[serde(default)]
+    pub capacity: u32,
+}
+
+/// A gateway in a seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedGateway {
+    /// Id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// `host:port` for INVITEs.
+    pub sip: String,
+    /// Most calls (0: unlimited).
+    #[serde(default)]
+    pub capacity: u32,
+}
+
+/// A latency in a seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedLatency {
+    /// One region.
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// One-way milliseconds.
+    pub ms: u32,
+}
+
+impl Seed {
+    /// Reads a seed file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid seed file {}", path.display()))
+    }
+
+    /// The changes that put the seed into a registry, in order.
+    pub fn changes(&self, now_ms: u64) -> Vec<Change> {
+        let mut out: Vec<Change> = self
+            .regions
+            .iter()
+            .map(|r| Change::AddRegion(Region { name: r.clone() }))
+            .collect();
+        out.extend(self.nodes.iter().map(|n| {
+            Change::RegisterNode(NodeInfo {
+                id: n.id.clone(),
+                region: n.region.clone(),
+                ng: n.ng,
+                tunnel: n.tunnel,
+                workers: 1,
+                capacity: n.capacity,
+                load: 0,
+                draining: false,
+                // Not seen yet: the first health check makes it usable.
+                last_seen_ms: 0,
+            })
+        }));
+        out.extend(self.gateways.iter().map(|g| {
+            Change::AddGateway(Gateway {
+                id: g.id.clone(),
+                region: g.region.clone(),
+                sip: g.sip.clone(),
+                capacity: g.capacity,
+                load: 0,
+                state: GatewayState::Up,
+            })
+        }));
+        out.extend(self.latency.iter().map(|l| {
+            Change::SetLatency(Latency {
+                a: l.a.clone(),
+                b: l.b.clone(),
+                source: LatencySource::Configured,
+                ms: l.ms,
+            })
+        }));
+        let _ = now_ms;
+        out
+    }
+}
+
+/// Reaches nodes with ng over UDP.
+pub struct UdpLink {
+    timeout: Duration,
+}
+
+impl NodeLink for UdpLink {
+    fn request(&self, node: &NodeInfo, body: &Value) -> Result<Value, LinkError> {
+        let failed = |reason: String| LinkError::Failed {
+            node: node.id.clone(),
+            reason,
+        };
+        let mut c = NgClient::new(node.ng)
+            .and_then(|c| c.with_retries(self.timeout, 2))
+            .map_err(|e| failed(e.to_string()))?;
+        c.request(body).map_err(|e| match e {
+            ClientError::Timeout(_) => LinkError::Timeout(node.id.clone()),
+            e => failed(e.to_string()),
+        })
+    }
+}
+
+/// Wall-clock Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Opens the store a config names.
+pub fn open_store(registry: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match registry {
+        None | Some("") | Some("memory") => Arc::new(MemoryStore::new()),
+        Some(url) => Arc::new(
+            RedisStore::connect(url).with_context(|| format!("cannot reach registry {url}"))?,
+        ),
+    })
+}
+
+type Ctl = Controller<UdpLink>;
+
+/// Cached replies by cookie, and cookies being worked on.
+#[derive(Default)]
+struct Cookies {
+    done: HashMap<Vec<u8>, (Instant, Vec<u8>)>,
+    busy: std::collections::HashSet<Vec<u8>>,
+}
+
+const COOKIE_TTL: Duration = Duration::from_secs(30);
+
+/// Runs the controller until `stop` is set.
+pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let socket = UdpSocket::bind(config.listen_ng)
+        .with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let store = open_store(config.registry.as_deref())?;
+    let ctl: Arc<Ctl> = Arc::new(Controller::new(
+        UdpLink {
+            timeout: config.node_timeout,
+        },
+        ControllerConfig {
+            region: config.region.clone(),
+        },
+    ));
+    // Subscribe before the snapshot, so nothing falls between them.
+    let changes = store.subscribe().context("cannot subscribe to the registry")?;
+    for ch in store.snapshot().context("cannot read the registry")? {
+        ctl.apply(&ch);
+    }
+    {
+        let ctl = ctl.clone();
+        std::thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || {
+                for ch in changes {
+                    ctl.apply(&ch);
+                }
+                tracing::warn!("registry subscription ended");
+            })?;
+    }
+    let seeded_nodes = match &config.seed {
+        Some(path) => {
+            let seed = Seed::load(path)?;
+            for ch in seed.changes(unix_ms()) {
+                if let Err(e) = store.publish(&ch) {
+                    tracing::warn!(error = %e, ?ch, "seed change refused");
+                }
+            }
+            seed.nodes.len()
+        }
+        None => 0,
+    };
+    if config.registry.is_none() && seeded_nodes > 0 {
+        spawn_health_checks(ctl.clone(), store.clone(), &config, stop.clone())?;
+    }
+    if config.http.is_some() {
+        anyhow::bail!("the HTTP API is not built into this binary yet");
+    }
+
+    let socket = Arc::new(socket);
+    let cookies = Arc::new(Mutex::new(Cookies::default()));
+    let mut queues = Vec::new();
+    for i in 0..config.threads.max(1) {
+        let (tx, rx) = crossbeam_channel::bounded::<(Vec<u8>, Value, SocketAddr)>(1024);
+        let (ctl, socket, cookies) = (ctl.clone(), socket.clone(), cookies.clone());
+        std::thread::Builder::new()
+            .name(format!("ng-{i}"))
+            .spawn(move || {
+                for (cookie, body, from) in rx {
+                    let reply = ctl.handle(&body, unix_ms());
+                    let out = ng::encode_reply(&cookie, &reply);
+                    {
+                        let mut c = cookies.lock().unwrap_or_else(|p| p.into_inner());
+                        c.busy.remove(&cookie);
+                        c.done.insert(cookie, (Instant::now(), out.clone()));
+                    }
+                    if let Err(e) = socket.send_to(&out, from) {
+                        tracing::warn!(%from, error = %e, "cannot send ng reply");
+                    }
+                }
+            })?;
+        queues.push(tx);
+    }
+    tracing::info!(ng = %config.listen_ng, registry = config.registry.as_deref().unwrap_or("embedded"), http = ?config.http, "rtpmesh controller ready");
+
+    let mut buf = vec![0u8; 65536];
+    let mut last_prune = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let (n, from) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "ng receive error");
+                continue;
+            }
+        };
+        if last_prune.elapsed() > Duration::from_secs(1) {
+            last_prune = Instant::now();
+            let mut c = cookies.lock().unwrap_or_else(|p| p.into_inner());
+            c.done.retain(|_, (t, _)| t.elapsed() < COOKIE_TTL);
+        }
+        let (cookie, body) = match ng::split_datagram(&buf[..n]) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(%from, error = %e, "ng datagram without cookie ignored");
+                continue;
+            }
+        };
+        {
+            let mut c = cookies.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, reply)) = c.done.get(cookie) {
+                let _ = socket.send_to(reply, from);
+                continue;
+            }
+            // A retransmission of a request still being worked on: the
+            // reply goes out when it is done.
+            if !c.busy.insert(cookie.to_vec()) {
+                continue;
+            }
+        }
+        let value = match ng::decode_body(body) {
+            Ok(v) => v,
+            Err(e) => {
+                let out = ng::encode_reply(cookie, &ng::error(&e.reason()));
+                cookies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .busy
+                    .remove(cookie);
+                let _ = socket.send_to(&out, from);
+                continue;
+            }
+        };
+        let mut h = DefaultHasher::new();
+        value.get("call-id").and_then(Value::as_bytes).hash(&mut h);
+        let q = &queues[(h.finish() as usize) % queues.len()];
+        if q.try_send((cookie.to_vec(), value, from)).is_err() {
+            tracing::warn!(%from, "controller overloaded: request dropped (the proxy retransmits)");
+            cookies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .busy
+                .remove(cookie);
+        }
+    }
+    tracing::info!(calls = ctl.call_count(), "controller shutting down");
+    Ok(())
+}
+
+/// With the embedded store nobody else reports on nodes: ask each
+/// configured node for its statistics and publish a heartbeat for it
+/// when it answers.
+fn spawn_health_checks(
+    ctl: Arc<Ctl>,
+    store: Arc<dyn Store>,
+    config: &ControlConfig,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let every = config.health_interval;
+    let timeout = config.node_timeout;
+    std::thread::Builder::new()
+        .name("health".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for n in ctl.registry().nodes().cloned().collect::<Vec<_>>() {
+                    let link = UdpLink { timeout };
+                    let body = dict([("command", "statistics".into())]);
+                    if let Ok(r) = link.request(&n, &body) {
+                        let load = r
+                            .get("statistics")
+                            .and_then(|s| s.get("currentstatistics"))
+                            .and_then(|s| s.get("sessionsown"))
+                            .and_then(Value::as_int)
+                            .unwrap_or(0) as u32;
+                        let _ = store.publish(&Change::Heartbeat {
+                            node: n.id.clone(),
+                            load,
+                            capacity: n.capacity,
+                            draining: n.draining,
+                            at_ms: unix_ms(),
+                        });
+                    }
+                }
+                std::thread::sleep(every);
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! A node's presence in the regional registry: it registers itself,
+//! reports its load with heartbeats, probes the latency to the other
+//! regions' nodes, and says goodbye when it stops.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::bencode::{dict, Value};
+use crate::client::NgClient;
+use crate::controller::server::unix_ms;
+use crate::region::store::Store;
+use crate::region::{Change, Latency, LatencySource, NodeInfo, Registry};
+
+/// How many probe results the latency estimate looks back on: the
+/// smallest of them is the path's latency without queueing noise.
+const PROBE_WINDOW: usize = 5;
+
+/// The running presence; dropping it deregisters the node.
+pub struct Presence {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    store: Arc<dyn Store>,
+    id: String,
+}
+
+/// What a node reports about itself.
+pub struct Report {
+    /// The node's record (its `load` and `last_seen_ms` are filled in).
+    pub info: NodeInfo,
+    /// Current calls, kept up to date by the node's loop.
+    pub load: Arc<AtomicU32>,
+    /// Time between heartbeats.
+    pub interval: Duration,
+}
+
+impl Presence {
+    /// Registers the node and starts heartbeats and probes.
+    pub fn start(store: Arc<dyn Store>, report: Report) -> anyhow::Result<Self> {
+        let mut info = report.info.clone();
+        info.last_seen_ms = unix_ms();
+        let registry = Arc::new(Mutex::new(Registry::new()));
+        let changes = store.subscribe()?;
+        {
+            let mut reg = registry.lock().unwrap_or_else(|p| p.into_inner());
+            for ch in store.snapshot()? {
+                let _ = reg.apply(&ch);
+            }
+        }
+        store.publish(&Change::RegisterNode(info.clone()))?;
+        {
+            let registry = registry.clone();
+            std::thread::Builder::new()
+                .name("registry".into())
+                .spawn(move || {
+                    for ch in changes {
+                        let _ = registry
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .apply(&ch);
+                    }
+                })?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (stop, store) = (stop.clone(), store.clone());
+            std::thread::Builder::new()
+                .name("heartbeat".into())
+                .spawn(move || beat(&*store, &report, &info, &registry, &stop))?
+        };
+        tracing::info!(node = %report.info.id, region = %report.info.region, "registered in the regional registry");
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            store,
+            id: report.info.id,
+        })
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        // New calls go elsewhere at once, not after the heartbeat lapses.
+        match self.store.publish(&Change::RemoveNode {
+            id: self.id.clone(),
+        }) {
+            Ok(()) => tracing::info!(node = %self.id, "deregistered"),
+            Err(e) => tracing::warn!(node = %self.id, error = %e, "cannot deregister"),
+        }
+    }
+}
+
+fn beat(
+    store: &dyn Store,
+    report: &Report,
+    info: &NodeInfo,
+    registry: &Mutex<Registry>,
+    stop: &AtomicBool,
+) {
+    let mut samples: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut published: HashMap<String, u32> = HashMap::new();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        next = Instant::now() + report.interval;
+        let hb = Change::Heartbeat {
+            node: info.id.clone(),
+            load: report.load.load(Ordering::Relaxed),
+            capacity: info.capacity,
+            draining: false,
+            at_ms: unix_ms(),
+        };
+        if let Err(e) = store.publish(&hb) {
+            tracing::warn!(error = %e, "heartbeat not published");
+        }
+        // One node per other region is enough: regions are close inside.
+        let peers: Vec<NodeInfo> = {
+            let reg = registry.lock().unwrap_or_else(|p| p.into_inner());
+            let mut by_region: HashMap<String, NodeInfo> = HashMap::new();
+            for n in reg.nodes().filter(|n| n.region != info.region) {
+                if reg.node_usable(&n.id, unix_ms()).is_ok() {
+                    by_region.entry(n.region.clone()).or_insert_with(|| n.clone());
+                }
+            }
+            by_region.into_values().collect()
+        };
+        for p in peers {
+            let Some(rtt) = probe(&p) else { continue };
+            let s = samples.entry(p.region.clone()).or_default();
+            s.push(rtt.div_ceil(2).max(1));
+            if s.len() > PROBE_WINDOW {
+                s.remove(0);
+            }
+            let ms = *s.iter().min().expect("just pushed");
+            if published.get(&p.region) != Some(&ms) {
+                let ch = Change::SetLatency(Latency {
+                    a: info.region.clone(),
+                    b: p.region.clone(),
+                    source: LatencySource::Measured,
+                    ms,
+                });
+                if store.publish(&ch).is_ok() {
+                    tracing::debug!(to = %p.region, ms, "latency measured");
+                    published.insert(p.region.clone(), ms);
+                }
+            }
+        }
+    }
+}
+
+/// Round-trip time of an ng ping to `node`, in milliseconds.
+fn probe(node: &NodeInfo) -> Option<u32> {
+    let mut c = NgClient::new(node.ng)
+        .and_then(|c| c.with_retries(Duration::from_millis(1000), 1))
+        .ok()?;
+    let t = Instant::now();
+    let r = c.request(&dict([("command", "ping".into())])).ok()?;
+    (r.get("result").and_then(Value::as_str) == Some("pong"))
+        .then(|| t.elapsed().as_millis().min(u128::from(u32::MAX)) as u32)
+}
