@@ -2,7 +2,8 @@
 //! the drivers that bind them to sockets and workers.
 //!
 //! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`].
-//! Drivers: [`media`] (workers, ports, sockets), [`server`] (the ng socket
+//! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
+//! recording on its own thread), [`server`] (the ng socket
 //! loop), [`client`] and [`cli`] (talking to a node).
 #![warn(missing_docs)]
 
@@ -15,5 +16,6 @@ pub mod media;
 pub mod ng;
 pub mod node;
 pub mod plane;
+pub mod record;
 pub mod sdp;
 pub mod server;
