@@ -460,3 +460,37 @@ fn track_restarts_on_a_new_source() {
     t.flush(&mut out);
     assert_eq!(out.len(), 320);
 }
+
+#[test]
+fn a_write_error_is_counted_and_others_keep_recording() {
+    let dir = TempDir::new();
+    let rec = Recorder::start(dir.0.clone()).unwrap();
+    let bad = rec.open(spec("bad", lo4())).unwrap();
+    let good = rec.open(spec("good", lo4())).unwrap();
+    // The WAV is created on the first G.711 packet; make its path lead to
+    // a device where every write fails with ENOSPC.
+    std::os::unix::fs::symlink("/dev/full", dir.0.join("bad-from-tag-0.wav")).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |seqs: std::ops::Range<u16>| {
+        for seq in seqs {
+            let p = rtp(0, seq, u32::from(seq) * 160, &samples(seq));
+            sock.send_to(&p, bad.addr).unwrap();
+            sock.send_to(&p, good.addr).unwrap();
+        }
+    };
+    send(0..10);
+    // The buffered samples meet the device at the once-a-second flush.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while rec.stats(bad.id).unwrap().write_errors == 0 {
+        assert!(std::time::Instant::now() < deadline, "no write error seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(10..20);
+    let b = rec.close(bad.id).unwrap();
+    assert!(b.wav.is_none(), "an abandoned WAV is not reported");
+    assert!(b.stats.write_errors >= 11, "{:?}", b.stats);
+    assert_eq!(read_pcap(&b.pcap).len(), 20, "the pcap is unaffected");
+    let g = rec.close(good.id).unwrap();
+    assert_eq!(g.stats.write_errors, 0);
+    assert_eq!(read_wav(&g.wav.unwrap()).1.len(), 20 * 160);
+}
