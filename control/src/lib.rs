@@ -2,8 +2,10 @@
 //! the drivers that bind them to sockets and workers.
 //!
 //! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`], [`region`]
-//! (with its stores beside it).
-//! Drivers: [`media`] (workers, ports, sockets), [`server`] (the ng socket
+//! (with its stores beside it), [`controller`].
+//! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
+//! recording on its own thread), [`presence`] (a node in the registry),
+//! [`server`] (the ng socket
 //! loop), [`client`] and [`cli`] (talking to a node).
 #![warn(missing_docs)]
 
@@ -17,9 +19,11 @@ pub mod media;
 pub mod ng;
 pub mod node;
 pub mod plane;
-pub mod presence;
-pub mod record;
-pub mod region;
+//! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`], [`region`]
+//! (with its stores beside it), [`controller`].
+//! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
+//! recording on its own thread), [`presence`] (a node in the registry),
+//! [`server`] (the ng socket
 pub mod sdp;
 pub mod server;
 #[cfg(test)]

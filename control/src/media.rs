@@ -361,12 +361,12 @@ impl MediaPlane for Plane {
                 bind,
             })
             .map_err(|e| PlaneError::Socket(e.to_string()))?;
-        Ok((r.id, r.addr))
+        Ok((r.id.as_u64(), r.addr))
     }
 
     fn stop_recording(&mut self, id: u64) {
         if let Some(rec) = &self.recorder {
-            match rec.close(id) {
+            match rec.close(crate::record::RecordingId::from_u64(id)) {
                 Ok(files) => tracing::info!(?files, "recording finished"),
                 Err(e) => tracing::warn!(id, error = %e, "cannot finish recording"),
             }

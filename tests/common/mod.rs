@@ -3,6 +3,8 @@
 //! sockets on loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod netns;
+
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
