@@ -15,4 +15,5 @@ pub mod flow;
 pub mod pool;
 pub mod rtp;
 pub mod stats;
+pub mod tunnel;
 pub mod worker;
