@@ -221,7 +221,7 @@ impl MediaPlane for Plane {
         let mut updates = Vec::new();
         for spec in specs {
             match self.pending.remove(&spec.id) {
-                Some(sock) => adds.push((spec, sock)),
+                Some(sock) => adds.push((spec, Some(sock))),
                 None => updates.push(spec),
             }
         }

@@ -254,7 +254,11 @@ mod tests {
     }
 
     fn key() -> TunnelKey {
-        derive_key(b"cluster secret", addr("10.0.0.1:7000"), addr("10.0.0.2:7000"))
+        derive_key(
+            b"cluster secret",
+            addr("10.0.0.1:7000"),
+            addr("10.0.0.2:7000"),
+        )
     }
 
     fn datagram(key: &TunnelKey, seq: u64) -> Vec<u8> {
@@ -309,9 +313,17 @@ mod tests {
     #[test]
     fn wrong_key_is_rejected() {
         let d = datagram(&key(), 1);
-        let other = derive_key(b"cluster secret", addr("10.0.0.1:7000"), addr("10.0.0.3:7000"));
+        let other = derive_key(
+            b"cluster secret",
+            addr("10.0.0.1:7000"),
+            addr("10.0.0.3:7000"),
+        );
         assert_eq!(open(&other, &d), Err(TunnelError::BadTag));
-        let other = derive_key(b"other secret", addr("10.0.0.1:7000"), addr("10.0.0.2:7000"));
+        let other = derive_key(
+            b"other secret",
+            addr("10.0.0.1:7000"),
+            addr("10.0.0.2:7000"),
+        );
         assert_eq!(open(&other, &d), Err(TunnelError::BadTag));
     }
 
@@ -334,7 +346,11 @@ mod tests {
     #[test]
     fn window_accepts_reordering_and_rejects_duplicates_and_old() {
         let mut w = ReplayWindow::new();
-        assert_eq!(w.accept(0), Err(TunnelError::Replayed), "senders start at 1");
+        assert_eq!(
+            w.accept(0),
+            Err(TunnelError::Replayed),
+            "senders start at 1"
+        );
         for s in [1, 3, 2, 10, 5, 4] {
             assert_eq!(w.accept(s), Ok(()), "seq {s}");
         }

@@ -130,10 +130,7 @@ fn rig<Be: Backend + ?Sized>(
     let sink = Sink {
         a: A,
         b: B,
-        out: [Transmit {
-            via: B,
-            dest: c.local_addr().unwrap(),
-        }],
+        out: [Transmit::plain(B, c.local_addr().unwrap())],
         expect_src: s.local_addr().unwrap(),
         on_a: 0,
         bad_src: 0,
