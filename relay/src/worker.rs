@@ -9,6 +9,10 @@
 //! 3. `backend.process(forwarder)`: hand every ready datagram to the
 //!    [`Forwarder`] and send the copies it returns.
 //!
+//! A datagram on a tunnel socket takes one more step before its flow: the
+//! table authenticates it and names the socketless flow it is for
+//! ([`FlowTable::open_tunnel`]); from there on it is that flow's packet.
+//!
 //! Commands are applied only between receive batches, so the flow table is
 //! never seen half-changed and needs no lock: the worker is its only user.
 //! They are applied before the batch that woke the worker, because the
@@ -280,7 +284,9 @@ impl PacketSink for Forwarder {
             }
         }
         if let Some(flow) = self.table.get(slot) {
-            bump(&flow.counters().unroutable, unroutable);
+            if unroutable > 0 {
+                bump(&flow.counters().unroutable, unroutable);
+            }
             bump(&flow.counters().forwarded, self.sends.len() as u64);
         }
         &self.sends

@@ -362,6 +362,62 @@ fn send_errors_are_reported_and_relaying_goes_on() {
     );
 }
 
+#[test]
+fn transmits_skip_and_prepend() {
+    each(
+        |name, mut r| {
+            // Sent before each payload, so that a skip of 32 (a tunnel
+            // header) leaves the payload.
+            let prefix = [0xeeu8; 32];
+            let h = *b"0123456789abcdef0123456789ABCDEF";
+            let c = r.sink.out[0].dest;
+            for (skip, head) in [(4, None), (0, Some(h)), (32, Some(h))] {
+                r.sink.out[0] = Transmit {
+                    skip,
+                    head,
+                    ..Transmit::plain(B, c)
+                };
+                let sent: Vec<_> = payloads(name, 40)
+                    .into_iter()
+                    .map(|p| [&prefix[..], &p[..]].concat())
+                    .collect();
+                for p in &sent {
+                    r.s.send_to(p, r.a).unwrap();
+                }
+                let mut got = Vec::new();
+                r.pump(&mut got, Duration::from_secs(5), |_, g| {
+                    g.len() >= sent.len()
+                });
+                let want: Vec<_> = sent
+                    .iter()
+                    .map(|p| {
+                        let body = &p[usize::from(skip)..];
+                        (
+                            r.b,
+                            [head.as_ref().map_or(&[][..], |h| &h[..]), body].concat(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(got, want, "{name}: skip {skip}, head {}", head.is_some());
+            }
+            // A skip past the end sends nothing (and is no send error).
+            r.sink.out[0] = Transmit {
+                skip: 2048,
+                ..Transmit::plain(B, c)
+            };
+            let before = r.sink.on_a;
+            r.s.send_to(b"short", r.a).unwrap();
+            let mut got = Vec::new();
+            r.pump(&mut got, Duration::from_millis(200), |s, _| s.on_a > before);
+            r.pump(&mut got, Duration::from_millis(50), |_, _| false);
+            assert_eq!(r.sink.on_a, before + 1, "{name}");
+            assert!(got.is_empty(), "{name}");
+            assert!(r.sink.errors.is_empty(), "{name}: {:?}", r.sink.errors);
+        },
+        Opts::default(),
+    );
+}
+
 /// Blasts more datagrams than the buffer ring holds without polling,
 /// then checks that every socket still relays every packet.
 fn overload<Be: Backend + ?Sized>(name: &str, r: &mut Rig<Be>, expect_drops: bool) {
@@ -790,6 +846,31 @@ mod tunnels {
                 "{name}: only authentic media reached 100"
             );
             assert_eq!(n.snap(1).errors(), 0, "{name}");
+        });
+    }
+
+    #[test]
+    fn tunnel_on_a_wildcard_address_is_refused() {
+        each(|name, mut n| {
+            let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+            let cmd = Command::AddTunnel {
+                id: FlowId(60),
+                socket,
+                secret: Arc::from(SECRET),
+                counters: Arc::default(),
+            };
+            n.fwd.apply(cmd, n.backend.as_mut());
+            assert!(
+                matches!(
+                    n.events.try_recv(),
+                    Ok(Event::Failed {
+                        flow: FlowId(60),
+                        ..
+                    })
+                ),
+                "{name}"
+            );
+            assert!(n.fwd.table().slot(FlowId(60)).is_none(), "{name}");
         });
     }
 
