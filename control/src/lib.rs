@@ -5,8 +5,7 @@
 //! (with its stores beside it), [`controller`].
 //! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
 //! recording on its own thread), [`presence`] (a node in the registry),
-//! [`server`] (the ng socket
-//! loop), [`client`] and [`cli`] (talking to a node).
+//! [`server`] (the ng socket loop), [`client`] and [`cli`] (talking to a node).
 #![warn(missing_docs)]
 
 pub mod bencode;
@@ -19,11 +18,9 @@ pub mod media;
 pub mod ng;
 pub mod node;
 pub mod plane;
-//! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`], [`region`]
-//! (with its stores beside it), [`controller`].
-//! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
-//! recording on its own thread), [`presence`] (a node in the registry),
-//! [`server`] (the ng socket
+pub mod presence;
+pub mod record;
+pub mod region;
 pub mod sdp;
 pub mod server;
 #[cfg(test)]

@@ -26,8 +26,12 @@ pub struct Plane {
     /// Sockets (or `None` for socketless tunnel-leg flows) waiting for
     /// their flow specs.
     pending: HashMap<FlowId, Option<UdpSocket>>,
-    /// Each worker's tunnel socket: its flow and address.
-    tunnels: Vec<(FlowId, SocketAddr)>,
+    /// Each worker's tunnel socket: its flow, address and counters.
+    tunnels: Vec<(
+        FlowId,
+        SocketAddr,
+        Arc<rtpmesh_relay::counters::FlowCounters>,
+    )>,
     /// Local recordings, when a recording directory is configured.
     recorder: Option<crate::record::Recorder>,
     /// Removed flows whose sockets a worker has yet to close, by the even
@@ -75,12 +79,14 @@ impl Plane {
                 })?;
                 let id = FlowId(next_flow);
                 next_flow += 1;
+                let counters = Arc::new(rtpmesh_relay::counters::FlowCounters::default());
                 w.send(Command::AddTunnel {
                     id,
                     socket,
                     secret: secret.clone(),
+                    counters: counters.clone(),
                 });
-                tunnels.push((id, addr));
+                tunnels.push((id, addr, counters));
             }
             tracing::info!(first = %base, count = tunnels.len(), "tunnel sockets open");
         }
@@ -107,6 +113,21 @@ impl Plane {
     /// The backend name the workers use.
     pub fn backend(&self) -> &'static str {
         self.workers.first().map(|w| w.backend()).unwrap_or("none")
+    }
+
+    /// The tunnel sockets' counters, summed over workers.
+    pub fn tunnel_totals(&self) -> rtpmesh_relay::counters::CounterSnapshot {
+        let mut t = rtpmesh_relay::counters::CounterSnapshot::default();
+        for (_, _, c) in &self.tunnels {
+            let s = c.snapshot();
+            t.rtp_packets += s.rtp_packets;
+            t.rtcp_packets += s.rtcp_packets;
+            t.malformed += s.malformed;
+            t.tunnel_auth_failures += s.tunnel_auth_failures;
+            t.tunnel_replays += s.tunnel_replays;
+            t.tunnel_unknown_flow += s.tunnel_unknown_flow;
+        }
+        t
     }
 
     /// Number of workers.
@@ -264,7 +285,7 @@ impl MediaPlane for Plane {
         let mut updates = Vec::new();
         for spec in specs {
             match self.pending.remove(&spec.id) {
-                Some(sock) => adds.push((spec, sock)),
+                Some(sock) => adds.push((spec, Some(sock))),
                 None => updates.push(spec),
             }
         }

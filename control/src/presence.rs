@@ -128,7 +128,9 @@ fn beat(
             let mut by_region: HashMap<String, NodeInfo> = HashMap::new();
             for n in reg.nodes().filter(|n| n.region != info.region) {
                 if reg.node_usable(&n.id, unix_ms()).is_ok() {
-                    by_region.entry(n.region.clone()).or_insert_with(|| n.clone());
+                    by_region
+                        .entry(n.region.clone())
+                        .or_insert_with(|| n.clone());
                 }
             }
             by_region.into_values().collect()

@@ -67,6 +67,15 @@ pub struct FlowCounters {
     pub lost: AtomicU64,
     /// RFC 3550 interarrival jitter, in RTP timestamp units.
     pub jitter: AtomicU32,
+    /// Tunnel sockets only: datagrams from an unknown source or whose tag
+    /// did not verify (forged, corrupted, wrong key); dropped.
+    pub tunnel_auth_failures: AtomicU64,
+    /// Tunnel sockets only: authentic datagrams whose sequence number was
+    /// seen already or is too old (replay); dropped.
+    pub tunnel_replays: AtomicU64,
+    /// Tunnel sockets only: authentic datagrams for a flow id this worker
+    /// has no socketless flow for; dropped.
+    pub tunnel_unknown_flow: AtomicU64,
 }
 
 /// Adds `n` to a counter that only the calling thread writes.
@@ -95,6 +104,9 @@ impl FlowCounters {
             expected: self.expected.load(Relaxed),
             lost: self.lost.load(Relaxed) as i64,
             jitter: self.jitter.load(Relaxed),
+            tunnel_auth_failures: self.tunnel_auth_failures.load(Relaxed),
+            tunnel_replays: self.tunnel_replays.load(Relaxed),
+            tunnel_unknown_flow: self.tunnel_unknown_flow.load(Relaxed),
         }
     }
 }
@@ -134,6 +146,12 @@ pub struct CounterSnapshot {
     pub lost: i64,
     /// See [`FlowCounters::jitter`].
     pub jitter: u32,
+    /// See [`FlowCounters::tunnel_auth_failures`].
+    pub tunnel_auth_failures: u64,
+    /// See [`FlowCounters::tunnel_replays`].
+    pub tunnel_replays: u64,
+    /// See [`FlowCounters::tunnel_unknown_flow`].
+    pub tunnel_unknown_flow: u64,
 }
 
 impl CounterSnapshot {
@@ -144,6 +162,10 @@ impl CounterSnapshot {
 
     /// Datagrams received but not forwarded for any reason.
     pub fn errors(&self) -> u64 {
-        self.malformed + self.strict_drops
+        self.malformed
+            + self.strict_drops
+            + self.tunnel_auth_failures
+            + self.tunnel_replays
+            + self.tunnel_unknown_flow
     }
 }

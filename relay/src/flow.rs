@@ -5,7 +5,14 @@
 //! datagram, and the flow says whether to forward it and where. The table is
 //! owned by exactly one worker thread, so it needs no lock: the control plane
 //! never touches it and changes it only by sending the worker commands.
+//!
+//! A table holds three kinds of entries (see [`FlowKind`]): media flows with
+//! a socket of their own, socketless flows that only a tunnel feeds, and
+//! tunnel sockets, whose per-peer state (key, sequence numbers, replay
+//! window) lives here too, so that the table stays the worker's only
+//! per-packet state.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +20,7 @@ use std::time::Instant;
 use crate::counters::{bump, millis_since_epoch, FlowCounters};
 use crate::rtp::{classify, PacketKind, RtcpHeader, RtpHeader};
 use crate::stats::{rtp_units, ReceiverStats};
+use crate::tunnel::{self, derive_key, ReplayWindow, TunnelError, TunnelKey};
 
 /// The control plane's name for a flow; unique for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,16 +94,22 @@ pub enum Output {
         /// Where to.
         dest: SocketAddr,
     },
-    /// STUB until the tunnel branch lands.
+    /// Out of tunnel socket `via` to the peer node's tunnel socket `dest`,
+    /// sealed for the peer's (socketless) flow `flow`.
     Tunnel {
-        /// Tunnel socket flow.
+        /// The tunnel flow whose socket sends ([`FlowTable::insert_tunnel`]).
         via: FlowId,
-        /// Peer tunnel socket.
+        /// The peer node's tunnel socket.
         dest: SocketAddr,
-        /// Peer's flow id.
+        /// The flow id at the peer node that receives it.
         flow: u32,
     },
 }
+
+/// Most peers one tunnel socket keeps state for. Each costs a key and a
+/// replay window; the cap bounds what a control-plane bug can make a worker
+/// hold.
+pub const MAX_TUNNEL_PEERS: usize = 1024;
 
 /// Most outputs one flow may have; fixed so a flow needs no heap on the
 /// packet path.
@@ -129,6 +143,17 @@ pub enum Route {
     Peer(Slot),
     /// See [`Output::Fixed`].
     Fixed(Slot, SocketAddr),
+    /// See [`Output::Tunnel`], resolved to the tunnel's slot and the index
+    /// of the peer in its peer list.
+    Tunnel {
+        /// The tunnel flow.
+        via: Slot,
+        /// Index of the peer in the tunnel's peer list (entries are never
+        /// removed while the tunnel lives, so it stays valid).
+        peer: u32,
+        /// The flow id at the peer node.
+        flow: u32,
+    },
 }
 
 /// A fixed-capacity list of routes.
@@ -178,10 +203,50 @@ pub struct Verdict {
     pub latched: Option<SocketAddr>,
 }
 
+/// What kind of entry a [`Flow`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// A media flow with its own socket.
+    Socket,
+    /// A media flow without a socket: only a tunnel feeds it, and it cannot
+    /// send (no [`Output::Peer`] or [`Output::Fixed`] may use it).
+    Socketless,
+    /// A tunnel socket: it carries other flows' packets, sealed, and has no
+    /// routes of its own.
+    Tunnel,
+}
+
+/// One peer tunnel socket, as seen from a local one.
+#[derive(Debug)]
+struct TunnelPeer {
+    addr: SocketAddr,
+    key: TunnelKey,
+    /// Sequence number of the last datagram sealed for this peer.
+    sent: u64,
+    window: ReplayWindow,
+}
+
+/// A tunnel socket's state.
+#[derive(Debug)]
+struct TunnelState {
+    secret: Arc<[u8]>,
+    local: SocketAddr,
+    peers: Vec<TunnelPeer>,
+    by_addr: HashMap<SocketAddr, u32>,
+}
+
+#[derive(Debug)]
+enum Role {
+    Socket,
+    Socketless,
+    Tunnel(Box<TunnelState>),
+}
+
 /// A flow in a worker's table.
 #[derive(Debug)]
 pub struct Flow {
     id: FlowId,
+    role: Role,
     advertised: Option<SocketAddr>,
     peer: Option<SocketAddr>,
     latched: bool,
@@ -198,6 +263,23 @@ impl Flow {
     /// The flow's id.
     pub fn id(&self) -> FlowId {
         self.id
+    }
+
+    /// What kind of entry this is.
+    pub fn kind(&self) -> FlowKind {
+        match self.role {
+            Role::Socket => FlowKind::Socket,
+            Role::Socketless => FlowKind::Socketless,
+            Role::Tunnel(_) => FlowKind::Tunnel,
+        }
+    }
+
+    /// Number of peers a tunnel flow knows (0 for other flows).
+    pub fn tunnel_peers(&self) -> usize {
+        match &self.role {
+            Role::Tunnel(t) => t.peers.len(),
+            _ => 0,
+        }
     }
 
     /// Where this flow's socket sends its peer's packets: the latched
@@ -319,7 +401,7 @@ struct Entry {
 pub struct FlowTable {
     entries: Vec<Entry>,
     free: Vec<u32>,
-    by_id: std::collections::HashMap<FlowId, Slot>,
+    by_id: HashMap<FlowId, Slot>,
 }
 
 impl FlowTable {
@@ -369,9 +451,51 @@ impl FlowTable {
     /// every flow they name is in the table. An existing flow of the same id
     /// is dropped (the caller closes its socket).
     pub fn insert(&mut self, spec: &FlowSpec) -> Slot {
+        self.insert_as(spec, Role::Socket)
+    }
+
+    /// Adds a socketless flow (see [`FlowKind::Socketless`]), like
+    /// [`FlowTable::insert`].
+    pub fn insert_socketless(&mut self, spec: &FlowSpec) -> Slot {
+        self.insert_as(spec, Role::Socketless)
+    }
+
+    /// Adds a tunnel socket bound to `local`; its peers' keys are derived
+    /// from `secret` and `local` as [`Output::Tunnel`]s name them.
+    ///
+    /// `local` must be the address peers send to (not a wildcard): both
+    /// ends derive the key from the pair of addresses.
+    pub fn insert_tunnel(
+        &mut self,
+        id: FlowId,
+        local: SocketAddr,
+        secret: Arc<[u8]>,
+        counters: Arc<FlowCounters>,
+    ) -> Slot {
+        let spec = FlowSpec {
+            id,
+            peer: None,
+            latching: Latching::Asymmetric,
+            carries: Carries::Muxed,
+            rtp_outputs: Vec::new(),
+            rtcp_outputs: Vec::new(),
+            clock_rate: 1,
+            counters,
+        };
+        let state = TunnelState {
+            secret,
+            local,
+            peers: Vec::new(),
+            by_addr: HashMap::new(),
+        };
+        self.insert_as(&spec, Role::Tunnel(Box::new(state)))
+    }
+
+    fn insert_as(&mut self, spec: &FlowSpec, role: Role) -> Slot {
         self.remove(spec.id);
         let flow = Flow {
             id: spec.id,
+            role,
             advertised: spec.peer,
             peer: spec.peer,
             latched: false,
@@ -416,6 +540,9 @@ impl FlowTable {
         let slot = self
             .slot(spec.id)
             .ok_or(UpdateError::UnknownFlow(spec.id))?;
+        if self.kind_of(spec.id) == Some(FlowKind::Tunnel) {
+            return Err(UpdateError::IsTunnel(spec.id));
+        }
         let mut rtp = Routes::default();
         let mut rtcp = Routes::default();
         for (outputs, routes) in [
@@ -424,13 +551,16 @@ impl FlowTable {
         ] {
             for o in outputs {
                 let route = match *o {
-                    Output::Peer(id) => {
-                        Route::Peer(self.slot(id).ok_or(UpdateError::UnknownFlow(id))?)
+                    Output::Peer(id) => Route::Peer(self.sender(id)?),
+                    Output::Fixed { via, dest } => Route::Fixed(self.sender(via)?, dest),
+                    Output::Tunnel { via, dest, flow } => {
+                        let (slot, peer) = self.tunnel_peer(via, dest)?;
+                        Route::Tunnel {
+                            via: slot,
+                            peer,
+                            flow,
+                        }
                     }
-                    Output::Fixed { via, dest } => {
-                        Route::Fixed(self.slot(via).ok_or(UpdateError::UnknownFlow(via))?, dest)
-                    }
-                    Output::Tunnel { via, .. } => return Err(UpdateError::UnknownFlow(via)),
                 };
                 if !routes.push(route) {
                     return Err(UpdateError::TooManyOutputs(spec.id));
@@ -449,6 +579,164 @@ impl FlowTable {
         flow.rtp_routes = rtp;
         flow.rtcp_routes = rtcp;
         Ok(())
+    }
+
+    fn kind_of(&self, id: FlowId) -> Option<FlowKind> {
+        self.slot(id).and_then(|s| self.get(s)).map(Flow::kind)
+    }
+
+    /// The slot of `id` for a plain output: it must have a socket of its
+    /// own and be a media flow.
+    fn sender(&self, id: FlowId) -> Result<Slot, UpdateError> {
+        match self.kind_of(id) {
+            None => Err(UpdateError::UnknownFlow(id)),
+            Some(FlowKind::Socketless) => Err(UpdateError::NoSocket(id)),
+            Some(FlowKind::Tunnel) => Err(UpdateError::IsTunnel(id)),
+            Some(FlowKind::Socket) => Ok(self.slot(id).expect("kind_of found it")),
+        }
+    }
+
+    /// Finds or adds tunnel `via`'s peer at `dest` (control path: derives
+    /// the key for a new one).
+    fn tunnel_peer(&mut self, via: FlowId, dest: SocketAddr) -> Result<(Slot, u32), UpdateError> {
+        let slot = self.slot(via).ok_or(UpdateError::UnknownFlow(via))?;
+        let flow = self.get_mut(slot).expect("slot from by_id is live");
+        let Role::Tunnel(t) = &mut flow.role else {
+            return Err(UpdateError::NotATunnel(via));
+        };
+        if let Some(&i) = t.by_addr.get(&dest) {
+            return Ok((slot, i));
+        }
+        if t.peers.len() >= MAX_TUNNEL_PEERS {
+            return Err(UpdateError::TooManyPeers(via));
+        }
+        let i = t.peers.len() as u32;
+        t.peers.push(TunnelPeer {
+            addr: dest,
+            key: derive_key(&t.secret, t.local, dest),
+            sent: 0,
+            window: ReplayWindow::new(),
+        });
+        t.by_addr.insert(dest, i);
+        Ok((slot, i))
+    }
+
+    /// Authenticates a datagram that tunnel `slot` received from `src` and
+    /// finds the socketless flow it is for; the inner datagram is
+    /// `data[tunnel::HEADER_LEN..]`, for that flow's [`Flow::accept`].
+    ///
+    /// Accounts on the tunnel flow: accepted datagrams by kind, and every
+    /// refusal (unknown source or bad tag, replay, unknown flow,
+    /// malformed). Per packet: two hash look-ups and one HMAC, no
+    /// allocation.
+    pub fn open_tunnel(
+        &mut self,
+        slot: Slot,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Option<Slot> {
+        let flow = self.get_mut(slot)?;
+        let c = &*flow.counters;
+        let Role::Tunnel(t) = &mut flow.role else {
+            return None;
+        };
+        let peer = match t.by_addr.get(&src) {
+            Some(&p) => p,
+            // A node this one has not sent to yet (a branch's far end only
+            // receives): its key follows from the secret and the two
+            // addresses, so a datagram that verifies under it makes it a
+            // peer. A forgery costs a key derivation and leaves no state.
+            None if t.peers.len() < MAX_TUNNEL_PEERS => {
+                let key = derive_key(&t.secret, t.local, src);
+                match tunnel::open(&key, data) {
+                    Ok(_) => {
+                        let i = t.peers.len() as u32;
+                        t.peers.push(TunnelPeer {
+                            addr: src,
+                            key,
+                            sent: 0,
+                            window: ReplayWindow::new(),
+                        });
+                        t.by_addr.insert(src, i);
+                        i
+                    }
+                    Err(TunnelError::Malformed) => {
+                        bump(&c.malformed, 1);
+                        return None;
+                    }
+                    Err(_) => {
+                        bump(&c.tunnel_auth_failures, 1);
+                        return None;
+                    }
+                }
+            }
+            None => {
+                bump(&c.tunnel_auth_failures, 1);
+                return None;
+            }
+        };
+        let peer = &mut t.peers[peer as usize];
+        let opened = match tunnel::open(&peer.key, data) {
+            Ok(o) => o,
+            Err(TunnelError::Malformed) => {
+                bump(&c.malformed, 1);
+                return None;
+            }
+            Err(_) => {
+                bump(&c.tunnel_auth_failures, 1);
+                return None;
+            }
+        };
+        // Only now, with the tag verified, may the window move.
+        if peer.window.accept(opened.seq).is_err() {
+            bump(&c.tunnel_replays, 1);
+            return None;
+        }
+        let len = data.len() as u64;
+        match opened.kind {
+            PacketKind::Rtp => {
+                bump(&c.rtp_packets, 1);
+                bump(&c.rtp_bytes, len);
+            }
+            PacketKind::Rtcp => {
+                bump(&c.rtcp_packets, 1);
+                bump(&c.rtcp_bytes, len);
+            }
+        }
+        c.last_packet_ms.store(
+            millis_since_epoch(now),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // Only socketless flows take tunnel traffic: a peer must not be able
+        // to inject into a flow whose media comes from elsewhere.
+        let inner = self
+            .slot(FlowId(u64::from(opened.flow)))
+            .filter(|s| self.get(*s).map(Flow::kind) == Some(FlowKind::Socketless));
+        if inner.is_none() {
+            let c = &self.get(slot).expect("looked up above").counters;
+            bump(&c.tunnel_unknown_flow, 1);
+        }
+        inner
+    }
+
+    /// Seals `payload` (of `kind`) for [`Route::Tunnel`]'s `peer` of tunnel
+    /// `via` and the peer node's `flow`: the peer's address and the header
+    /// to put before the payload. Takes the peer's next sequence number.
+    pub fn seal_tunnel(
+        &mut self,
+        via: Slot,
+        peer: u32,
+        kind: PacketKind,
+        flow: u32,
+        payload: &[u8],
+    ) -> Option<(SocketAddr, [u8; tunnel::HEADER_LEN])> {
+        let Role::Tunnel(t) = &mut self.get_mut(via)?.role else {
+            return None;
+        };
+        let p = t.peers.get_mut(peer as usize)?;
+        p.sent += 1;
+        Some((p.addr, tunnel::seal(&p.key, kind, flow, p.sent, payload)))
     }
 
     /// Removes flow `id`, returning its slot.
@@ -477,6 +765,20 @@ pub enum UpdateError {
     /// More than [`MAX_OUTPUTS`] outputs for one packet kind.
     #[error("flow {0:?} has more than {MAX_OUTPUTS} outputs")]
     TooManyOutputs(FlowId),
+    /// An [`Output::Peer`] or [`Output::Fixed`] would send out of a
+    /// socketless flow.
+    #[error("flow {0:?} has no socket to send from")]
+    NoSocket(FlowId),
+    /// A tunnel socket named where a media flow belongs (a plain output's
+    /// sending socket, or an update's flow).
+    #[error("flow {0:?} is a tunnel socket, not a media flow")]
+    IsTunnel(FlowId),
+    /// An [`Output::Tunnel`] names a `via` that is not a tunnel socket.
+    #[error("flow {0:?} is not a tunnel socket")]
+    NotATunnel(FlowId),
+    /// The tunnel already has [`MAX_TUNNEL_PEERS`] peers.
+    #[error("tunnel {0:?} has {MAX_TUNNEL_PEERS} peers already")]
+    TooManyPeers(FlowId),
 }
 
 #[cfg(test)]
@@ -686,5 +988,245 @@ mod tests {
             vec![Output::Peer(FlowId(1)); MAX_OUTPUTS + 1],
         );
         assert_eq!(t.update(&s), Err(UpdateError::TooManyOutputs(FlowId(1))));
+    }
+
+    const T1: FlowId = FlowId(50);
+    const T2: FlowId = FlowId(51);
+
+    /// Two tunnel sockets (as if of two nodes) in one table: flow 1 (a
+    /// socket) goes through T1 → T2 to socketless flow 100, which goes to
+    /// flow 2; flow 2 returns through T2 → T1 to socketless flow 101, so
+    /// each tunnel knows the other as a peer.
+    fn tunnelled() -> (FlowTable, [Slot; 6]) {
+        let mut t = FlowTable::new();
+        let secret: Arc<[u8]> = Arc::from(&b"cluster"[..]);
+        let t1 = t.insert_tunnel(T1, addr("10.0.0.1:7000"), secret.clone(), Arc::default());
+        let t2 = t.insert_tunnel(T2, addr("10.0.0.2:7000"), secret, Arc::default());
+        let tun = |via, dest: &str, flow| Output::Tunnel {
+            via,
+            dest: addr(dest),
+            flow,
+        };
+        let a = spec(
+            1,
+            Some("192.0.2.1:4000"),
+            Latching::Learn,
+            Carries::Muxed,
+            vec![tun(T1, "10.0.0.2:7000", 100)],
+        );
+        let b = spec(
+            2,
+            Some("192.0.2.2:4000"),
+            Latching::Learn,
+            Carries::Muxed,
+            vec![tun(T2, "10.0.0.1:7000", 101)],
+        );
+        let ia = spec(
+            100,
+            None,
+            Latching::Asymmetric,
+            Carries::Muxed,
+            vec![Output::Peer(FlowId(2))],
+        );
+        let ib = spec(
+            101,
+            None,
+            Latching::Asymmetric,
+            Carries::Muxed,
+            vec![Output::Peer(FlowId(1))],
+        );
+        let sa = t.insert(&a);
+        let sb = t.insert(&b);
+        let sia = t.insert_socketless(&ia);
+        let sib = t.insert_socketless(&ib);
+        for s in [&a, &b, &ia, &ib] {
+            t.update(s).unwrap();
+        }
+        (t, [sa, sb, sia, sib, t1, t2])
+    }
+
+    #[test]
+    fn tunnel_routes_seal_and_open_end_to_end() {
+        let (mut t, [sa, _, sia, _, t1, t2]) = tunnelled();
+        assert_eq!(t.get(t1).unwrap().kind(), FlowKind::Tunnel);
+        assert_eq!(t.get(sia).unwrap().kind(), FlowKind::Socketless);
+        assert_eq!(t.get(t1).unwrap().tunnel_peers(), 1);
+        let Some(Route::Tunnel { via, peer, flow }) =
+            t.get(sa).unwrap().routes(PacketKind::Rtp).get(0)
+        else {
+            panic!("not a tunnel route");
+        };
+        assert_eq!((via, flow), (t1, 100));
+        let now = Instant::now();
+        let from = addr("10.0.0.1:7000");
+        for (i, p) in [rtp(1), rtcp_rr(), rtp(2)].into_iter().enumerate() {
+            let kind = classify(&p).unwrap();
+            let (dest, head) = t.seal_tunnel(via, peer, kind, flow, &p).unwrap();
+            assert_eq!(dest, addr("10.0.0.2:7000"));
+            assert_eq!(
+                u64::from_be_bytes(head[8..16].try_into().unwrap()),
+                i as u64 + 1
+            );
+            let mut d = head.to_vec();
+            d.extend_from_slice(&p);
+            assert_eq!(t.open_tunnel(t2, from, &d, now), Some(sia));
+            // The same datagram again is a replay.
+            assert_eq!(t.open_tunnel(t2, from, &d, now), None);
+        }
+        let c = snap(&t, t2);
+        assert_eq!((c.rtp_packets, c.rtcp_packets, c.tunnel_replays), (2, 1, 3));
+        assert_eq!(c.rtp_bytes, 2 * (32 + rtp(1).len() as u64));
+        assert_eq!(c.errors(), 3);
+    }
+
+    #[test]
+    fn tunnel_refuses_strangers_forgeries_and_unknown_flows() {
+        let (mut t, [_, _, _, _, t1, t2]) = tunnelled();
+        let now = Instant::now();
+        let key = derive_key(b"cluster", addr("10.0.0.1:7000"), addr("10.0.0.2:7000"));
+        let dgram = |flow: u32, seq| {
+            let mut d = tunnel::seal(&key, PacketKind::Rtp, flow, seq, &rtp(1)).to_vec();
+            d.extend_from_slice(&rtp(1));
+            d
+        };
+        let from = addr("10.0.0.1:7000");
+        // A good datagram from an unknown source.
+        assert_eq!(
+            t.open_tunnel(t2, addr("10.0.0.9:7000"), &dgram(100, 1), now),
+            None
+        );
+        // A flipped payload bit.
+        let mut d = dgram(100, 2);
+        d[40] ^= 1;
+        assert_eq!(t.open_tunnel(t2, from, &d, now), None);
+        // Not even a tunnel datagram.
+        assert_eq!(t.open_tunnel(t2, from, &rtp(3), now), None);
+        let c = snap(&t, t2);
+        assert_eq!(
+            (c.tunnel_auth_failures, c.malformed, c.packets()),
+            (2, 1, 0)
+        );
+        // Authentic, but for no flow, for a flow with a socket, for a tunnel.
+        for (seq, flow) in [(3, 999), (4, 1), (5, 50)] {
+            assert_eq!(t.open_tunnel(t2, from, &dgram(flow, seq), now), None);
+        }
+        let c = snap(&t, t2);
+        assert_eq!((c.tunnel_unknown_flow, c.rtp_packets), (3, 3));
+        // A forged datagram never moved the window: seq 2 is still good.
+        assert!(t.open_tunnel(t2, from, &dgram(100, 2), now).is_some());
+        assert_eq!(snap(&t, t2).errors(), 6);
+        // The other tunnel is untouched; a plain flow is not a tunnel.
+        assert_eq!(snap(&t, t1).errors(), 0);
+        let sa = t.slot(FlowId(1)).unwrap();
+        assert_eq!(t.open_tunnel(sa, from, &dgram(100, 9), now), None);
+    }
+
+    #[test]
+    fn a_node_never_sent_to_becomes_a_peer_by_its_first_authentic_datagram() {
+        let (mut t, [_, _, sia, _, _, t2]) = tunnelled();
+        let now = Instant::now();
+        let stranger = addr("10.0.0.9:7000");
+        let local = addr("10.0.0.2:7000");
+        let sealed = |key: &TunnelKey, seq| {
+            let mut d = tunnel::seal(key, PacketKind::Rtp, 100, seq, &rtp(1)).to_vec();
+            d.extend_from_slice(&rtp(1));
+            d
+        };
+        // Sealed under another cluster's secret: refused, no peer added.
+        let wrong = derive_key(b"other cluster", stranger, local);
+        assert_eq!(t.open_tunnel(t2, stranger, &sealed(&wrong, 1), now), None);
+        assert_eq!(t.get(t2).unwrap().tunnel_peers(), 1);
+        // Sealed under the key the two addresses derive: accepted, and the
+        // window holds from then on.
+        let right = derive_key(b"cluster", stranger, local);
+        assert_eq!(
+            t.open_tunnel(t2, stranger, &sealed(&right, 1), now),
+            Some(sia)
+        );
+        assert_eq!(t.get(t2).unwrap().tunnel_peers(), 2);
+        assert_eq!(t.open_tunnel(t2, stranger, &sealed(&right, 1), now), None);
+        let c = snap(&t, t2);
+        assert_eq!((c.tunnel_auth_failures, c.tunnel_replays), (1, 1));
+    }
+
+    #[test]
+    fn tunnel_outputs_are_checked() {
+        let (mut t, _) = tunnelled();
+        let with = |id, out| spec(id, None, Latching::Learn, Carries::Muxed, vec![out]);
+        let dest = addr("10.0.0.3:7000");
+        let cases = [
+            (
+                with(1, Output::Peer(FlowId(100))),
+                UpdateError::NoSocket(FlowId(100)),
+            ),
+            (
+                with(
+                    1,
+                    Output::Fixed {
+                        via: FlowId(101),
+                        dest,
+                    },
+                ),
+                UpdateError::NoSocket(FlowId(101)),
+            ),
+            (with(1, Output::Peer(T1)), UpdateError::IsTunnel(T1)),
+            (
+                with(1, Output::Fixed { via: T2, dest }),
+                UpdateError::IsTunnel(T2),
+            ),
+            (
+                with(
+                    1,
+                    Output::Tunnel {
+                        via: FlowId(2),
+                        dest,
+                        flow: 1,
+                    },
+                ),
+                UpdateError::NotATunnel(FlowId(2)),
+            ),
+            (
+                with(
+                    1,
+                    Output::Tunnel {
+                        via: FlowId(100),
+                        dest,
+                        flow: 1,
+                    },
+                ),
+                UpdateError::NotATunnel(FlowId(100)),
+            ),
+            (
+                with(T1.0, Output::Peer(FlowId(1))),
+                UpdateError::IsTunnel(T1),
+            ),
+        ];
+        for (s, e) in cases {
+            assert_eq!(t.update(&s), Err(e), "{s:?}");
+        }
+        // Peers are capped; an existing one is found again, not added.
+        let t1 = t.slot(T1).unwrap();
+        for port in 1..MAX_TUNNEL_PEERS as u16 {
+            let out = Output::Tunnel {
+                via: T1,
+                dest: SocketAddr::new(dest.ip(), port),
+                flow: 1,
+            };
+            t.update(&with(1, out)).unwrap();
+        }
+        assert_eq!(t.get(t1).unwrap().tunnel_peers(), MAX_TUNNEL_PEERS);
+        let out = Output::Tunnel {
+            via: T1,
+            dest,
+            flow: 1,
+        };
+        assert_eq!(t.update(&with(1, out)), Err(UpdateError::TooManyPeers(T1)));
+        let known = Output::Tunnel {
+            via: T1,
+            dest: addr("10.0.0.2:7000"),
+            flow: 7,
+        };
+        t.update(&with(1, known)).unwrap();
+        assert_eq!(t.get(t1).unwrap().tunnel_peers(), MAX_TUNNEL_PEERS);
     }
 }

@@ -7,6 +7,10 @@
 //! batch receive ([`backend`]) → look up the flow by the socket's
 //! [`flow::Slot`] → latch or check the source → account ([`counters`],
 //! RFC 3550 [`stats`]) → one copy per output → batch send.
+//!
+//! Between nodes, calls travel through [`tunnel`]s: one UDP socket per
+//! worker carries many calls' packets to the peer nodes' tunnel sockets,
+//! each behind an authenticated header naming the receiving node's flow.
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -15,4 +19,5 @@ pub mod flow;
 pub mod pool;
 pub mod rtp;
 pub mod stats;
+pub mod tunnel;
 pub mod worker;

@@ -9,6 +9,10 @@
 //! 3. `backend.process(forwarder)`: hand every ready datagram to the
 //!    [`Forwarder`] and send the copies it returns.
 //!
+//! A datagram on a tunnel socket takes one more step before its flow: the
+//! table authenticates it and names the socketless flow it is for
+//! ([`FlowTable::open_tunnel`]); from there on it is that flow's packet.
+//!
 //! Commands are applied only between receive batches, so the flow table is
 //! never seen half-changed and needs no lock: the worker is its only user.
 //! They are applied before the batch that woke the worker, because the
@@ -28,23 +32,32 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::backend::sys::EventFd;
 use crate::backend::{self, Backend, BackendKind, PacketSink, Transmit};
-use crate::counters::bump;
-use crate::flow::{FlowId, FlowSpec, FlowTable, Route, Slot, MAX_OUTPUTS};
+use crate::counters::{bump, FlowCounters};
+use crate::flow::{FlowId, FlowKind, FlowSpec, FlowTable, Route, Slot, MAX_OUTPUTS};
+use crate::tunnel::HEADER_LEN;
 
 /// A change the control plane asks a worker to make.
 #[derive(Debug)]
 pub enum Command {
     /// Take over these sockets and create their flows. Routes may name any
     /// flow of the batch, so all flows are inserted before any is routed.
+    /// A flow without a socket (`None`) is socketless: only a tunnel feeds
+    /// it ([`FlowKind::Socketless`]).
     Add(Vec<(FlowSpec, Option<UdpSocket>)>),
-    /// STUB until the tunnel branch lands.
+    /// Take over a tunnel socket. Keys for its peers are derived from
+    /// `secret` and the socket's local address, which must therefore be
+    /// the specific address the peers send to, not a wildcard. Removed
+    /// with [`Command::Remove`] like any flow.
     AddTunnel {
-        /// Flow.
+        /// The tunnel flow's id.
         id: FlowId,
-        /// Socket.
+        /// The bound tunnel socket.
         socket: UdpSocket,
-        /// Secret.
+        /// The cluster secret the per-peer keys derive from.
         secret: Arc<[u8]>,
+        /// The tunnel socket's counters (received datagrams, auth
+        /// failures, replays, unknown flows, send errors).
+        counters: Arc<FlowCounters>,
     },
     /// Change existing flows (peer, policy, outputs).
     Update(Vec<FlowSpec>),
@@ -111,12 +124,16 @@ impl Forwarder {
             Command::Add(batch) => {
                 let mut specs = Vec::with_capacity(batch.len());
                 for (spec, socket) in batch {
-                    let Some(socket) = socket else { continue };
                     // Ids are never reused, but a repeated one must not leak
                     // the socket it had.
                     if let Some(old) = self.table.remove(spec.id) {
                         backend.remove_socket(old);
                     }
+                    let Some(socket) = socket else {
+                        self.table.insert_socketless(&spec);
+                        specs.push(spec);
+                        continue;
+                    };
                     let slot = self.table.insert(&spec);
                     if let Err(e) = backend.add_socket(slot, socket) {
                         self.table.remove(spec.id);
@@ -127,11 +144,46 @@ impl Forwarder {
                 }
                 self.update(&specs);
             }
+            Command::AddTunnel {
+                id,
+                socket,
+                secret,
+                counters,
+            } => {
+                let local = match socket.local_addr() {
+                    Ok(a) if !a.ip().is_unspecified() && a.port() != 0 => a,
+                    Ok(a) => {
+                        // A wildcard is not what the peers derive the key
+                        // from: nothing could ever verify.
+                        self.report(id, format!("tunnel socket bound to {a}, not one address"));
+                        return;
+                    }
+                    Err(e) => {
+                        self.report(id, format!("tunnel socket has no address: {e}"));
+                        return;
+                    }
+                };
+                if let Some(old) = self.table.remove(id) {
+                    backend.remove_socket(old);
+                }
+                let slot = self.table.insert_tunnel(id, local, secret, counters);
+                if let Err(e) = backend.add_socket(slot, socket) {
+                    self.table.remove(id);
+                    self.report(id, format!("cannot watch socket: {e}"));
+                }
+            }
             Command::Update(specs) => self.update(&specs),
             Command::Remove(ids) => {
                 for id in ids {
+                    // A socketless flow has nothing to close: its id is
+                    // free at once.
+                    let socketless = self
+                        .table
+                        .slot(id)
+                        .and_then(|s| self.table.get(s))
+                        .is_some_and(|f| f.kind() == FlowKind::Socketless);
                     match self.table.remove(id) {
-                        Some(slot) if !backend.remove_socket(slot) => {
+                        Some(slot) if !socketless && !backend.remove_socket(slot) => {
                             self.closing.insert(slot, id);
                         }
                         _ => self.closed(id),
@@ -139,7 +191,6 @@ impl Forwarder {
                 }
             }
             Command::Stop => {}
-            Command::AddTunnel { .. } => {}
         }
     }
 
@@ -167,6 +218,22 @@ impl PacketSink for Forwarder {
     #[inline]
     fn on_packet(&mut self, now: Instant, slot: Slot, src: SocketAddr, data: &[u8]) -> &[Transmit] {
         self.sends.clear();
+        let Some(flow) = self.table.get(slot) else {
+            return &self.sends;
+        };
+        // A tunnel datagram is authenticated, then its inner datagram goes
+        // through the socketless flow it names exactly as if that flow's
+        // own socket had received it; its copies skip the tunnel header.
+        let (slot, skip) = if flow.kind() == FlowKind::Tunnel {
+            match self.table.open_tunnel(slot, src, data, now) {
+                Some(inner) => (inner, HEADER_LEN),
+                None => return &self.sends,
+            }
+        } else {
+            (slot, 0)
+        };
+        let data = &data[skip..];
+        let skip = skip as u16;
         let Some(flow) = self.table.get_mut(slot) else {
             return &self.sends;
         };
@@ -182,24 +249,46 @@ impl PacketSink for Forwarder {
         let Some(kind) = verdict.forward else {
             return &self.sends;
         };
-        let Some(flow) = self.table.get(slot) else {
-            return &self.sends;
-        };
-        for route in flow.routes(kind).iter() {
+        let routes = flow.routes(kind).len();
+        let mut unroutable = 0;
+        // By index, not by iterator: sealing for a tunnel takes the
+        // tunnel's next sequence number, a mutable borrow of the table.
+        for i in 0..routes {
+            let Some(route) = self.table.get(slot).and_then(|f| f.routes(kind).get(i)) else {
+                continue;
+            };
+            let plain = |via, dest| Transmit {
+                via,
+                dest,
+                skip,
+                head: None,
+            };
             let send = match route {
                 Route::Peer(via) => self
                     .table
                     .get(via)
                     .and_then(|f| f.peer())
-                    .map(|dest| Transmit { via, dest }),
-                Route::Fixed(via, dest) => Some(Transmit { via, dest }),
+                    .map(|dest| plain(via, dest)),
+                Route::Fixed(via, dest) => Some(plain(via, dest)),
+                Route::Tunnel { via, peer, flow } => self
+                    .table
+                    .seal_tunnel(via, peer, kind, flow, data)
+                    .map(|(dest, head)| Transmit {
+                        head: Some(head),
+                        ..plain(via, dest)
+                    }),
             };
             match send {
                 Some(t) => self.sends.push(t),
-                None => bump(&flow.counters().unroutable, 1),
+                None => unroutable += 1,
             }
         }
-        bump(&flow.counters().forwarded, self.sends.len() as u64);
+        if let Some(flow) = self.table.get(slot) {
+            if unroutable > 0 {
+                bump(&flow.counters().unroutable, unroutable);
+            }
+            bump(&flow.counters().forwarded, self.sends.len() as u64);
+        }
         &self.sends
     }
 

@@ -244,7 +244,9 @@ pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         },
     ));
     // Subscribe before the snapshot, so nothing falls between them.
-    let changes = store.subscribe().context("cannot subscribe to the registry")?;
+    let changes = store
+        .subscribe()
+        .context("cannot subscribe to the registry")?;
     for ch in store.snapshot().context("cannot read the registry")? {
         ctl.apply(&ch);
     }

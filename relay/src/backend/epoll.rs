@@ -16,7 +16,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::sys::{self, CONTROL_LEN};
-use super::{Backend, PacketSink};
+use super::{Backend, PacketSink, HEAD_LEN};
 use crate::flow::{Slot, MAX_OUTPUTS};
 
 /// Datagrams read per `recvmmsg`.
@@ -41,6 +41,9 @@ struct Tx {
     /// (index of the received buffer, sending socket)
     items: Vec<(usize, Slot)>,
     addrs: Box<[libc::sockaddr_storage]>,
+    /// Per message: the head's storage, alive until `flush` has sent it.
+    heads: Box<[[u8; HEAD_LEN]]>,
+    /// Two per message: the head (if any), then the received bytes.
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
 }
@@ -103,7 +106,8 @@ impl Epoll {
         let tx = Tx {
             items: Vec::with_capacity(TX_CAP),
             addrs: (0..TX_CAP).map(|_| sys::empty_sockaddr()).collect(),
-            iovs: empty_iovs(TX_CAP),
+            heads: vec![[0u8; HEAD_LEN]; TX_CAP].into_boxed_slice(),
+            iovs: empty_iovs(2 * TX_CAP),
             msgs: zeroed_msgs(TX_CAP),
         };
         Ok(Self {
@@ -191,17 +195,32 @@ impl Epoll {
                     if k == TX_CAP {
                         break;
                     }
+                    let Some(body) = t.body(&self.rx.bufs[i][..len]) else {
+                        continue;
+                    };
                     self.tx.items.push((i, t.via));
                     let alen = sys::write_sockaddr(&t.dest, &mut self.tx.addrs[k]);
-                    self.tx.iovs[k] = libc::iovec {
-                        iov_base: self.rx.bufs[i].as_mut_ptr().cast(),
-                        iov_len: len,
+                    // Head (a copy of 32 bytes into this message's own
+                    // storage), then the body straight from the receive
+                    // buffer: the payload itself is never copied.
+                    let mut n = 0;
+                    if let Some(head) = &t.head {
+                        self.tx.heads[k] = *head;
+                        self.tx.iovs[2 * k] = libc::iovec {
+                            iov_base: self.tx.heads[k].as_mut_ptr().cast(),
+                            iov_len: HEAD_LEN,
+                        };
+                        n = 1;
+                    }
+                    self.tx.iovs[2 * k + n] = libc::iovec {
+                        iov_base: body.as_ptr() as *mut libc::c_void,
+                        iov_len: body.len(),
                     };
                     let h = &mut self.tx.msgs[k].msg_hdr;
                     h.msg_name = (&mut self.tx.addrs[k] as *mut libc::sockaddr_storage).cast();
                     h.msg_namelen = alen;
-                    h.msg_iov = &mut self.tx.iovs[k];
-                    h.msg_iovlen = 1;
+                    h.msg_iov = &mut self.tx.iovs[2 * k];
+                    h.msg_iovlen = n + 1;
                 }
             }
             self.flush(sink);

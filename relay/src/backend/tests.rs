@@ -130,10 +130,7 @@ fn rig<Be: Backend + ?Sized>(
     let sink = Sink {
         a: A,
         b: B,
-        out: [Transmit {
-            via: B,
-            dest: c.local_addr().unwrap(),
-        }],
+        out: [Transmit::plain(B, c.local_addr().unwrap())],
         expect_src: s.local_addr().unwrap(),
         on_a: 0,
         bad_src: 0,
@@ -365,6 +362,62 @@ fn send_errors_are_reported_and_relaying_goes_on() {
     );
 }
 
+#[test]
+fn transmits_skip_and_prepend() {
+    each(
+        |name, mut r| {
+            // Sent before each payload, so that a skip of 32 (a tunnel
+            // header) leaves the payload.
+            let prefix = [0xeeu8; 32];
+            let h = *b"0123456789abcdef0123456789ABCDEF";
+            let c = r.sink.out[0].dest;
+            for (skip, head) in [(4, None), (0, Some(h)), (32, Some(h))] {
+                r.sink.out[0] = Transmit {
+                    skip,
+                    head,
+                    ..Transmit::plain(B, c)
+                };
+                let sent: Vec<_> = payloads(name, 40)
+                    .into_iter()
+                    .map(|p| [&prefix[..], &p[..]].concat())
+                    .collect();
+                for p in &sent {
+                    r.s.send_to(p, r.a).unwrap();
+                }
+                let mut got = Vec::new();
+                r.pump(&mut got, Duration::from_secs(5), |_, g| {
+                    g.len() >= sent.len()
+                });
+                let want: Vec<_> = sent
+                    .iter()
+                    .map(|p| {
+                        let body = &p[usize::from(skip)..];
+                        (
+                            r.b,
+                            [head.as_ref().map_or(&[][..], |h| &h[..]), body].concat(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(got, want, "{name}: skip {skip}, head {}", head.is_some());
+            }
+            // A skip past the end sends nothing (and is no send error).
+            r.sink.out[0] = Transmit {
+                skip: 2048,
+                ..Transmit::plain(B, c)
+            };
+            let before = r.sink.on_a;
+            r.s.send_to(b"short", r.a).unwrap();
+            let mut got = Vec::new();
+            r.pump(&mut got, Duration::from_millis(200), |s, _| s.on_a > before);
+            r.pump(&mut got, Duration::from_millis(50), |_, _| false);
+            assert_eq!(r.sink.on_a, before + 1, "{name}");
+            assert!(got.is_empty(), "{name}");
+            assert!(r.sink.errors.is_empty(), "{name}: {:?}", r.sink.errors);
+        },
+        Opts::default(),
+    );
+}
+
 /// Blasts more datagrams than the buffer ring holds without polling,
 /// then checks that every socket still relays every packet.
 fn overload<Be: Backend + ?Sized>(name: &str, r: &mut Rig<Be>, expect_drops: bool) {
@@ -472,4 +525,375 @@ fn epoll_serves_other_sockets_while_one_is_flooded() {
         "B waited for all of A's {} datagrams",
         flood.len()
     );
+}
+
+/// Tunnels end to end through the real worker logic ([`Forwarder`]) on a
+/// backend: one worker plays both nodes, with two tunnel sockets.
+///
+/// Forward: `s` → A → (T1 → T2, sealed for socketless flow 100) → 100 → B
+/// → `c`. Return: `c` → B → (T2 → T1, for flow 101) → 101 → A → `s`. The
+/// return leg also makes each tunnel know the other as a peer.
+mod tunnels {
+    use super::*;
+    use crate::counters::FlowCounters;
+    use crate::flow::{Carries, FlowId, FlowSpec, Latching, Output};
+    use crate::rtp::PacketKind;
+    use crate::tunnel::{derive_key, seal};
+    use crate::worker::{Command, Event, Forwarder};
+
+    const T1: FlowId = FlowId(50);
+    const T2: FlowId = FlowId(51);
+    const SECRET: &[u8] = b"cluster secret";
+
+    struct Node {
+        backend: Box<dyn Backend>,
+        wake: Arc<EventFd>,
+        fwd: Forwarder,
+        events: crossbeam_channel::Receiver<Event>,
+        /// Media endpoints: `s` talks to A, `c` to B.
+        s: UdpSocket,
+        c: UdpSocket,
+        a: SocketAddr,
+        b: SocketAddr,
+        t1: SocketAddr,
+        t2: SocketAddr,
+        /// T1's socket, shared: sends as T1 (for forged datagrams).
+        t1_clone: UdpSocket,
+        /// Counters of A, B, 100, 101, T1, T2.
+        counters: [Arc<FlowCounters>; 6],
+    }
+
+    fn flow(id: u64, peer: Option<SocketAddr>, latching: Latching, out: Output) -> FlowSpec {
+        FlowSpec {
+            id: FlowId(id),
+            peer,
+            latching,
+            carries: Carries::Muxed,
+            rtp_outputs: vec![out],
+            rtcp_outputs: vec![out],
+            clock_rate: 8000,
+            counters: Arc::default(),
+        }
+    }
+
+    fn node(backend: Box<dyn Backend>, wake: Arc<EventFd>) -> Node {
+        let (tx, events) = crossbeam_channel::bounded(1024);
+        let mut n = {
+            let (s, c) = (local(), local());
+            s.set_nonblocking(true).unwrap();
+            c.set_nonblocking(true).unwrap();
+            let (a, b, t1, t2) = (local(), local(), local(), local());
+            let counters: [Arc<FlowCounters>; 6] = Default::default();
+            let addrs = [&a, &b, &t1, &t2].map(|s| s.local_addr().unwrap());
+            let t1_clone = t1.try_clone().unwrap();
+            let mut n = Node {
+                backend,
+                wake,
+                fwd: Forwarder::new(tx),
+                events,
+                a: addrs[0],
+                b: addrs[1],
+                t1: addrs[2],
+                t2: addrs[3],
+                s,
+                c,
+                t1_clone,
+                counters,
+            };
+            for (id, socket, counters) in [(T1, t1, 4), (T2, t2, 5)] {
+                let cmd = Command::AddTunnel {
+                    id,
+                    socket,
+                    secret: Arc::from(SECRET),
+                    counters: n.counters[counters].clone(),
+                };
+                n.fwd.apply(cmd, n.backend.as_mut());
+            }
+            let tunnel = |via, dest, flow| Output::Tunnel { via, dest, flow };
+            let specs = [
+                flow(
+                    1,
+                    Some(n.s.local_addr().unwrap()),
+                    Latching::Learn,
+                    tunnel(T1, n.t2, 100),
+                ),
+                flow(
+                    2,
+                    Some(n.c.local_addr().unwrap()),
+                    Latching::Learn,
+                    tunnel(T2, n.t1, 101),
+                ),
+                flow(100, None, Latching::Asymmetric, Output::Peer(FlowId(2))),
+                flow(101, None, Latching::Asymmetric, Output::Peer(FlowId(1))),
+            ];
+            let mut batch = Vec::new();
+            for (i, (mut spec, socket)) in specs
+                .into_iter()
+                .zip([Some(a), Some(b), None, None])
+                .enumerate()
+            {
+                spec.counters = n.counters[i].clone();
+                batch.push((spec, socket));
+            }
+            n.fwd.apply(Command::Add(batch), n.backend.as_mut());
+            n
+        };
+        assert!(n.events.try_recv().is_err(), "no command failed");
+        n.turn();
+        n
+    }
+
+    fn rtp(seq: u16, len: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 8, 0, 0, 0, 0, 0, 160, 0x12, 0x34, 0x56, 0x78];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend((0..len).map(|i| (i as u8) ^ (seq as u8)));
+        p
+    }
+
+    fn rtcp_sr(n: u8) -> Vec<u8> {
+        let mut p = vec![0x80, 200, 0, 6, 0x12, 0x34, 0x56, 0x78];
+        p.extend([n; 20]);
+        p
+    }
+
+    impl Node {
+        fn turn(&mut self) {
+            self.wake.wake();
+            self.backend.poll(&mut self.fwd).unwrap();
+        }
+
+        /// Polls until `done` or 5 s, collecting what reaches `at`.
+        fn pump(
+            &mut self,
+            at: fn(&Self) -> &UdpSocket,
+            got: &mut Vec<(SocketAddr, Vec<u8>)>,
+            mut done: impl FnMut(&Self, &[(SocketAddr, Vec<u8>)]) -> bool,
+        ) {
+            let end = Instant::now() + Duration::from_secs(5);
+            let mut buf = [0u8; 4096];
+            while !done(self, got) && Instant::now() < end {
+                self.turn();
+                let before = got.len();
+                while let Ok((n, from)) = at(self).recv_from(&mut buf) {
+                    got.push((from, buf[..n].to_vec()));
+                }
+                if got.len() == before {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+
+        fn snap(&self, i: usize) -> crate::counters::CounterSnapshot {
+            self.counters[i].snapshot()
+        }
+
+        /// A datagram T1 could have sent to T2 for `flow`.
+        fn sealed(&self, flow: u32, seq: u64, inner: &[u8]) -> Vec<u8> {
+            let key = derive_key(SECRET, self.t1, self.t2);
+            let mut d = seal(&key, PacketKind::Rtp, flow, seq, inner).to_vec();
+            d.extend_from_slice(inner);
+            d
+        }
+
+        /// Sends `d` from T1's socket to T2 and polls until T2's counters
+        /// satisfy `done`.
+        fn inject(&mut self, d: &[u8], done: fn(&crate::counters::CounterSnapshot) -> bool) {
+            self.t1_clone.send_to(d, self.t2).unwrap();
+            let mut got = Vec::new();
+            self.pump(|n| &n.c, &mut got, |n, _| done(&n.snap(5)));
+            assert!(done(&self.snap(5)), "{:?}", self.snap(5));
+            assert!(got.is_empty(), "forged or replayed datagram delivered");
+        }
+    }
+
+    fn each(test: impl Fn(&str, Node)) {
+        let wake = Arc::new(EventFd::new().unwrap());
+        let b: Box<dyn Backend> = Box::new(Epoll::new(wake.raw()).unwrap());
+        test("epoll", node(b, wake));
+        if !uring_here() {
+            return;
+        }
+        let wake = Arc::new(EventFd::new().unwrap());
+        let b: Box<dyn Backend> = Box::new(Uring::new(wake.raw()).unwrap());
+        test("io_uring", node(b, wake));
+    }
+
+    #[test]
+    fn relays_rtp_and_rtcp_byte_identical_both_ways() {
+        each(|name, mut n| {
+            let mut want = Vec::new();
+            let mut seq = 0u16;
+            for i in 0..200u16 {
+                let p = if i % 10 == 9 {
+                    rtcp_sr(i as u8)
+                } else {
+                    seq += 1;
+                    rtp(seq, 20 + usize::from(i) * 7 % 1200)
+                };
+                n.s.send_to(&p, n.a).unwrap();
+                want.push((n.b, p));
+                if i % 20 == 19 {
+                    // Paced, so no socket buffer overflows on a busy host.
+                    let mut got = Vec::new();
+                    let k = want.len();
+                    n.pump(|n| &n.c, &mut got, |_, g| g.len() >= 20);
+                    let sent: Vec<_> = want[k - 20..].to_vec();
+                    assert_eq!(got, sent, "{name}: forward leg");
+                }
+            }
+            let (a, t1, t2, inner, b) = (n.snap(0), n.snap(4), n.snap(5), n.snap(2), n.snap(1));
+            assert_eq!((a.rtp_packets, a.rtcp_packets), (180, 20), "{name}");
+            assert_eq!((t2.rtp_packets, t2.rtcp_packets), (180, 20), "{name}");
+            assert_eq!((inner.rtp_packets, inner.rtcp_packets), (180, 20), "{name}");
+            assert_eq!(inner.lost, 0, "{name}: the tunnel leg lost nothing");
+            assert_eq!(a.rtp_bytes + 180 * 32, t2.rtp_bytes, "{name}");
+            assert_eq!(
+                inner.rtp_bytes, a.rtp_bytes,
+                "{name}: inner bytes untouched"
+            );
+            assert_eq!((a.forwarded, inner.forwarded), (200, 200), "{name}");
+            assert_eq!(t1.errors() + t2.errors() + inner.errors() + b.errors(), 0);
+            assert_eq!(t1.send_errors + t2.send_errors, 0, "{name}");
+
+            // The way back.
+            let mut got = Vec::new();
+            let back: Vec<_> = (0..30).map(|i| rtp(1000 + i, 160)).collect();
+            for p in &back {
+                n.c.send_to(p, n.b).unwrap();
+            }
+            n.pump(|n| &n.s, &mut got, |_, g| g.len() >= back.len());
+            let want: Vec<_> = back.iter().map(|p| (n.a, p.clone())).collect();
+            assert_eq!(got, want, "{name}: return leg");
+            assert_eq!(n.snap(4).rtp_packets, 30, "{name}");
+            assert_eq!(n.snap(3).rtp_packets, 30, "{name}");
+        });
+    }
+
+    #[test]
+    fn forged_replayed_and_misdirected_datagrams_are_dropped_and_counted() {
+        each(|name, mut n| {
+            // Teach T2 its peer (and check the path) with real traffic.
+            n.c.send_to(&rtp(1, 160), n.b).unwrap();
+            n.s.send_to(&rtp(1, 160), n.a).unwrap();
+            let mut got = Vec::new();
+            n.pump(|n| &n.c, &mut got, |_, g| !g.is_empty());
+            assert_eq!(got.len(), 1, "{name}");
+
+            // Good tag, wrong source: a stranger cannot use a known key.
+            let stranger = local();
+            stranger
+                .send_to(&n.sealed(100, 50, &rtp(2, 160)), n.t2)
+                .unwrap();
+            let mut got = Vec::new();
+            n.pump(
+                |n| &n.c,
+                &mut got,
+                |n, _| n.snap(5).tunnel_auth_failures == 1,
+            );
+            assert_eq!(n.snap(5).tunnel_auth_failures, 1, "{name}: unknown source");
+            assert!(got.is_empty(), "{name}");
+
+            // Right source, one bit flipped in the header, payload or tag.
+            for (i, at) in [9usize, 40, 20].into_iter().enumerate() {
+                let mut d = n.sealed(100, 60 + i as u64, &rtp(3, 160));
+                d[at] ^= 0x10;
+                n.inject(
+                    &d,
+                    match i {
+                        0 => |c| c.tunnel_auth_failures == 2,
+                        1 => |c| c.tunnel_auth_failures == 3,
+                        _ => |c| c.tunnel_auth_failures == 4,
+                    },
+                );
+            }
+
+            // An authentic datagram goes through once; its copy is a replay.
+            let d = n.sealed(100, 1_000, &rtp(4, 160));
+            n.t1_clone.send_to(&d, n.t2).unwrap();
+            let mut got = Vec::new();
+            n.pump(|n| &n.c, &mut got, |_, g| !g.is_empty());
+            assert_eq!(got, vec![(n.b, rtp(4, 160))], "{name}");
+            n.inject(&d, |c| c.tunnel_replays == 1);
+            // So is anything too far behind the window.
+            n.inject(&n.sealed(100, 1_000 - 200, &rtp(5, 160)), |c| {
+                c.tunnel_replays == 2
+            });
+
+            // Authentic, but for a flow that does not exist here, or that
+            // has a socket of its own (media must not be injected there).
+            n.inject(&n.sealed(999, 1_001, &rtp(6, 160)), |c| {
+                c.tunnel_unknown_flow == 1
+            });
+            n.inject(&n.sealed(2, 1_002, &rtp(7, 160)), |c| {
+                c.tunnel_unknown_flow == 2
+            });
+
+            let t2 = n.snap(5);
+            assert_eq!(
+                (
+                    t2.tunnel_auth_failures,
+                    t2.tunnel_replays,
+                    t2.tunnel_unknown_flow
+                ),
+                (4, 2, 2),
+                "{name}"
+            );
+            assert_eq!(t2.errors(), 8, "{name}");
+            assert_eq!(
+                n.snap(2).rtp_packets,
+                2,
+                "{name}: only authentic media reached 100"
+            );
+            assert_eq!(n.snap(1).errors(), 0, "{name}");
+        });
+    }
+
+    #[test]
+    fn tunnel_on_a_wildcard_address_is_refused() {
+        each(|name, mut n| {
+            let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+            let cmd = Command::AddTunnel {
+                id: FlowId(60),
+                socket,
+                secret: Arc::from(SECRET),
+                counters: Arc::default(),
+            };
+            n.fwd.apply(cmd, n.backend.as_mut());
+            assert!(
+                matches!(
+                    n.events.try_recv(),
+                    Ok(Event::Failed {
+                        flow: FlowId(60),
+                        ..
+                    })
+                ),
+                "{name}"
+            );
+            assert!(n.fwd.table().slot(FlowId(60)).is_none(), "{name}");
+        });
+    }
+
+    #[test]
+    fn socketless_flows_close_at_once() {
+        each(|name, mut n| {
+            n.fwd
+                .apply(Command::Remove(vec![FlowId(100)]), n.backend.as_mut());
+            assert_eq!(
+                n.events.try_recv(),
+                Ok(Event::Closed { flow: FlowId(100) }),
+                "{name}"
+            );
+            // Its tunnel traffic now has nowhere to go.
+            n.s.send_to(&rtp(1, 160), n.a).unwrap();
+            let mut got = Vec::new();
+            n.pump(
+                |n| &n.c,
+                &mut got,
+                |n, _| n.snap(5).tunnel_unknown_flow == 1,
+            );
+            assert_eq!(n.snap(5).tunnel_unknown_flow, 1, "{name}");
+            assert!(got.is_empty(), "{name}");
+        });
+    }
 }

@@ -128,7 +128,11 @@ impl BufRing {
 /// Preallocated `sendmsg` arguments, one record per send in flight.
 pub(super) struct SendPool {
     pub(super) msgs: Box<[libc::msghdr]>,
+    /// Two per record: the head (if any), then the bytes from the buffer.
     pub(super) iovs: Box<[libc::iovec]>,
+    /// Per record: the head's storage, which the kernel reads until the
+    /// send completes (the record goes back to `free` only then).
+    pub(super) heads: Box<[[u8; HEAD_LEN]]>,
     pub(super) addrs: Box<[libc::sockaddr_storage]>,
     /// Buffer the send reads from, and the sending flow.
     pub(super) meta: Box<[(u16, Slot)]>,
@@ -142,13 +146,14 @@ impl SendPool {
             msgs: (0..SEND_RECORDS)
                 .map(|_| unsafe { std::mem::zeroed() })
                 .collect(),
-            iovs: (0..SEND_RECORDS)
+            iovs: (0..2 * SEND_RECORDS)
                 .map(|_| libc::iovec {
                     iov_base: ptr::null_mut(),
                     iov_len: 0,
                 })
                 .collect(),
             addrs: (0..SEND_RECORDS).map(|_| sys::empty_sockaddr()).collect(),
+            heads: vec![[0u8; HEAD_LEN]; SEND_RECORDS].into_boxed_slice(),
             meta: vec![
                 (
                     0,

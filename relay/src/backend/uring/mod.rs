@@ -50,7 +50,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::epoll::BUF_SIZE;
 use super::sys::{self, CONTROL_LEN};
-use super::{Backend, PacketSink, Transmit};
+use super::{Backend, PacketSink, Transmit, HEAD_LEN};
 use crate::flow::{Slot, MAX_OUTPUTS};
 
 mod buffers;
@@ -452,21 +452,36 @@ impl Uring {
         let Some(fd) = self.socket_fd(t.via) else {
             return;
         };
+        let Some(body) = t.body(payload) else {
+            return;
+        };
         let Some(k) = self.sends.free.pop() else {
             sink.on_send_error(t.via, io::Error::from_raw_os_error(libc::ENOBUFS));
             return;
         };
         let i = k as usize;
         let alen = sys::write_sockaddr(&t.dest, &mut self.sends.addrs[i]);
-        self.sends.iovs[i] = libc::iovec {
-            iov_base: payload.as_ptr() as *mut libc::c_void,
-            iov_len: payload.len(),
+        // The head is copied into the record (which lives until the send
+        // completes); the body is sent straight from the provided buffer,
+        // held by the reference taken below.
+        let mut n = 0;
+        if let Some(head) = &t.head {
+            self.sends.heads[i] = *head;
+            self.sends.iovs[2 * i] = libc::iovec {
+                iov_base: self.sends.heads[i].as_mut_ptr().cast(),
+                iov_len: HEAD_LEN,
+            };
+            n = 1;
+        }
+        self.sends.iovs[2 * i + n] = libc::iovec {
+            iov_base: body.as_ptr() as *mut libc::c_void,
+            iov_len: body.len(),
         };
         let h = &mut self.sends.msgs[i];
         h.msg_name = (&mut self.sends.addrs[i] as *mut libc::sockaddr_storage).cast();
         h.msg_namelen = alen;
-        h.msg_iov = &mut self.sends.iovs[i];
-        h.msg_iovlen = 1;
+        h.msg_iov = &mut self.sends.iovs[2 * i];
+        h.msg_iovlen = n + 1;
         self.sends.meta[i] = (bid, t.via);
         let e = opcode::SendMsg::new(types::Fd(fd), &self.sends.msgs[i])
             .flags(libc::MSG_DONTWAIT as u32)
@@ -584,6 +599,7 @@ impl Drop for Uring {
             std::mem::forget(std::mem::take(&mut self.sends.msgs));
             std::mem::forget(std::mem::take(&mut self.sends.iovs));
             std::mem::forget(std::mem::take(&mut self.sends.addrs));
+            std::mem::forget(std::mem::take(&mut self.sends.heads));
             // SAFETY: an all-zero msghdr is valid.
             let rx = std::mem::replace(&mut self.rx_msg, Box::new(unsafe { std::mem::zeroed() }));
             std::mem::forget(rx);
