@@ -1,20 +1,23 @@
 #!/bin/sh
-# Installs what the interop integration test (tests/interop.rs) drives:
-# Kamailio, whose stock rtpengine module ships in Debian 12's `kamailio`
-# package itself, and sipp (package `sip-tester`). Idempotent: does nothing
-# when the binaries and the module are there, and refreshes the package lists
-# only when there are none (fresh images) or the install fails on stale ones.
+# Installs what the integration tests drive: for tests/interop.rs, Kamailio,
+# whose stock rtpengine module ships in Debian 12's `kamailio` package
+# itself, and sipp (package `sip-tester`); for tests/registry.rs, a Redis
+# server (package `redis-server`), which the test starts on its own port.
+# Idempotent: does nothing when the binaries and the module are there, and
+# refreshes the package lists only when there are none (fresh images) or the
+# install fails on stale ones.
 set -eu
 
 have_all() {
     command -v kamailio >/dev/null 2>&1 &&
         command -v sipp >/dev/null 2>&1 &&
+        command -v redis-server >/dev/null 2>&1 &&
         # The module directory is architecture-specific.
         ls /usr/lib/*/kamailio/modules/rtpengine.so >/dev/null 2>&1
 }
 
 if have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so and sipp already installed"
+    echo "install-test-deps: kamailio, rtpengine.so, sipp and redis-server already installed"
     exit 0
 fi
 
@@ -23,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
-pkgs="kamailio sip-tester"
+pkgs="kamailio sip-tester redis-server"
 
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
     $SUDO apt-get update
@@ -35,10 +38,11 @@ if ! $SUDO apt-get install -y --no-install-recommends $pkgs; then
     $SUDO apt-get install -y --no-install-recommends $pkgs
 fi
 
-# The package enables the system service (a container's policy-rc.d usually
-# keeps it from starting); the test runs its own instance and never uses it.
+# The packages enable their system services (a container's policy-rc.d
+# usually keeps them from starting); the tests run their own instances and
+# never use them.
 if ! have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so or sipp still missing" >&2
+    echo "install-test-deps: kamailio, rtpengine.so, sipp or redis-server still missing" >&2
     exit 1
 fi
 echo "install-test-deps: done"
