@@ -1,16 +1,19 @@
 #!/bin/sh
-# Installs what the interop integration test (tests/interop.rs) drives:
-# Kamailio, whose stock rtpengine module ships in Debian 12's `kamailio`
-# package itself, and sipp (package `sip-tester`); and what the network
-# namespace harness (scripts/netns-regions.sh, tests/netns.rs) needs: `ip`
-# and `tc` (iproute2) and `ping` (iputils-ping). Idempotent: does nothing
-# when the binaries and the module are there, and refreshes the package lists
-# only when there are none (fresh images) or the install fails on stale ones.
+# Installs what the integration tests drive: for tests/interop.rs, Kamailio,
+# whose stock rtpengine module ships in Debian 12's `kamailio` package
+# itself, and sipp (package `sip-tester`); for tests/registry.rs and
+# tests/regions.rs, a Redis server (package `redis-server`), which the tests
+# start on their own ports; for the network namespace harness
+# (scripts/netns-regions.sh): `ip` and `tc` (iproute2) and `ping`
+# (iputils-ping). Idempotent: does nothing when everything is there, and
+# refreshes the package lists only when there are none (fresh images) or the
+# install fails on stale ones.
 set -eu
 
 have_interop() {
     command -v kamailio >/dev/null 2>&1 &&
         command -v sipp >/dev/null 2>&1 &&
+        command -v redis-server >/dev/null 2>&1 &&
         # The module directory is architecture-specific.
         ls /usr/lib/*/kamailio/modules/rtpengine.so >/dev/null 2>&1
 }
@@ -26,7 +29,7 @@ have_all() {
 }
 
 if have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, sipp, ip, tc and ping already installed"
+    echo "install-test-deps: kamailio, rtpengine.so, sipp, redis-server, ip, tc and ping already installed"
     exit 0
 fi
 
@@ -37,7 +40,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 pkgs=
 if ! have_interop; then
-    pkgs="kamailio sip-tester"
+    pkgs="kamailio sip-tester redis-server"
 fi
 if ! have_netns; then
     pkgs="$pkgs iproute2 iputils-ping"
@@ -53,10 +56,11 @@ if ! $SUDO apt-get install -y --no-install-recommends $pkgs; then
     $SUDO apt-get install -y --no-install-recommends $pkgs
 fi
 
-# The package enables the system service (a container's policy-rc.d usually
-# keeps it from starting); the test runs its own instance and never uses it.
+# The packages enable their system services (a container's policy-rc.d
+# usually keeps them from starting); the tests run their own instances and
+# never use them.
 if ! have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, sipp, ip, tc or ping still missing" >&2
+    echo "install-test-deps: kamailio, rtpengine.so, sipp, redis-server, ip, tc or ping still missing" >&2
     exit 1
 fi
 echo "install-test-deps: done"

@@ -285,7 +285,7 @@ impl MediaPlane for Plane {
         let mut updates = Vec::new();
         for spec in specs {
             match self.pending.remove(&spec.id) {
-                Some(sock) => adds.push((spec, Some(sock))),
+                Some(sock) => adds.push((spec, sock)),
                 None => updates.push(spec),
             }
         }
@@ -358,7 +358,7 @@ impl MediaPlane for Plane {
     fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
         self.tunnels
             .get(worker)
-            .copied()
+            .map(|(id, addr, _)| (*id, *addr))
             .ok_or(PlaneError::NoTunnel)
     }
 

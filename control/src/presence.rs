@@ -41,6 +41,7 @@ impl Presence {
     pub fn start(store: Arc<dyn Store>, report: Report) -> anyhow::Result<Self> {
         let mut info = report.info.clone();
         info.last_seen_ms = unix_ms();
+        let (id, region) = (info.id.clone(), info.region.clone());
         let registry = Arc::new(Mutex::new(Registry::new()));
         let changes = store.subscribe()?;
         {
@@ -70,12 +71,12 @@ impl Presence {
                 .name("heartbeat".into())
                 .spawn(move || beat(&*store, &report, &info, &registry, &stop))?
         };
-        tracing::info!(node = %report.info.id, region = %report.info.region, "registered in the regional registry");
+        tracing::info!(node = %id, region = %region, "registered in the regional registry");
         Ok(Self {
             stop,
             thread: Some(thread),
             store,
-            id: report.info.id,
+            id,
         })
     }
 }

@@ -10,6 +10,7 @@
 pub mod model;
 pub mod registry;
 pub mod select;
+pub mod store;
 
 pub use model::{
     Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, Region, Route,
@@ -17,6 +18,7 @@ pub use model::{
 };
 pub use registry::{GatewayUnusable, NodeUnusable, Registry, RegistryError};
 pub use select::{explain, select, CalleeLeg, Decision, NoRoute, NoRouteKind, Origin, Query};
+pub use store::{MemoryStore, RedisStore, Store, StoreError};
 
 #[cfg(test)]
 mod tests;
