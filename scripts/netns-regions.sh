@@ -115,8 +115,10 @@ up() {
         ip -n "$wan" link set "r$n" master br0 up
         for h in 1 2 3 4 5 6 7 8 9; do ip -n "$ns" addr add "10.$x.$n.$h/16" dev eth0; done
         ip -n "$ns" link set eth0 up
-        [ $netem = 1 ] && tc -n "$ns" qdisc add dev eth0 root handle 1: htb default 3 &&
+        if [ $netem = 1 ]; then
+            tc -n "$ns" qdisc add dev eth0 root handle 1: htb default 3
             tc -n "$ns" class add dev eth0 parent 1: classid 1:3 htb rate 10gbit quantum 60000
+        fi
         band=1
         for m in 1 2 3; do
             [ "$m" -eq "$n" ] && continue
