@@ -18,8 +18,9 @@
 # wan hands what arrives on br0 to a tun device whose reader (a small
 # python3 loop) holds each packet for the delay of its (source, destination)
 # region pair, then wan routes it on over br0.
-# Measured RTTs, userspace delayer, ping -c 10 -i 0.2, 2-core VM, kernel 6.18:
-#   r1->r2 avg 20.3 ms, r1->r3 avg 60.3 ms, r2->r3 avg 80.3 ms.
+# Measured RTTs, userspace delayer, ping -c 10 -i 0.2, 2-core VM at load 6,
+# kernel 6.18 (min/avg/max ms): r1->r2 20.6/20.7/21.2, r1->r3 60.6/62.3/75.1,
+# r2->r3 80.6/81.6/86.0. The netem path is written but untested here.
 #
 # `up` first removes whatever `down` would, so it is idempotent and heals a
 # half-built set; `down` is safe to run twice.
@@ -114,8 +115,10 @@ up() {
         ip -n "$wan" link set "r$n" master br0 up
         for h in 1 2 3 4 5 6 7 8 9; do ip -n "$ns" addr add "10.$x.$n.$h/16" dev eth0; done
         ip -n "$ns" link set eth0 up
-        [ $netem = 1 ] && tc -n "$ns" qdisc add dev eth0 root handle 1: htb default 3 &&
+        if [ $netem = 1 ]; then
+            tc -n "$ns" qdisc add dev eth0 root handle 1: htb default 3
             tc -n "$ns" class add dev eth0 parent 1: classid 1:3 htb rate 10gbit quantum 60000
+        fi
         band=1
         for m in 1 2 3; do
             [ "$m" -eq "$n" ] && continue
