@@ -116,7 +116,7 @@ impl Plane {
     }
 
     /// The tunnel sockets' counters, summed over workers.
-    pub fn tunnel_totals(&self) -> rtpmesh_relay::counters::CounterSnapshot {
+    fn sum_tunnels(&self) -> rtpmesh_relay::counters::CounterSnapshot {
         let mut t = rtpmesh_relay::counters::CounterSnapshot::default();
         for (_, _, c) in &self.tunnels {
             let s = c.snapshot();
@@ -383,6 +383,10 @@ impl MediaPlane for Plane {
             })
             .map_err(|e| PlaneError::Socket(e.to_string()))?;
         Ok((r.id.as_u64(), r.addr))
+    }
+
+    fn tunnel_totals(&self) -> rtpmesh_relay::counters::CounterSnapshot {
+        self.sum_tunnels()
     }
 
     fn stop_recording(&mut self, id: u64) {

@@ -193,7 +193,7 @@ impl Node {
             Command::Delete => self.delete(req, now, plane),
             Command::Query => self.query(req, now),
             Command::List => Ok(self.list(req)),
-            Command::Statistics => Ok(self.statistics(now)),
+            Command::Statistics => Ok(self.statistics(now, plane)),
             Command::StartRecording => self.start_recording(req, plane),
             Command::StopRecording => self.stop_branch(req, RECORDING, plane),
             Command::BlockMedia => self.block(req, true, plane),
@@ -201,7 +201,7 @@ impl Node {
             Command::UpdateTunnel => self.update_tunnel(req, plane),
             Command::StartBranch => self.start_branch(req, plane),
             Command::StopBranch => match need(&req.branch, "No branch in message") {
-                Ok(name) => self.stop_branch(req, &name.to_owned(), plane),
+                Ok(name) => self.stop_branch(req, name, plane),
                 Err(f) => Err(f),
             },
         };
@@ -592,7 +592,7 @@ impl Node {
         self.stats.window = (now.ms, t);
     }
 
-    fn statistics(&self, now: Now) -> Value {
+    fn statistics(&self, now: Now, plane: &dyn MediaPlane) -> Value {
         let totals = self.totals();
         let (packetrate, byterate, errorrate) = self.stats.rates;
         let current = dict([
@@ -617,11 +617,23 @@ impl Node {
             ("bytesrelayed", totals.bytes().into()),
             ("packetserrors", totals.errors.into()),
         ]);
+        let t = plane.tunnel_totals();
+        let tunnel = dict([
+            ("packets", (t.rtp_packets + t.rtcp_packets).into()),
+            ("authfailures", t.tunnel_auth_failures.into()),
+            ("replays", t.tunnel_replays.into()),
+            ("unknownflows", t.tunnel_unknown_flow.into()),
+            ("malformed", t.malformed.into()),
+        ]);
         dict([
             ("result", "ok".into()),
             (
                 "statistics",
-                dict([("currentstatistics", current), ("totalstatistics", total)]),
+                dict([
+                    ("currentstatistics", current),
+                    ("totalstatistics", total),
+                    ("tunnel", tunnel),
+                ]),
             ),
         ])
     }

@@ -57,4 +57,8 @@ pub trait MediaPlane {
     ) -> Result<(u64, SocketAddr), PlaneError>;
     /// Finishes recording `id` (its files stay).
     fn stop_recording(&mut self, id: u64);
+    /// The tunnel sockets' counters, summed (zero without tunnels).
+    fn tunnel_totals(&self) -> rtpmesh_relay::counters::CounterSnapshot {
+        rtpmesh_relay::counters::CounterSnapshot::default()
+    }
 }

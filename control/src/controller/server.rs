@@ -81,6 +81,26 @@ pub struct Seed {
     /// Configured one-way latencies.
     #[serde(default)]
     pub latency: Vec<SeedLatency>,
+    /// Endpoint routes (registered at start, with an expiry).
+    #[serde(default)]
+    pub routes: Vec<SeedRoute>,
+}
+
+/// An endpoint route in a seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRoute {
+    /// Endpoint, e.g. `alice`.
+    pub endpoint: String,
+    /// Gateway id.
+    pub gateway: String,
+    /// Seconds until it lapses [default: one day].
+    #[serde(default = "default_route_expiry")]
+    pub expires_s: u64,
+}
+
+fn default_route_expiry() -> u64 {
+    86_400
 }
 
 /// A node in a seed file.
@@ -174,7 +194,13 @@ impl Seed {
                 ms: l.ms,
             })
         }));
-        let _ = now_ms;
+        out.extend(self.routes.iter().map(|r| {
+            Change::RegisterRoute(crate::region::Route {
+                endpoint: r.endpoint.clone(),
+                gateway: r.gateway.clone(),
+                expires_unix_ms: now_ms + r.expires_s * 1000,
+            })
+        }));
         out
     }
 }

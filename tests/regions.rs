@@ -1,0 +1,597 @@
+//! Regions for real: three network namespaces with 10/30/40 ms one-way
+//! delays between them (scripts/netns-regions.sh), a real Redis server in
+//! r1, two relay nodes per region and a controller, all the real
+//! `rtpmesh` binary. The test plays the proxy (ng to the controller), the
+//! parties and a media resource with real sockets inside the regions.
+//!
+//! Address plan in region N (10.X.N.host): .1 and .2 relay nodes, .3 the
+//! call's party, .4 a media resource or an attacker, .5 the region's
+//! gateway (only named: the proxy reports it as `received-from`), .8 the
+//! controller (r1), .9 Redis (r1).
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::netns::Regions;
+use common::{audio_sdp, eventually, media_addr, rtp, sdp_of};
+use rtpmesh_control::bencode::{dict, Value};
+use rtpmesh_control::client::NgClient;
+
+/// Heartbeat interval of the nodes under test.
+const HEARTBEAT_MS: u64 = 500;
+
+/// A process in a namespace; stopped on drop, its log shown on failure.
+struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(regions: &Regions, region: u8, name: &str, program: &str, args: &[String], dir: &std::path::Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = regions.command(region, program);
+        cmd.args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RTPMESH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(std::fs::File::create(dir.join(format!("{name}.out"))).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn signal(&mut self, sig: i32) {
+        let mut child = self.child.take().expect("running");
+        // `ip netns exec` execs the program: the pid is the program's.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{} ignored signal {sig}", self.name);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            if !eventually(Duration::from_secs(10), || c.try_wait().ok().flatten().is_some()) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log_text());
+        }
+    }
+}
+
+/// Three regions, Redis, six nodes, a controller.
+struct World {
+    // Dropped in field order: processes first, then the namespaces.
+    controller: Proc,
+    nodes: HashMap<String, Proc>,
+    _redis: Proc,
+    dir: PathBuf,
+    regions: Regions,
+}
+
+fn node_ids() -> Vec<(String, u8, u8)> {
+    let mut v = Vec::new();
+    for r in 1..=3u8 {
+        for (h, s) in [(1u8, 'a'), (2, 'b')] {
+            v.push((format!("n{r}{s}"), r, h));
+        }
+    }
+    v
+}
+
+impl World {
+    fn up(name: &str) -> Self {
+        if let Some(why) = Regions::unsupported() {
+            if std::env::var_os("RTPMESH_SKIP_NETNS").is_some() {
+                eprintln!("skipped (RTPMESH_SKIP_NETNS): {why}");
+            }
+            panic!("multi-region tests need network namespaces: {why} (set RTPMESH_SKIP_NETNS=1 to skip knowingly)");
+        }
+        let regions = Regions::up(&Regions::unique_prefix(name));
+        let dir = std::env::temp_dir().join(format!("rtpmesh-{}", regions.prefix()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let redis_addr = SocketAddr::new(regions.addr(1, 9), 6379);
+        let redis = Proc::spawn(
+            &regions,
+            1,
+            "redis",
+            "redis-server",
+            &[
+                "--bind".into(),
+                redis_addr.ip().to_string(),
+                "--port".into(),
+                "6379".into(),
+                "--save".into(),
+                String::new(),
+                "--appendonly".into(),
+                "no".into(),
+                "--protected-mode".into(),
+                "no".into(),
+                "--dir".into(),
+                dir.display().to_string(),
+            ],
+            &dir,
+        );
+        let up = eventually(Duration::from_secs(10), || {
+            regions.run_in(1, || TcpStream::connect_timeout(&redis_addr, Duration::from_millis(200)).is_ok())
+        });
+        assert!(up, "redis did not start: {}", redis.log_text());
+        let registry = format!("redis://{redis_addr}");
+        let bin = env!("CARGO_BIN_EXE_rtpmesh");
+        let mut nodes = HashMap::new();
+        for (id, r, h) in node_ids() {
+            let ip = regions.addr(r, h);
+            let rec = dir.join(format!("rec-{id}"));
+            let args: Vec<String> = [
+                "node",
+                "--listen-ng",
+                &format!("{ip}:2223"),
+                "--interface",
+                &ip.to_string(),
+                "--port-min",
+                "30000",
+                "--port-max",
+                "30999",
+                "--workers",
+                "1",
+                "--tunnel-address",
+                &format!("{ip}:7000"),
+                "--tunnel-secret",
+                "test cluster secret",
+                "--recording-dir",
+                &rec.display().to_string(),
+                "--registry",
+                &registry,
+                "--node-id",
+                &id,
+                "--region",
+                &format!("r{r}"),
+                "--heartbeat-ms",
+                &HEARTBEAT_MS.to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            nodes.insert(id.clone(), Proc::spawn(&regions, r, &id, bin, &args, &dir));
+        }
+        let seed = dir.join("seed.toml");
+        std::fs::write(&seed, seed_text(&regions)).unwrap();
+        let ctl_ng = SocketAddr::new(regions.addr(1, 8), 2222);
+        let controller = Proc::spawn(
+            &regions,
+            1,
+            "controller",
+            bin,
+            &[
+                "control".into(),
+                "--listen-ng".into(),
+                ctl_ng.to_string(),
+                "--registry".into(),
+                registry.clone(),
+                "--seed".into(),
+                seed.display().to_string(),
+            ],
+            &dir,
+        );
+        let w = Self {
+            controller,
+            nodes,
+            _redis: redis,
+            dir,
+            regions,
+        };
+        // Ready when every node is registered and usable: a call from each
+        // region lands in it.
+        let mut ng = w.ng();
+        let ready = eventually(Duration::from_secs(20), || {
+            (1..=3u8).all(|r| {
+                let call = format!("ready-{r}");
+                let v = ng.request(&dict([
+                    ("command", "offer".into()),
+                    ("call-id", call.as_str().into()),
+                    ("from-tag", "t".into()),
+                    ("region", format!("r{r}").into()),
+                    ("sdp", audio_sdp(w.regions.addr(r, 3), 4000).into()),
+                ]));
+                let ok = v.as_ref().is_ok_and(|v| common::result(v) == "ok");
+                let _ = ng.request(&dict([
+                    ("command", "delete".into()),
+                    ("call-id", call.as_str().into()),
+                    ("delete-delay", 0u64.into()),
+                ]));
+                ok
+            })
+        });
+        assert!(ready, "the regions did not come up: {}", w.controller.log_text());
+        w
+    }
+
+    /// An ng client for the controller, from the proxy's place in r1.
+    fn ng(&self) -> NgClient {
+        let s = self.regions.udp_socket(1, 3, 0);
+        NgClient::from_socket(s, SocketAddr::new(self.regions.addr(1, 8), 2222))
+            .unwrap()
+            .with_retries(Duration::from_millis(3000), 2)
+            .unwrap()
+    }
+
+    /// An ng client for a node.
+    fn node_ng(&self, id: &str) -> NgClient {
+        let (_, r, h) = node_ids().into_iter().find(|(n, _, _)| n == id).unwrap();
+        let s = self.regions.udp_socket(r, 3, 0);
+        NgClient::from_socket(s, SocketAddr::new(self.regions.addr(r, h), 2223))
+            .unwrap()
+            .with_retries(Duration::from_millis(2000), 2)
+            .unwrap()
+    }
+
+    /// A party's socket in `region` (host .3, or .4 for `resource`).
+    fn party(&self, region: u8, host: u8) -> UdpSocket {
+        let s = self.regions.udp_socket(region, host, 0);
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s
+    }
+
+    /// The node holding an address.
+    fn node_at(&self, ip: IpAddr) -> String {
+        node_ids()
+            .into_iter()
+            .find(|(_, r, h)| self.regions.addr(*r, *h) == ip)
+            .map(|(n, _, _)| n)
+            .unwrap_or_else(|| panic!("no node at {ip}"))
+    }
+}
+
+/// Regions, gateways, endpoints and configured latencies. The configured
+/// figures are deliberately wrong (r3 looks closest to r1): the measured
+/// ones (r2 10 ms, r3 30 ms from r1) must win.
+fn seed_text(regions: &Regions) -> String {
+    let gw = |r: u8| SocketAddr::new(regions.addr(r, 5), 5060);
+    format!(
+        r#"regions = ["r1", "r2", "r3"]
+[[gateways]]
+id = "gw1"
+region = "r1"
+sip = "{}"
+[[gateways]]
+id = "gw2"
+region = "r2"
+sip = "{}"
+[[gateways]]
+id = "gw3"
+region = "r3"
+sip = "{}"
+[[latency]]
+a = "r1"
+b = "r2"
+ms = 90
+[[latency]]
+a = "r1"
+b = "r3"
+ms = 5
+[[latency]]
+a = "r2"
+b = "r3"
+ms = 40
+[[routes]]
+endpoint = "bob"
+gateway = "gw2"
+[[routes]]
+endpoint = "carol"
+gateway = "gw1"
+[[routes]]
+endpoint = "carol"
+gateway = "gw3"
+[[routes]]
+endpoint = "dave"
+gateway = "gw2"
+[[routes]]
+endpoint = "dave"
+gateway = "gw3"
+"#,
+        gw(1),
+        gw(2),
+        gw(3)
+    )
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    get(v, path).and_then(Value::as_str).unwrap_or("")
+}
+
+fn int(v: &Value, path: &[&str]) -> i64 {
+    get(v, path).and_then(Value::as_int).unwrap_or(-1)
+}
+
+/// An offer from r1's gateway for `callee`, by the party at `caller`.
+fn offer(ng: &mut NgClient, w: &World, call: &str, callee: &str, caller: SocketAddr) -> Value {
+    ng.request(&dict([
+        ("command", "offer".into()),
+        ("call-id", call.into()),
+        ("from-tag", "caller".into()),
+        ("callee", callee.into()),
+        (
+            "received-from",
+            Value::List(vec!["IP4".into(), w.regions.addr(1, 5).to_string().into()]),
+        ),
+        ("supports", Value::List(vec!["load limit".into()])),
+        ("sdp", audio_sdp(caller.ip(), caller.port()).into()),
+    ]))
+    .expect("offer reply")
+}
+
+fn answer(ng: &mut NgClient, call: &str, callee: SocketAddr) -> Value {
+    ng.request(&dict([
+        ("command", "answer".into()),
+        ("call-id", call.into()),
+        ("from-tag", "caller".into()),
+        ("to-tag", "callee".into()),
+        ("sdp", audio_sdp(callee.ip(), callee.port()).into()),
+    ]))
+    .expect("answer reply")
+}
+
+fn delete(ng: &mut NgClient, call: &str) {
+    let r = ng
+        .request(&dict([
+            ("command", "delete".into()),
+            ("call-id", call.into()),
+            ("delete-delay", 0u64.into()),
+        ]))
+        .expect("delete reply");
+    assert_eq!(common::result(&r), "ok", "{r:?}");
+}
+
+/// Sends `n` RTP packets (sequence from `first`), paced so the delayer in
+/// the wan keeps up, and returns them.
+fn send_rtp(from: &UdpSocket, to: SocketAddr, first: u16, n: u16) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let p = rtp(first.wrapping_add(i), 0x5151, 160);
+            from.send_to(&p, to).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+            p
+        })
+        .collect()
+}
+
+/// Receives until `n` datagrams came or 3 s pass; returns them with their
+/// sources.
+fn receive(sock: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = [0u8; 2048];
+    while got.len() < n && Instant::now() < deadline {
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        if let Ok((k, from)) = sock.recv_from(&mut buf) {
+            got.push((buf[..k].to_vec(), from));
+        }
+    }
+    got
+}
+
+fn stream_packets(q: &Value, leg: usize) -> i64 {
+    let tags = get(q, &["tags"]).and_then(Value::as_dict).expect("tags");
+    let leg = tags.values().nth(leg).expect("leg");
+    int(leg, &["medias"]).max(0); // shape check below
+    let media = get(leg, &["medias"]).and_then(Value::as_list).expect("medias");
+    let streams = get(&media[0], &["streams"]).and_then(Value::as_list).expect("streams");
+    int(&streams[0], &["stats", "packets"])
+}
+
+#[test]
+fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
+    let w = World::up("rg");
+    let mut ng = w.ng();
+
+    // 1. Measured latency beats the (wrong) configuration: dave is
+    // reachable via gw2 (r2, 10 ms from r1) and gw3 (r3, 30 ms measured,
+    // 5 ms configured); once the nodes' probes are in, r2 wins.
+    let caller = w.party(1, 3);
+    let chose_r2 = eventually(Duration::from_secs(15), || {
+        let r = offer(&mut ng, &w, "probe-dave", "dave", caller.local_addr().unwrap());
+        let gw = text(&r, &["route", "gateway"]).to_owned();
+        delete(&mut ng, "probe-dave");
+        gw == "gw2"
+    });
+    assert!(chose_r2, "measured latency never overrode the configured one: {}", w.controller.log_text());
+
+    // 2. Same region first: carol is at gw1 (r1) and gw3 (r3).
+    let r = offer(&mut ng, &w, "same", "carol", caller.local_addr().unwrap());
+    assert_eq!(common::result(&r), "ok", "{r:?}");
+    assert_eq!(text(&r, &["route", "gateway"]), "gw1");
+    assert_eq!(text(&r, &["route", "node"]), text(&r, &["route", "callee-node"]));
+    assert!(text(&r, &["route", "node"]).starts_with("n1"));
+    delete(&mut ng, "same");
+
+    // 3. A cross-region call: caller (r1) → node in r1 → tunnel → node in
+    // r2 → callee (r2), and back.
+    let callee = w.party(2, 3);
+    let r = offer(&mut ng, &w, "x1", "bob", caller.local_addr().unwrap());
+    assert_eq!(common::result(&r), "ok", "{r:?}");
+    assert_eq!(text(&r, &["route", "gateway"]), "gw2");
+    assert_eq!(text(&r, &["route", "sip"]), SocketAddr::new(w.regions.addr(2, 5), 5060).to_string());
+    let a = text(&r, &["route", "node"]).to_owned();
+    let b = text(&r, &["route", "callee-node"]).to_owned();
+    assert!(a.starts_with("n1") && b.starts_with("n2"), "{a} {b}");
+    let to_callee_side = media_addr(&sdp_of(&r), 0);
+    assert_eq!(w.node_at(to_callee_side.ip()), b, "the callee is offered the r2 node");
+    let r = answer(&mut ng, "x1", callee.local_addr().unwrap());
+    assert_eq!(common::result(&r), "ok", "{r:?}");
+    let to_caller_side = media_addr(&sdp_of(&r), 0);
+    assert_eq!(w.node_at(to_caller_side.ip()), a, "the caller is answered with the r1 node");
+
+    let sent = send_rtp(&caller, to_caller_side, 1, 50);
+    let got = receive(&callee, 50);
+    assert_eq!(got.len(), 50, "callee got {} of 50", got.len());
+    for ((d, from), p) in got.iter().zip(&sent) {
+        assert_eq!(d, p, "RTP changed on the way");
+        assert_eq!(*from, to_callee_side, "media reaches the callee from the r2 node");
+    }
+    let back = send_rtp(&callee, to_callee_side, 1000, 50);
+    let got = receive(&caller, 50);
+    assert_eq!(got.len(), 50, "caller got {} of 50", got.len());
+    for ((d, from), p) in got.iter().zip(&back) {
+        assert_eq!(d, p);
+        assert_eq!(*from, to_caller_side);
+    }
+    // Each node saw the media on the expected legs: A received 50 from the
+    // caller and 50 through the tunnel; B the reverse.
+    let qa = w.node_ng(&a).request(&dict([("command", "query".into()), ("call-id", "x1".into())])).unwrap();
+    let qb = w.node_ng(&b).request(&dict([("command", "query".into()), ("call-id", "x1".into())])).unwrap();
+    assert_eq!((stream_packets(&qa, 0), stream_packets(&qa, 1)), (50, 50), "{qa:?}");
+    assert_eq!((stream_packets(&qb, 0), stream_packets(&qb, 1)), (50, 50), "{qb:?}");
+    let stats = |id: &str| {
+        w.node_ng(id)
+            .request(&dict([("command", "statistics".into())]))
+            .unwrap()
+    };
+    assert!(int(&stats(&a), &["statistics", "tunnel", "packets"]) >= 50);
+
+    // 4. A forged tunnel packet is dropped and counted; media goes on.
+    let forger = w.party(2, 4);
+    let a_ip = w.regions.addr(1, if a.ends_with('a') { 1 } else { 2 });
+    let mut forged = vec![0x52, 0x4D, 1, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1];
+    forged.extend_from_slice(&[0xAB; 16]);
+    forged.extend_from_slice(&rtp(7, 0x6666, 160));
+    let before = int(&stats(&a), &["statistics", "tunnel", "authfailures"]);
+    forger.send_to(&forged, SocketAddr::new(a_ip, 7000)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || int(&stats(&a), &["statistics", "tunnel", "authfailures"]) == before + 1),
+        "forged tunnel packet not counted"
+    );
+    send_rtp(&callee, to_callee_side, 2000, 5);
+    assert_eq!(receive(&caller, 5).len(), 5, "media stopped after a forged packet");
+
+    // 5. A branch of the caller's media to a resource in r3: through a
+    // tunnel to a node in r3, and recorded on A.
+    let resource = w.party(3, 4);
+    let r = ng
+        .request(&dict([
+            ("command", "start branch".into()),
+            ("call-id", "x1".into()),
+            ("from-tag", "caller".into()),
+            ("branch", "rec".into()),
+            ("destination", resource.local_addr().unwrap().to_string().into()),
+            ("region", "r3".into()),
+        ]))
+        .unwrap();
+    assert_eq!(common::result(&r), "ok", "{r:?}");
+    assert!(text(&r, &["branch-node"]).starts_with("n3"), "{r:?}");
+    let forked = send_rtp(&caller, to_caller_side, 100, 40);
+    let at_resource = receive(&resource, 40);
+    let at_callee = receive(&callee, 40);
+    assert_eq!(at_callee.len(), 40);
+    assert_eq!(at_resource.len(), 40, "resource got {} of 40", at_resource.len());
+    for ((d, _), p) in at_resource.iter().zip(&forked) {
+        assert_eq!(d, p);
+    }
+    let r = ng
+        .request(&dict([
+            ("command", "stop branch".into()),
+            ("call-id", "x1".into()),
+            ("branch", "rec".into()),
+        ]))
+        .unwrap();
+    assert_eq!(common::result(&r), "ok", "{r:?}");
+    let pcap = w
+        .dir
+        .join(format!("rec-{a}"))
+        .join(format!("{}.pcap", rtpmesh_control::record::file_stem("x1", "caller", 1)));
+    let records = pcap_records(&pcap);
+    assert_eq!(records, 40, "local recording {} holds {records} of 40", pcap.display());
+    send_rtp(&caller, to_caller_side, 200, 5);
+    assert_eq!(receive(&callee, 5).len(), 5);
+    assert!(receive(&resource, 1).is_empty(), "branch still sending after stop");
+    delete(&mut ng, "x1");
+}
+
+/// Number of packet records in a classic pcap file.
+fn pcap_records(path: &std::path::Path) -> usize {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(data.len() >= 24, "short pcap");
+    let mut at = 24;
+    let mut n = 0;
+    while at + 16 <= data.len() {
+        let incl = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + incl;
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
+    let mut w = World::up("rs");
+    let mut ng = w.ng();
+    let caller = w.party(1, 3);
+    let callee = w.party(2, 3);
+    // A running cross-region call.
+    let r = offer(&mut ng, &w, "keep", "bob", caller.local_addr().unwrap());
+    assert_eq!(common::result(&r), "ok", "{r:?}");
+    let a = text(&r, &["route", "node"]).to_owned();
+    let to_callee_side = media_addr(&sdp_of(&r), 0);
+    let r = answer(&mut ng, "keep", callee.local_addr().unwrap());
+    let to_caller_side = media_addr(&sdp_of(&r), 0);
+    send_rtp(&caller, to_caller_side, 1, 10);
+    assert_eq!(receive(&callee, 10).len(), 10);
+
+    // Stop the other r1 node: within one heartbeat interval, every new
+    // call from r1 goes to the node that carries the running call.
+    let other = if a == "n1a" { "n1b" } else { "n1a" };
+    let stopped_at = Instant::now();
+    w.nodes.get_mut(other).unwrap().signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(HEARTBEAT_MS).saturating_sub(stopped_at.elapsed()));
+    for i in 0..4 {
+        let call = format!("after-{i}");
+        let r = offer(&mut ng, &w, &call, "carol", caller.local_addr().unwrap());
+        assert_eq!(common::result(&r), "ok", "{r:?}");
+        assert_eq!(text(&r, &["route", "node"]), a, "a new call went to the stopped node");
+        delete(&mut ng, &call);
+    }
+    // The running call never noticed.
+    send_rtp(&callee, to_callee_side, 500, 10);
+    assert_eq!(receive(&caller, 10).len(), 10);
+
+    // A crashed node (no goodbye) is passed over too: new calls to bob get
+    // the other r2 node after at most the ng timeout.
+    let b = text(&offer(&mut ng, &w, "probe", "bob", caller.local_addr().unwrap()), &["route", "callee-node"]).to_owned();
+    delete(&mut ng, "probe");
+    w.nodes.get_mut(&b).unwrap().signal(libc::SIGKILL);
+    for i in 0..3 {
+        let call = format!("crash-{i}");
+        let r = offer(&mut ng, &w, &call, "bob", caller.local_addr().unwrap());
+        assert_eq!(common::result(&r), "ok", "{r:?}");
+        assert_ne!(text(&r, &["route", "callee-node"]), b);
+        delete(&mut ng, &call);
+    }
+    let _ = &w.dir;
+}
