@@ -4,9 +4,12 @@
 //! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`], [`region`]
 //! (with its stores beside it).
 //! Drivers: [`media`] (workers, ports, sockets), [`server`] (the ng socket
-//! loop), [`client`] and [`cli`] (talking to a node).
+//! loop), [`client`] and [`cli`] (talking to a node), [`api`] (the operator
+//! HTTP API) and [`admin`] (the commands that talk to it).
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod api;
 pub mod bencode;
 pub mod call;
 pub mod cli;
