@@ -12,12 +12,27 @@ struct TestCli {
     #[command(flatten)]
     api: ApiTarget,
     #[command(subcommand)]
-    cmd: AdminCmd,
+    cmd: TestCmd,
+}
+
+#[derive(Debug, PartialEq, Eq, clap::Subcommand)]
+enum TestCmd {
+    #[command(flatten)]
+    Admin(AdminCmd),
+    /// One of the binary's own commands, beside the admin ones.
+    Ping,
 }
 
 fn parse(args: &[&str]) -> TestCli {
     TestCli::try_parse_from(std::iter::once("rtpmesh").chain(args.iter().copied()))
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn parse_admin(args: &[&str]) -> AdminCmd {
+    match parse(args).cmd {
+        TestCmd::Admin(cmd) => cmd,
+        other => panic!("{args:?} parsed as {other:?}"),
+    }
 }
 
 fn url(h: &ApiHandle) -> String {
@@ -26,9 +41,8 @@ fn url(h: &ApiHandle) -> String {
 
 /// Parses `args` as the binary would and runs them, returning the output.
 fn admin(h: &ApiHandle, token: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
-    let cli = parse(args);
     let mut out = Vec::new();
-    run_to(cli.cmd, &url(h), token, &mut out)?;
+    run_to(parse_admin(args), &url(h), token, &mut out)?;
     Ok(String::from_utf8(out).unwrap())
 }
 
@@ -148,7 +162,7 @@ fn unreachable_api_is_a_clear_error() {
     drop(h);
     let mut out = Vec::new();
     let err = run_to(
-        parse(&["region", "list"]).cmd,
+        parse_admin(&["region", "list"]),
         &addr.to_string(),
         None,
         &mut out,
@@ -217,18 +231,18 @@ fn command_line_shapes() {
     assert_eq!(cli.api.token.as_deref(), Some("t"));
     assert_eq!(
         cli.cmd,
-        AdminCmd::Node {
+        TestCmd::Admin(AdminCmd::Node {
             cmd: NodeCmd::List,
             out: Output { json: true }
-        }
+        })
     );
+    assert_eq!(parse(&["ping"]).cmd, TestCmd::Ping);
     // Global flags go after the subcommand too.
     let cli = parse(&["region", "list", "--api", "h:1"]);
     assert_eq!(cli.api.url, "h:1");
     assert_eq!(parse(&["region", "list"]).api.url, "http://127.0.0.1:8080");
-    let cli = parse(&["endpoint", "register", "alice", "--gateway", "gw"]);
     assert_eq!(
-        cli.cmd,
+        parse_admin(&["endpoint", "register", "alice", "--gateway", "gw"]),
         AdminCmd::Endpoint {
             cmd: EndpointCmd::Register {
                 endpoint: "alice".into(),
@@ -238,9 +252,8 @@ fn command_line_shapes() {
             out: Output::default()
         }
     );
-    let cli = parse(&["gateway", "state", "gw", "draining"]);
     assert!(matches!(
-        cli.cmd,
+        parse_admin(&["gateway", "state", "gw", "draining"]),
         AdminCmd::Gateway {
             cmd: GatewayCmd::State {
                 state: StateArg::Draining,
@@ -260,4 +273,16 @@ fn command_line_shapes() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn the_token_comes_from_the_environment_too() {
+    // The only test that sets this variable; the others pass tokens to
+    // `run_to` directly or set --token, which wins over it.
+    std::env::set_var("RTPMESH_API_TOKEN", "from-env");
+    let from_env = parse(&["region", "list"]).api.token;
+    let from_flag = parse(&["region", "list", "--token", "flag"]).api.token;
+    std::env::remove_var("RTPMESH_API_TOKEN");
+    assert_eq!(from_env.as_deref(), Some("from-env"));
+    assert_eq!(from_flag.as_deref(), Some("flag"));
 }
