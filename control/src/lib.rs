@@ -5,9 +5,13 @@
 //! (with its stores beside it), [`controller`].
 //! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
 //! recording on its own thread), [`presence`] (a node in the registry),
-//! [`server`] (the ng socket loop), [`client`] and [`cli`] (talking to a node).
+//! [`server`] (the ng socket loop), [`client`] and [`cli`] (talking to a
+//! node), [`api`] (the operator HTTP API) and [`admin`] (the commands that
+//! talk to it).
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod api;
 pub mod bencode;
 pub mod call;
 pub mod cli;
