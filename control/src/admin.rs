@@ -70,7 +70,8 @@ pub enum AdminCmd {
         #[command(flatten)]
         out: Output,
     },
-    /// Relay nodes: list, drain, remove.
+    /// Relay nodes: list, drain, remove (also `rtpmesh node list|drain|remove`).
+    #[command(name = "nodes")]
     Node {
         /// What to do.
         #[command(subcommand)]

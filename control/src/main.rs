@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rtpmesh_control::config::{Config, FileConfig, Interface};
 use rtpmesh_control::controller::{self, server::ControlConfig};
+use rtpmesh_control::admin::{self, AdminCmd, ApiTarget};
 use rtpmesh_control::{cli, server};
 use rtpmesh_relay::backend::BackendKind;
 
@@ -21,6 +22,8 @@ use rtpmesh_relay::backend::BackendKind;
     about = "RTP media relay, driven like rtpengine over the ng protocol"
 )]
 struct Cli {
+    #[command(flatten)]
+    api: ApiTarget,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -52,6 +55,8 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         packets: u32,
     },
+    #[command(flatten)]
+    Admin(AdminCmd),
 }
 
 #[derive(Args)]
@@ -62,7 +67,15 @@ struct Target {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct NodeArgs {
+    /// Manage nodes in the registry through the operator API instead of
+    /// running one.
+    #[command(subcommand)]
+    manage: Option<admin::NodeCmd>,
+    /// With a management command: print raw JSON.
+    #[arg(long)]
+    json: bool,
     /// TOML config file (flags override it).
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
@@ -209,7 +222,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Cmd::Node(args) => {
+        Cmd::Node(mut args) => {
+            if let Some(cmd) = args.manage.take() {
+                let out = admin::Output { json: args.json };
+                return admin::run(
+                    AdminCmd::Node { cmd, out },
+                    &cli.api.url,
+                    cli.api.token.as_deref(),
+                );
+            }
             let config = args.config()?;
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -241,5 +262,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Call { call_id, target } => cli::call(target.ng, &call_id),
         Cmd::Ping(t) => cli::ping(t.ng),
         Cmd::Demo { target, packets } => cli::demo(target.ng, packets),
+        Cmd::Admin(cmd) => admin::run(cmd, &cli.api.url, cli.api.token.as_deref()),
     }
 }

@@ -302,9 +302,20 @@ pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     if config.registry.is_none() && seeded_nodes > 0 {
         spawn_health_checks(ctl.clone(), store.clone(), &config, stop.clone())?;
     }
-    if config.http.is_some() {
-        anyhow::bail!("the HTTP API is not built into this binary yet");
-    }
+    let _api = match config.http {
+        Some(addr) => Some(
+            crate::api::serve(
+                addr,
+                config.token.clone(),
+                Arc::new(ApiBridge {
+                    ctl: ctl.clone(),
+                    store: store.clone(),
+                }),
+            )
+            .with_context(|| format!("cannot start the HTTP API on {addr}"))?,
+        ),
+        None => None,
+    };
 
     let socket = Arc::new(socket);
     let cookies = Arc::new(Mutex::new(Cookies::default()));
@@ -403,6 +414,34 @@ pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     }
     tracing::info!(calls = ctl.call_count(), "controller shutting down");
     Ok(())
+}
+
+/// The HTTP API's view of the controller: its registry and selection,
+/// and the store for changes (which come back to it like everyone's).
+struct ApiBridge {
+    ctl: Arc<Ctl>,
+    store: Arc<dyn Store>,
+}
+
+impl crate::api::ApiBackend for ApiBridge {
+    fn registry(&self) -> crate::region::Registry {
+        self.ctl.registry()
+    }
+
+    fn publish(&self, change: Change) -> Result<(), String> {
+        self.store.publish(&change).map_err(|e| e.to_string())
+    }
+
+    fn explain(
+        &self,
+        query: &crate::region::Query,
+    ) -> Result<crate::region::Decision, crate::region::NoRoute> {
+        self.ctl.explain(query, unix_ms())
+    }
+
+    fn now_ms(&self) -> u64 {
+        unix_ms()
+    }
 }
 
 /// With the embedded store nobody else reports on nodes: ask each
