@@ -393,3 +393,43 @@ fn unreachable_redis_is_an_error() {
     let err = RedisStore::connect(&url).unwrap_err();
     assert!(matches!(err, StoreError::Redis(_)), "{err}");
 }
+
+#[test]
+fn a_subscriber_back_from_an_outage_gets_what_it_missed() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).unwrap();
+    let b = RedisStore::connect(&server.url()).unwrap();
+    let rx_b = b.subscribe().unwrap();
+    a.publish(&region("r1")).unwrap();
+    assert_eq!(next(&rx_b), region("r1"));
+
+    // Connections already open stay authenticated; B's subscriber, cut off,
+    // cannot come back until the password goes.
+    let mut raw = server.raw();
+    redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", "locked-out"][..])
+        .query::<()>(&mut raw)
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"][..])
+        .query::<()>(&mut raw)
+        .unwrap();
+    a.publish(&region("during")).unwrap();
+    assert!(rx_b.recv_timeout(Duration::from_millis(200)).is_err());
+    redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", ""][..])
+        .query::<()>(&mut raw)
+        .unwrap();
+
+    // Back, it resends the snapshot: what it missed is in it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let c = rx_b
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the missed change never arrived");
+        if c == region("during") {
+            break;
+        }
+    }
+}
