@@ -7,6 +7,11 @@ use super::{gateway_key, node_key, GATEWAYS, LATENCY, NODES, REGIONS, ROUTES};
 use crate::region::model::{Change, Gateway, Latency, NodeInfo};
 use crate::region::store::{unix_ms, StoreError};
 
+/// A numeric field of a record, if present and well-formed.
+fn field<T: std::str::FromStr>(rec: &HashMap<String, String>, name: &str) -> Option<T> {
+    rec.get(name).and_then(|v| v.parse().ok())
+}
+
 impl Conn {
     /// Changes that rebuild the registry the keys hold, expired routes
     /// pruned first. Not one atomic read: a change racing it may or may
@@ -56,11 +61,12 @@ impl Conn {
                 continue;
             };
             let mut n: NodeInfo = serde_json::from_str(info)?;
-            let num = |f: &str| rec.get(f).and_then(|v| v.parse::<u64>().ok());
-            n.load = num("load").map_or(n.load, |v| v as u32);
-            n.capacity = num("capacity").map_or(n.capacity, |v| v as u32);
-            n.draining = num("draining").map_or(n.draining, |v| v != 0);
-            n.last_seen_ms = num("last_seen_ms").unwrap_or(n.last_seen_ms);
+            // The fields heartbeats and the operator write win over the
+            // registration they update.
+            n.load = field(&rec, "load").unwrap_or(n.load);
+            n.capacity = field(&rec, "capacity").unwrap_or(n.capacity);
+            n.draining = field(&rec, "draining").map_or(n.draining, |v: u8| v != 0);
+            n.last_seen_ms = field(&rec, "last_seen_ms").unwrap_or(n.last_seen_ms);
             out.push(Change::RegisterNode(n));
         }
         let mut gateways = gateways;
@@ -81,9 +87,7 @@ impl Conn {
             if let Some(state) = rec.get("state") {
                 g.state = serde_json::from_value(serde_json::Value::String(state.clone()))?;
             }
-            if let Some(load) = rec.get("load").and_then(|v| v.parse().ok()) {
-                g.load = load;
-            }
+            g.load = field(&rec, "load").unwrap_or(g.load);
             out.push(Change::AddGateway(g));
         }
         let mut routes = routes;
