@@ -294,7 +294,7 @@ fn a_new_store_snapshot_rebuilds_the_same_registry() {
 }
 
 #[test]
-fn unknown_node_or_gateway_updates_are_refused() {
+fn changes_naming_what_the_store_lacks_are_refused() {
     let server = RedisServer::start();
     let a = RedisStore::connect(&server.url()).unwrap();
     let err = a
@@ -321,7 +321,52 @@ fn unknown_node_or_gateway_updates_are_refused() {
         err,
         StoreError::Rejected(RegistryError::UnknownGateway(_))
     ));
+    let refused = |c: Change| match a.publish(&c) {
+        Err(StoreError::Rejected(e)) => e,
+        other => panic!("{c:?} was not refused: {other:?}"),
+    };
+    assert_eq!(
+        refused(node("n1", "r9", 1)),
+        RegistryError::UnknownRegion("r9".into())
+    );
+    assert_eq!(
+        refused(route("alice", "gw-x", u64::MAX)),
+        RegistryError::UnknownGateway("gw-x".into())
+    );
+    assert_eq!(
+        refused(Change::RemoveNode { id: "n1".into() }),
+        RegistryError::UnknownNode("n1".into())
+    );
     assert!(a.snapshot().unwrap().is_empty());
+
+    a.publish(&region("r1")).unwrap();
+    a.publish(&node("n1", "r1", 1)).unwrap();
+    assert_eq!(
+        refused(Change::RemoveRegion { name: "r1".into() }),
+        RegistryError::RegionInUse("r1".into())
+    );
+    assert_eq!(
+        refused(Change::UnregisterRoute {
+            endpoint: "alice".into(),
+            gateway: "gw-x".into()
+        }),
+        RegistryError::UnknownRoute {
+            endpoint: "alice".into(),
+            gateway: "gw-x".into()
+        }
+    );
+    assert_eq!(
+        refused(Change::SetLatency(Latency {
+            a: "r1".into(),
+            b: "r2".into(),
+            source: LatencySource::Measured,
+            ms: 3
+        })),
+        RegistryError::UnknownRegion("r2".into())
+    );
+    // Refused changes left nothing behind: the snapshot replays.
+    let snap = a.snapshot().unwrap();
+    assert_eq!(snap, vec![region("r1"), node("n1", "r1", 1)]);
 }
 
 #[test]

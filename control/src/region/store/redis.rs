@@ -18,13 +18,10 @@
 //!
 //! Every change is written together with its `PUBLISH` on
 //! `rtpmesh:changes` in one transaction (or one script), so a subscriber
-//! never hears of a change the keys do not hold.
-//!
-//! This store does not check a change against the registry the way
-//! [`MemoryStore`](super::MemoryStore) does (other writers change it
-//! concurrently), except that heartbeats and state changes for nodes and
-//! gateways it does not hold are refused; every process's
-//! [`Registry`](crate::region::Registry) refuses the rest alike.
+//! never hears of a change the keys do not hold. Like
+//! [`MemoryStore`](super::MemoryStore), it refuses a change that names a
+//! region, node, gateway or route it does not hold (checked under WATCH,
+//! or inside the script), so its snapshot always replays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,10 +36,12 @@ use crate::region::model::{Change, GatewayState, LatencySource};
 use crate::region::registry::RegistryError;
 
 mod conn;
+mod guard;
 mod snapshot;
 mod subscriber;
 
 use conn::Conn;
+use guard::{Check, Extra};
 
 /// The pub/sub channel changes travel on.
 pub const CHANNEL: &str = "rtpmesh:changes";
@@ -171,31 +170,6 @@ impl RedisStore {
         }
         Ok(())
     }
-
-    /// Route members through a gateway (to drop with the gateway).
-    fn routes_via(&self, gateway: &str) -> Result<Vec<String>, StoreError> {
-        let members: Vec<String> = self
-            .conn
-            .with_con(|con| redis::cmd("HKEYS").arg(ROUTES).query(con))?;
-        Ok(members
-            .into_iter()
-            .filter(|m| serde_json::from_str::<[String; 2]>(m).is_ok_and(|[_, gw]| gw == gateway))
-            .collect())
-    }
-
-    /// Latency fields naming a region (to drop with the region).
-    fn latency_of(&self, region: &str) -> Result<Vec<String>, StoreError> {
-        let fields: Vec<String> = self
-            .conn
-            .with_con(|con| redis::cmd("HKEYS").arg(LATENCY).query(con))?;
-        Ok(fields
-            .into_iter()
-            .filter(|f| {
-                serde_json::from_str::<[String; 3]>(f)
-                    .is_ok_and(|[a, b, _]| a == region || b == region)
-            })
-            .collect())
-    }
 }
 
 /// A pipeline's commands that write one change, before its PUBLISH.
@@ -207,7 +181,12 @@ fn cmd(name: &str) -> redis::Cmd {
 
 impl Store for RedisStore {
     fn publish(&self, change: &Change) -> Result<(), StoreError> {
+        use RegistryError as E;
         let msg = serde_json::to_string(change)?;
+        let region_known =
+            |name: &String| Check::InHash(REGIONS, name.clone(), E::UnknownRegion(name.clone()));
+        let mut checks = Vec::new();
+        let mut extra = Extra::None;
         let mut writes: Writes = Vec::new();
         match change {
             Change::AddRegion(r) => {
@@ -216,17 +195,13 @@ impl Store for RedisStore {
                 writes.push(c);
             }
             Change::RemoveRegion { name } => {
-                let mut c = cmd("HDEL");
-                c.arg(REGIONS).arg(name);
-                writes.push(c);
-                let fields = self.latency_of(name)?;
-                if !fields.is_empty() {
-                    let mut c = cmd("HDEL");
-                    c.arg(LATENCY).arg(fields);
-                    writes.push(c);
-                }
+                checks.push(region_known(name));
+                checks.push(Check::RegionUnused(name.clone()));
+                extra = Extra::LatencyOf(name.clone());
+                writes.push(cmd("HDEL").arg(REGIONS).arg(name).clone());
             }
             Change::RegisterNode(n) => {
+                checks.push(region_known(&n.region));
                 let key = node_key(&n.id);
                 writes.push(cmd("DEL").arg(&key).clone());
                 let mut c = cmd("HSET");
@@ -245,6 +220,7 @@ impl Store for RedisStore {
                 writes.push(cmd("SADD").arg(NODES).arg(&n.id).clone());
             }
             Change::RemoveNode { id } => {
+                checks.push(Check::InSet(NODES, id.clone(), E::UnknownNode(id.clone())));
                 writes.push(cmd("SREM").arg(NODES).arg(id).clone());
                 writes.push(cmd("DEL").arg(node_key(id)).clone());
             }
@@ -266,7 +242,7 @@ impl Store for RedisStore {
                     HEARTBEAT,
                     &node_key(node),
                     &args,
-                    RegistryError::UnknownNode(node.clone()),
+                    E::UnknownNode(node.clone()),
                 );
             }
             Change::SetDraining { node, draining } => {
@@ -275,10 +251,11 @@ impl Store for RedisStore {
                     SET_IF_EXISTS,
                     &node_key(node),
                     &args,
-                    RegistryError::UnknownNode(node.clone()),
+                    E::UnknownNode(node.clone()),
                 );
             }
             Change::AddGateway(g) => {
+                checks.push(region_known(&g.region));
                 let key = gateway_key(&g.id);
                 writes.push(cmd("DEL").arg(&key).clone());
                 let mut c = cmd("HSET");
@@ -293,13 +270,14 @@ impl Store for RedisStore {
                 writes.push(cmd("SADD").arg(GATEWAYS).arg(&g.id).clone());
             }
             Change::RemoveGateway { id } => {
+                checks.push(Check::InSet(
+                    GATEWAYS,
+                    id.clone(),
+                    E::UnknownGateway(id.clone()),
+                ));
+                extra = Extra::RoutesVia(id.clone());
                 writes.push(cmd("SREM").arg(GATEWAYS).arg(id).clone());
                 writes.push(cmd("DEL").arg(gateway_key(id)).clone());
-                let routes = self.routes_via(id)?;
-                if !routes.is_empty() {
-                    writes.push(cmd("HDEL").arg(ROUTES).arg(&routes).clone());
-                    writes.push(cmd("ZREM").arg(ROUTE_EXPIRY).arg(&routes).clone());
-                }
             }
             Change::SetGatewayState {
                 gateway,
@@ -314,10 +292,15 @@ impl Store for RedisStore {
                     SET_IF_EXISTS,
                     &gateway_key(gateway),
                     &args,
-                    RegistryError::UnknownGateway(gateway.clone()),
+                    E::UnknownGateway(gateway.clone()),
                 );
             }
             Change::RegisterRoute(r) => {
+                checks.push(Check::InSet(
+                    GATEWAYS,
+                    r.gateway.clone(),
+                    E::UnknownGateway(r.gateway.clone()),
+                ));
                 let member = route_member(&r.endpoint, &r.gateway)?;
                 let mut c = cmd("HSET");
                 c.arg(ROUTES).arg(&member).arg(serde_json::to_string(r)?);
@@ -331,10 +314,23 @@ impl Store for RedisStore {
             }
             Change::UnregisterRoute { endpoint, gateway } => {
                 let member = route_member(endpoint, gateway)?;
+                checks.push(Check::InHash(
+                    ROUTES,
+                    member.clone(),
+                    E::UnknownRoute {
+                        endpoint: endpoint.clone(),
+                        gateway: gateway.clone(),
+                    },
+                ));
                 writes.push(cmd("HDEL").arg(ROUTES).arg(&member).clone());
                 writes.push(cmd("ZREM").arg(ROUTE_EXPIRY).arg(&member).clone());
             }
             Change::SetLatency(l) => {
+                if l.a == l.b {
+                    return Err(E::SameRegionLatency(l.a.clone()).into());
+                }
+                checks.push(region_known(&l.a));
+                checks.push(region_known(&l.b));
                 let (a, b) = if l.a <= l.b {
                     (&l.a, &l.b)
                 } else {
@@ -344,15 +340,7 @@ impl Store for RedisStore {
                 writes.push(cmd("HSET").arg(LATENCY).arg(field).arg(l.ms).clone());
             }
         }
-        self.conn.with_con(|con| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for w in &writes {
-                pipe.add_command(w.clone()).ignore();
-            }
-            pipe.cmd("PUBLISH").arg(CHANNEL).arg(&msg).ignore();
-            pipe.query::<()>(con)
-        })
+        self.conn.publish_checked(&checks, &extra, &writes, &msg)
     }
 
     fn snapshot(&self) -> Result<Vec<Change>, StoreError> {

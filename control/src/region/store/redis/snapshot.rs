@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use super::conn::Conn;
 use super::{gateway_key, node_key, GATEWAYS, LATENCY, NODES, REGIONS, ROUTES};
 use crate::region::model::{Change, Gateway, Latency, NodeInfo};
+use crate::region::registry::Registry;
 use crate::region::store::{unix_ms, StoreError};
 
 /// A numeric field of a record, if present and well-formed.
@@ -102,6 +103,17 @@ impl Conn {
             let source = serde_json::from_value(serde_json::Value::String(source))?;
             out.push(Change::SetLatency(Latency { a, b, source, ms }));
         }
+        // Writes are checked, but the reads above are not one atomic view:
+        // leave out whatever a registry would refuse, so the snapshot
+        // always replays.
+        let mut check = Registry::new();
+        out.retain(|c| match check.apply(c) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("redis store: snapshot leaves out {c:?}: {e}");
+                false
+            }
+        });
         Ok(out)
     }
 }
