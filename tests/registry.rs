@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use rtpmesh_control::region::{
-    Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, RedisStore, Region, Registry,
-    RegistryError, Route, Store, StoreError,
+    select, Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, Origin, Query,
+    RedisStore, Region, Registry, RegistryError, Route, Store, StoreError,
 };
 
 /// How long to wait for something that should happen at once.
@@ -277,6 +277,14 @@ fn a_new_store_snapshot_rebuilds_the_same_registry() {
     assert!(got.node("r2-a").unwrap().draining);
     assert_eq!(got.latency("r2", "r1"), Some(17));
     assert_eq!(got.routes("alice", now_ms()).count(), 2);
+    // And it routes the same.
+    let q = Query {
+        origin: Origin::Region("r1".into()),
+        endpoint: Some("alice".into()),
+    };
+    let decided = select(&got, t + 2000, &q);
+    assert_eq!(decided, select(&want, t + 2000, &q));
+    assert_eq!(decided.unwrap().callee.unwrap().gateway, "gw-a");
 
     // The expired route is gone from the keys too, not just hidden, and
     // the removed gateway's routes went with it.
