@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use rtpmesh_control::region::{
-    Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, RedisStore, Region, Registry,
-    RegistryError, Route, Store, StoreError,
+    select, Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, Origin, Query,
+    RedisStore, Region, Registry, RegistryError, Route, Store, StoreError,
 };
 
 /// How long to wait for something that should happen at once.
@@ -277,6 +277,14 @@ fn a_new_store_snapshot_rebuilds_the_same_registry() {
     assert!(got.node("r2-a").unwrap().draining);
     assert_eq!(got.latency("r2", "r1"), Some(17));
     assert_eq!(got.routes("alice", now_ms()).count(), 2);
+    // And it routes the same.
+    let q = Query {
+        origin: Origin::Region("r1".into()),
+        endpoint: Some("alice".into()),
+    };
+    let decided = select(&got, t + 2000, &q);
+    assert_eq!(decided, select(&want, t + 2000, &q));
+    assert_eq!(decided.unwrap().callee.unwrap().gateway, "gw-a");
 
     // The expired route is gone from the keys too, not just hidden, and
     // the removed gateway's routes went with it.
@@ -294,7 +302,7 @@ fn a_new_store_snapshot_rebuilds_the_same_registry() {
 }
 
 #[test]
-fn unknown_node_or_gateway_updates_are_refused() {
+fn changes_naming_what_the_store_lacks_are_refused() {
     let server = RedisServer::start();
     let a = RedisStore::connect(&server.url()).unwrap();
     let err = a
@@ -321,7 +329,52 @@ fn unknown_node_or_gateway_updates_are_refused() {
         err,
         StoreError::Rejected(RegistryError::UnknownGateway(_))
     ));
+    let refused = |c: Change| match a.publish(&c) {
+        Err(StoreError::Rejected(e)) => e,
+        other => panic!("{c:?} was not refused: {other:?}"),
+    };
+    assert_eq!(
+        refused(node("n1", "r9", 1)),
+        RegistryError::UnknownRegion("r9".into())
+    );
+    assert_eq!(
+        refused(route("alice", "gw-x", u64::MAX)),
+        RegistryError::UnknownGateway("gw-x".into())
+    );
+    assert_eq!(
+        refused(Change::RemoveNode { id: "n1".into() }),
+        RegistryError::UnknownNode("n1".into())
+    );
     assert!(a.snapshot().unwrap().is_empty());
+
+    a.publish(&region("r1")).unwrap();
+    a.publish(&node("n1", "r1", 1)).unwrap();
+    assert_eq!(
+        refused(Change::RemoveRegion { name: "r1".into() }),
+        RegistryError::RegionInUse("r1".into())
+    );
+    assert_eq!(
+        refused(Change::UnregisterRoute {
+            endpoint: "alice".into(),
+            gateway: "gw-x".into()
+        }),
+        RegistryError::UnknownRoute {
+            endpoint: "alice".into(),
+            gateway: "gw-x".into()
+        }
+    );
+    assert_eq!(
+        refused(Change::SetLatency(Latency {
+            a: "r1".into(),
+            b: "r2".into(),
+            source: LatencySource::Measured,
+            ms: 3
+        })),
+        RegistryError::UnknownRegion("r2".into())
+    );
+    // Refused changes left nothing behind: the snapshot replays.
+    let snap = a.snapshot().unwrap();
+    assert_eq!(snap, vec![region("r1"), node("n1", "r1", 1)]);
 }
 
 #[test]
@@ -392,4 +445,44 @@ fn unreachable_redis_is_an_error() {
     server.stop();
     let err = RedisStore::connect(&url).unwrap_err();
     assert!(matches!(err, StoreError::Redis(_)), "{err}");
+}
+
+#[test]
+fn a_subscriber_back_from_an_outage_gets_what_it_missed() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).unwrap();
+    let b = RedisStore::connect(&server.url()).unwrap();
+    let rx_b = b.subscribe().unwrap();
+    a.publish(&region("r1")).unwrap();
+    assert_eq!(next(&rx_b), region("r1"));
+
+    // Connections already open stay authenticated; B's subscriber, cut off,
+    // cannot come back until the password goes.
+    let mut raw = server.raw();
+    redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", "locked-out"][..])
+        .query::<()>(&mut raw)
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"][..])
+        .query::<()>(&mut raw)
+        .unwrap();
+    a.publish(&region("during")).unwrap();
+    assert!(rx_b.recv_timeout(Duration::from_millis(200)).is_err());
+    redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", ""][..])
+        .query::<()>(&mut raw)
+        .unwrap();
+
+    // Back, it resends the snapshot: what it missed is in it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let c = rx_b
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the missed change never arrived");
+        if c == region("during") {
+            break;
+        }
+    }
 }

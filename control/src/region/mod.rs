@@ -3,9 +3,22 @@
 //! regions; and the choice of gateway and nodes for a call.
 //!
 //! Sans-IO core: [`model`] (records and the [`Change`] vocabulary),
-//! [`registry`] (applies changes, answers queries), [`select`] (route
-//! selection). Every process keeps its own [`Registry`] and applies the
+//! [`registry`] (applies changes, answers queries),
+//! [`select`](mod@select) (route selection). Every process keeps its own [`Registry`] and applies the
 //! changes a store delivers; nothing here reads a clock or a socket.
+//!
+//! # Run loop
+//! A process joins by calling [`Store::subscribe`], then applying
+//! [`Store::snapshot`] to a fresh [`Registry`], then applying every
+//! [`Change`] the channel brings (logging and dropping those `apply`
+//! refuses). To change the registry it publishes a change and applies it
+//! when it comes back on its own channel, like everyone else's. Nodes
+//! publish a [`Change::Heartbeat`] every [`HEARTBEAT_INTERVAL_MS`];
+//! [`select()`](fn@select) is asked with the current Unix time, which
+//! decides what is stale or expired.
+//!
+//! Stores ([`store`]): [`MemoryStore`] for one machine, [`RedisStore`]
+//! for several.
 
 pub mod model;
 pub mod registry;

@@ -186,8 +186,31 @@ fn pick_node(
 /// A gateway that passed every check.
 struct Candidate<'a> {
     gateway: &'a Gateway,
+    /// In the caller's region: first whatever the latency figures say.
+    same_region: bool,
     latency: Option<u32>,
     node: Option<String>,
+}
+
+/// The caller's region, from a gateway or a region name.
+fn caller_region(reg: &Registry, origin: &Origin, reasons: &mut Vec<String>) -> Option<String> {
+    match origin {
+        Origin::Gateway(id) => {
+            let Some(g) = reg.gateway(id) else {
+                reasons.push(format!("origin gateway {id}: unknown"));
+                return None;
+            };
+            reasons.push(format!("origin gateway {id} is in region {}", g.region));
+            Some(g.region.clone())
+        }
+        Origin::Region(name) => {
+            if reg.region(name).is_none() {
+                reasons.push(format!("origin region {name}: unknown"));
+                return None;
+            }
+            Some(name.clone())
+        }
+    }
 }
 
 /// Chooses gateway and relay nodes for a call.
@@ -202,24 +225,8 @@ pub fn select(reg: &Registry, now_ms: u64, query: &Query) -> Result<Decision, No
     let mut reasons = Vec::new();
     let fail = |kind, reasons| Err(NoRoute { kind, reasons });
 
-    let caller_region = match &query.origin {
-        Origin::Gateway(id) => match reg.gateway(id) {
-            Some(g) => {
-                reasons.push(format!("origin gateway {id} is in region {}", g.region));
-                g.region.clone()
-            }
-            None => {
-                reasons.push(format!("origin gateway {id}: unknown"));
-                return fail(NoRouteKind::UnknownOrigin, reasons);
-            }
-        },
-        Origin::Region(name) => {
-            if reg.region(name).is_none() {
-                reasons.push(format!("origin region {name}: unknown"));
-                return fail(NoRouteKind::UnknownOrigin, reasons);
-            }
-            name.clone()
-        }
+    let Some(caller_region) = caller_region(reg, &query.origin, &mut reasons) else {
+        return fail(NoRouteKind::UnknownOrigin, reasons);
     };
 
     // Every region's pick once, so each node gets its line only once.
@@ -306,6 +313,7 @@ pub fn select(reg: &Registry, now_ms: u64, query: &Query) -> Result<Decision, No
         }
         candidates.push(Candidate {
             gateway: gw,
+            same_region: gw.region == caller_region,
             latency,
             node,
         });
@@ -323,11 +331,14 @@ pub fn select(reg: &Registry, now_ms: u64, query: &Query) -> Result<Decision, No
         return fail(kind, reasons);
     }
 
-    // Same region sorts as latency 0; unknown latency after every known one.
+    // The caller's region before any other, even one configured or
+    // measured at 0 ms; unknown latency after every known one.
     candidates.sort_by(|a, b| {
         let la = a.latency.map_or(u64::MAX, u64::from);
         let lb = b.latency.map_or(u64::MAX, u64::from);
-        la.cmp(&lb)
+        b.same_region
+            .cmp(&a.same_region)
+            .then(la.cmp(&lb))
             .then_with(|| gateway_ratio(a.gateway).cmp(gateway_ratio(b.gateway)))
             .then_with(|| a.gateway.id.cmp(&b.gateway.id))
     });

@@ -319,6 +319,16 @@ fn same_region_is_preferred_even_over_lower_load() {
 }
 
 #[test]
+fn same_region_wins_over_a_zero_latency_region() {
+    let mut reg = three_regions();
+    apply(&mut reg, latency("r1", "r2", LatencySource::Measured, 0));
+    apply(&mut reg, gateway("gw-a", "r1", 9, 10));
+    apply(&mut reg, route("alice", "gw-b", NOW + 1000));
+    apply(&mut reg, route("alice", "gw-a", NOW + 1000));
+    assert_eq!(chosen_gateway(&ask(&reg, "gw-a", "alice")), "gw-a");
+}
+
+#[test]
 fn lowest_latency_region_next() {
     let mut reg = three_regions();
     apply(&mut reg, route("bob", "gw-b", NOW + 1000));

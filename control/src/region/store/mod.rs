@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The change names something the store does not hold.
     #[error("change rejected: {0}")]
     Rejected(#[from] RegistryError),
+    /// A subscriber thread could not be started.
+    #[error("cannot start a subscriber thread: {0}")]
+    Spawn(#[source] std::io::Error),
     /// A subscription did not start in time.
     #[error("subscription did not start within {0:?}")]
     SubscribeTimeout(Duration),

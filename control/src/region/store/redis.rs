@@ -18,25 +18,30 @@
 //!
 //! Every change is written together with its `PUBLISH` on
 //! `rtpmesh:changes` in one transaction (or one script), so a subscriber
-//! never hears of a change the keys do not hold.
-//!
-//! This store does not check a change against the registry the way
-//! [`MemoryStore`](super::MemoryStore) does (other writers change it
-//! concurrently), except that heartbeats and state changes for nodes and
-//! gateways it does not hold are refused; every process's
-//! [`Registry`](crate::region::Registry) refuses the rest alike.
+//! never hears of a change the keys do not hold. Like
+//! [`MemoryStore`](super::MemoryStore), it refuses a change that names a
+//! region, node, gateway or route it does not hold (checked under WATCH,
+//! or inside the script), so its snapshot always replays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
-use redis::{Client, Connection, RedisError, RedisResult};
+use crossbeam_channel::Receiver;
+use redis::Client;
 
 use super::{unix_ms, Store, StoreError};
-use crate::region::model::{Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo};
+use crate::region::model::{Change, GatewayState, LatencySource};
 use crate::region::registry::RegistryError;
+
+mod conn;
+mod guard;
+mod snapshot;
+mod subscriber;
+
+use conn::Conn;
+use guard::{Check, Extra};
 
 /// The pub/sub channel changes travel on.
 pub const CHANNEL: &str = "rtpmesh:changes";
@@ -112,9 +117,7 @@ return 1
 
 /// The shared Redis store.
 pub struct RedisStore {
-    client: Client,
-    /// The command connection, opened again after it fails.
-    con: Mutex<Option<Connection>>,
+    conn: Conn,
     /// Tells subscriber threads to end when the store goes.
     stop: Arc<AtomicBool>,
 }
@@ -122,7 +125,7 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("server", &self.client.get_connection_info().addr)
+            .field("server", &self.conn.client.get_connection_info().addr)
             .finish_non_exhaustive()
     }
 }
@@ -133,63 +136,16 @@ impl Drop for RedisStore {
     }
 }
 
-fn connect(client: &Client) -> RedisResult<Connection> {
-    let con = client.get_connection_with_timeout(IO_TIMEOUT)?;
-    con.set_read_timeout(Some(IO_TIMEOUT))?;
-    con.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(con)
-}
-
-/// Whether an error means the connection is gone (and a new one may help).
-fn is_lost(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
-}
-
 impl RedisStore {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`) and checks the
     /// server answers.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = Client::open(url)?;
-        let mut con = connect(&client)?;
-        redis::cmd("PING").query::<String>(&mut con)?;
+        let conn = Conn::open(Client::open(url)?)?;
+        conn.with_con(|con| redis::cmd("PING").query::<String>(con))?;
         Ok(Self {
-            client,
-            con: Mutex::new(Some(con)),
+            conn,
             stop: Arc::new(AtomicBool::new(false)),
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
-        self.con.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the command connection; when the connection turns out
-    /// lost, opens a new one and tries once more (Redis restarted).
-    fn with_con<T>(&self, f: impl Fn(&mut Connection) -> RedisResult<T>) -> Result<T, StoreError> {
-        let mut guard = self.lock();
-        let mut retried = false;
-        loop {
-            if guard.is_none() {
-                *guard = Some(connect(&self.client)?);
-            }
-            let Some(con) = guard.as_mut() else {
-                unreachable!("connection set above")
-            };
-            match f(con) {
-                Ok(v) => return Ok(v),
-                Err(e) if is_lost(&e) && !retried => {
-                    tracing::warn!("redis store: connection lost ({e}), reconnecting");
-                    *guard = None;
-                    retried = true;
-                }
-                Err(e) => {
-                    if is_lost(&e) {
-                        *guard = None;
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
     }
 
     /// Runs a script that answers 0 when its target does not exist.
@@ -200,7 +156,7 @@ impl RedisStore {
         args: &[String],
         missing: RegistryError,
     ) -> Result<(), StoreError> {
-        let found: i64 = self.with_con(|con| {
+        let found: i64 = self.conn.with_con(|con| {
             redis::cmd("EVAL")
                 .arg(script)
                 .arg(2)
@@ -214,54 +170,6 @@ impl RedisStore {
         }
         Ok(())
     }
-
-    /// Removes expired routes from the keys.
-    fn prune_routes(&self, now_ms: u64) -> Result<(), StoreError> {
-        self.with_con(|con| {
-            let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-                .arg(ROUTE_EXPIRY)
-                .arg("-inf")
-                .arg(now_ms)
-                .query(con)?;
-            if expired.is_empty() {
-                return Ok(());
-            }
-            redis::pipe()
-                .atomic()
-                .cmd("HDEL")
-                .arg(ROUTES)
-                .arg(&expired)
-                .ignore()
-                .cmd("ZREM")
-                .arg(ROUTE_EXPIRY)
-                .arg(&expired)
-                .ignore()
-                .query::<()>(con)
-        })
-    }
-
-    /// Route members through a gateway (to drop with the gateway).
-    fn routes_via(&self, gateway: &str) -> Result<Vec<String>, StoreError> {
-        let members: Vec<String> =
-            self.with_con(|con| redis::cmd("HKEYS").arg(ROUTES).query(con))?;
-        Ok(members
-            .into_iter()
-            .filter(|m| serde_json::from_str::<[String; 2]>(m).is_ok_and(|[_, gw]| gw == gateway))
-            .collect())
-    }
-
-    /// Latency fields naming a region (to drop with the region).
-    fn latency_of(&self, region: &str) -> Result<Vec<String>, StoreError> {
-        let fields: Vec<String> =
-            self.with_con(|con| redis::cmd("HKEYS").arg(LATENCY).query(con))?;
-        Ok(fields
-            .into_iter()
-            .filter(|f| {
-                serde_json::from_str::<[String; 3]>(f)
-                    .is_ok_and(|[a, b, _]| a == region || b == region)
-            })
-            .collect())
-    }
 }
 
 /// A pipeline's commands that write one change, before its PUBLISH.
@@ -273,7 +181,12 @@ fn cmd(name: &str) -> redis::Cmd {
 
 impl Store for RedisStore {
     fn publish(&self, change: &Change) -> Result<(), StoreError> {
+        use RegistryError as E;
         let msg = serde_json::to_string(change)?;
+        let region_known =
+            |name: &String| Check::InHash(REGIONS, name.clone(), E::UnknownRegion(name.clone()));
+        let mut checks = Vec::new();
+        let mut extra = Extra::None;
         let mut writes: Writes = Vec::new();
         match change {
             Change::AddRegion(r) => {
@@ -282,17 +195,13 @@ impl Store for RedisStore {
                 writes.push(c);
             }
             Change::RemoveRegion { name } => {
-                let mut c = cmd("HDEL");
-                c.arg(REGIONS).arg(name);
-                writes.push(c);
-                let fields = self.latency_of(name)?;
-                if !fields.is_empty() {
-                    let mut c = cmd("HDEL");
-                    c.arg(LATENCY).arg(fields);
-                    writes.push(c);
-                }
+                checks.push(region_known(name));
+                checks.push(Check::RegionUnused(name.clone()));
+                extra = Extra::LatencyOf(name.clone());
+                writes.push(cmd("HDEL").arg(REGIONS).arg(name).clone());
             }
             Change::RegisterNode(n) => {
+                checks.push(region_known(&n.region));
                 let key = node_key(&n.id);
                 writes.push(cmd("DEL").arg(&key).clone());
                 let mut c = cmd("HSET");
@@ -311,6 +220,7 @@ impl Store for RedisStore {
                 writes.push(cmd("SADD").arg(NODES).arg(&n.id).clone());
             }
             Change::RemoveNode { id } => {
+                checks.push(Check::InSet(NODES, id.clone(), E::UnknownNode(id.clone())));
                 writes.push(cmd("SREM").arg(NODES).arg(id).clone());
                 writes.push(cmd("DEL").arg(node_key(id)).clone());
             }
@@ -332,7 +242,7 @@ impl Store for RedisStore {
                     HEARTBEAT,
                     &node_key(node),
                     &args,
-                    RegistryError::UnknownNode(node.clone()),
+                    E::UnknownNode(node.clone()),
                 );
             }
             Change::SetDraining { node, draining } => {
@@ -341,10 +251,11 @@ impl Store for RedisStore {
                     SET_IF_EXISTS,
                     &node_key(node),
                     &args,
-                    RegistryError::UnknownNode(node.clone()),
+                    E::UnknownNode(node.clone()),
                 );
             }
             Change::AddGateway(g) => {
+                checks.push(region_known(&g.region));
                 let key = gateway_key(&g.id);
                 writes.push(cmd("DEL").arg(&key).clone());
                 let mut c = cmd("HSET");
@@ -359,13 +270,14 @@ impl Store for RedisStore {
                 writes.push(cmd("SADD").arg(GATEWAYS).arg(&g.id).clone());
             }
             Change::RemoveGateway { id } => {
+                checks.push(Check::InSet(
+                    GATEWAYS,
+                    id.clone(),
+                    E::UnknownGateway(id.clone()),
+                ));
+                extra = Extra::RoutesVia(id.clone());
                 writes.push(cmd("SREM").arg(GATEWAYS).arg(id).clone());
                 writes.push(cmd("DEL").arg(gateway_key(id)).clone());
-                let routes = self.routes_via(id)?;
-                if !routes.is_empty() {
-                    writes.push(cmd("HDEL").arg(ROUTES).arg(&routes).clone());
-                    writes.push(cmd("ZREM").arg(ROUTE_EXPIRY).arg(&routes).clone());
-                }
             }
             Change::SetGatewayState {
                 gateway,
@@ -380,10 +292,15 @@ impl Store for RedisStore {
                     SET_IF_EXISTS,
                     &gateway_key(gateway),
                     &args,
-                    RegistryError::UnknownGateway(gateway.clone()),
+                    E::UnknownGateway(gateway.clone()),
                 );
             }
             Change::RegisterRoute(r) => {
+                checks.push(Check::InSet(
+                    GATEWAYS,
+                    r.gateway.clone(),
+                    E::UnknownGateway(r.gateway.clone()),
+                ));
                 let member = route_member(&r.endpoint, &r.gateway)?;
                 let mut c = cmd("HSET");
                 c.arg(ROUTES).arg(&member).arg(serde_json::to_string(r)?);
@@ -393,14 +310,27 @@ impl Store for RedisStore {
                 writes.push(c);
                 // Registrations come often; pruning here keeps expired
                 // routes from piling up even when nobody takes snapshots.
-                self.prune_routes(unix_ms())?;
+                self.conn.prune_routes(unix_ms())?;
             }
             Change::UnregisterRoute { endpoint, gateway } => {
                 let member = route_member(endpoint, gateway)?;
+                checks.push(Check::InHash(
+                    ROUTES,
+                    member.clone(),
+                    E::UnknownRoute {
+                        endpoint: endpoint.clone(),
+                        gateway: gateway.clone(),
+                    },
+                ));
                 writes.push(cmd("HDEL").arg(ROUTES).arg(&member).clone());
                 writes.push(cmd("ZREM").arg(ROUTE_EXPIRY).arg(&member).clone());
             }
             Change::SetLatency(l) => {
+                if l.a == l.b {
+                    return Err(E::SameRegionLatency(l.a.clone()).into());
+                }
+                checks.push(region_known(&l.a));
+                checks.push(region_known(&l.b));
                 let (a, b) = if l.a <= l.b {
                     (&l.a, &l.b)
                 } else {
@@ -410,128 +340,34 @@ impl Store for RedisStore {
                 writes.push(cmd("HSET").arg(LATENCY).arg(field).arg(l.ms).clone());
             }
         }
-        self.with_con(|con| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for w in &writes {
-                pipe.add_command(w.clone()).ignore();
-            }
-            pipe.cmd("PUBLISH").arg(CHANNEL).arg(&msg).ignore();
-            pipe.query::<()>(con)
-        })
+        self.conn.publish_checked(&checks, &extra, &writes, &msg)
     }
 
     fn snapshot(&self) -> Result<Vec<Change>, StoreError> {
-        self.prune_routes(unix_ms())?;
-        type Lists = (
-            Vec<(String, String)>,
-            Vec<String>,
-            Vec<String>,
-            Vec<(String, String)>,
-            Vec<(String, u32)>,
-        );
-        let (regions, nodes, gateways, routes, latency): Lists = self.with_con(|con| {
-            redis::pipe()
-                .cmd("HGETALL")
-                .arg(REGIONS)
-                .cmd("SMEMBERS")
-                .arg(NODES)
-                .cmd("SMEMBERS")
-                .arg(GATEWAYS)
-                .cmd("HGETALL")
-                .arg(ROUTES)
-                .cmd("HGETALL")
-                .arg(LATENCY)
-                .query(con)
-        })?;
-        let mut out = Vec::new();
-        let mut regions = regions;
-        regions.sort();
-        for (_, json) in regions {
-            out.push(Change::AddRegion(serde_json::from_str(&json)?));
-        }
-        let mut nodes = nodes;
-        nodes.sort();
-        let records: Vec<std::collections::HashMap<String, String>> = self.with_con(|con| {
-            let mut pipe = redis::pipe();
-            for id in &nodes {
-                pipe.cmd("HGETALL").arg(node_key(id));
-            }
-            pipe.query(con)
-        })?;
-        for (id, rec) in nodes.iter().zip(records) {
-            // A node removed between the two reads has no record left.
-            let Some(info) = rec.get("info") else {
-                tracing::debug!("redis store: node {id} vanished during snapshot");
-                continue;
-            };
-            let mut n: NodeInfo = serde_json::from_str(info)?;
-            let num = |f: &str| rec.get(f).and_then(|v| v.parse::<u64>().ok());
-            n.load = num("load").map_or(n.load, |v| v as u32);
-            n.capacity = num("capacity").map_or(n.capacity, |v| v as u32);
-            n.draining = num("draining").map_or(n.draining, |v| v != 0);
-            n.last_seen_ms = num("last_seen_ms").unwrap_or(n.last_seen_ms);
-            out.push(Change::RegisterNode(n));
-        }
-        let mut gateways = gateways;
-        gateways.sort();
-        let records: Vec<std::collections::HashMap<String, String>> = self.with_con(|con| {
-            let mut pipe = redis::pipe();
-            for id in &gateways {
-                pipe.cmd("HGETALL").arg(gateway_key(id));
-            }
-            pipe.query(con)
-        })?;
-        for (id, rec) in gateways.iter().zip(records) {
-            let Some(info) = rec.get("info") else {
-                tracing::debug!("redis store: gateway {id} vanished during snapshot");
-                continue;
-            };
-            let mut g: Gateway = serde_json::from_str(info)?;
-            if let Some(state) = rec.get("state") {
-                g.state = serde_json::from_value(serde_json::Value::String(state.clone()))?;
-            }
-            if let Some(load) = rec.get("load").and_then(|v| v.parse().ok()) {
-                g.load = load;
-            }
-            out.push(Change::AddGateway(g));
-        }
-        let mut routes = routes;
-        routes.sort();
-        for (_, json) in routes {
-            out.push(Change::RegisterRoute(serde_json::from_str(&json)?));
-        }
-        let mut latency = latency;
-        latency.sort();
-        for (field, ms) in latency {
-            let [a, b, source]: [String; 3] = serde_json::from_str(&field)?;
-            let source = serde_json::from_value(serde_json::Value::String(source))?;
-            out.push(Change::SetLatency(Latency { a, b, source, ms }));
-        }
-        Ok(out)
+        self.conn.snapshot()
     }
 
     fn subscribe(&self) -> Result<Receiver<Change>, StoreError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-        let client = self.client.clone();
+        let client = self.conn.client.clone();
         let stop = Arc::clone(&self.stop);
         thread::Builder::new()
             .name("redis-sub".into())
-            .spawn(move || subscriber(&client, &tx, &stop, ready_tx))
-            .map_err(|e| StoreError::Redis(RedisError::from(e)))?;
+            .spawn(move || subscriber::run(client, &tx, &stop, ready_tx))
+            .map_err(StoreError::Spawn)?;
         // Wait until SUBSCRIBE is confirmed: a change published after this
         // returns must reach the channel.
         let wait = IO_TIMEOUT * 2;
         match ready_rx.recv_timeout(wait) {
             Ok(Ok(())) => Ok(rx),
-            Ok(Err(e)) => Err(StoreError::Redis(e)),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(StoreError::SubscribeTimeout(wait)),
         }
     }
 
     fn put_call(&self, node: &str, call_id: &str, json: &str) -> Result<(), StoreError> {
-        self.with_con(|con| {
+        self.conn.with_con(|con| {
             redis::cmd("HSET")
                 .arg(calls_key(node))
                 .arg(call_id)
@@ -541,7 +377,7 @@ impl Store for RedisStore {
     }
 
     fn delete_call(&self, node: &str, call_id: &str) -> Result<(), StoreError> {
-        self.with_con(|con| {
+        self.conn.with_con(|con| {
             redis::cmd("HDEL")
                 .arg(calls_key(node))
                 .arg(call_id)
@@ -550,110 +386,10 @@ impl Store for RedisStore {
     }
 
     fn calls(&self, node: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let mut calls: Vec<(String, String)> =
-            self.with_con(|con| redis::cmd("HGETALL").arg(calls_key(node)).query(con))?;
+        let mut calls: Vec<(String, String)> = self
+            .conn
+            .with_con(|con| redis::cmd("HGETALL").arg(calls_key(node)).query(con))?;
         calls.sort();
         Ok(calls)
-    }
-}
-
-/// How a subscription ended.
-enum Ended {
-    /// The store or the receiver went: the thread ends.
-    Done,
-    /// Connecting or subscribing failed.
-    NotSubscribed(RedisError),
-    /// The connection broke after it was subscribed.
-    Lost,
-}
-
-/// A subscriber thread: (re)connects with backoff, forwards every change
-/// on [`CHANNEL`] to `tx`, and ends when the receiver or the store goes.
-/// It logs and never panics. The first connection's outcome goes to
-/// `ready`; after that, failures only delay delivery.
-fn subscriber(
-    client: &Client,
-    tx: &Sender<Change>,
-    stop: &AtomicBool,
-    ready: Sender<RedisResult<()>>,
-) {
-    let mut ready = Some(ready);
-    let mut backoff = BACKOFF_FIRST;
-    while !stop.load(Ordering::Relaxed) {
-        match listen(client, tx, stop, &mut ready) {
-            Ended::Done => return,
-            Ended::NotSubscribed(e) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
-                tracing::warn!(
-                    "redis store: subscriber cannot reconnect ({e}), retrying in {backoff:?}"
-                );
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-            Ended::Lost => backoff = BACKOFF_FIRST,
-        }
-    }
-}
-
-/// One subscribed connection, until it ends.
-fn listen(
-    client: &Client,
-    tx: &Sender<Change>,
-    stop: &AtomicBool,
-    ready: &mut Option<Sender<RedisResult<()>>>,
-) -> Ended {
-    let mut con = match client.get_connection_with_timeout(IO_TIMEOUT) {
-        Ok(con) => con,
-        Err(e) => return Ended::NotSubscribed(e),
-    };
-    // The PubSub must live as long as the subscription: dropping it
-    // unsubscribes.
-    let mut pubsub = con.as_pubsub();
-    if let Err(e) = pubsub
-        .subscribe(CHANNEL)
-        .and_then(|()| pubsub.set_read_timeout(Some(POLL)))
-    {
-        return Ended::NotSubscribed(e);
-    }
-    match ready.take() {
-        Some(ready) => {
-            let _ = ready.send(Ok(()));
-        }
-        None => tracing::info!(
-            "redis store: subscriber reconnected; changes published while it was away were missed"
-        ),
-    }
-    loop {
-        match pubsub.get_message() {
-            Ok(msg) => {
-                let payload: String = match msg.get_payload() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!("redis store: unreadable message: {e}");
-                        continue;
-                    }
-                };
-                match serde_json::from_str::<Change>(&payload) {
-                    Ok(change) => {
-                        if tx.send(change).is_err() {
-                            return Ended::Done;
-                        }
-                    }
-                    Err(e) => tracing::warn!("redis store: bad change {payload:?}: {e}"),
-                }
-            }
-            Err(e) if e.is_timeout() => {
-                if stop.load(Ordering::Relaxed) {
-                    return Ended::Done;
-                }
-            }
-            Err(e) => {
-                tracing::warn!("redis store: subscriber lost its connection ({e})");
-                return Ended::Lost;
-            }
-        }
     }
 }
