@@ -226,6 +226,17 @@ struct TunnelPeer {
     window: ReplayWindow,
 }
 
+/// Where a new peer's sequence numbers start: the wall clock in
+/// microseconds. A node that restarts must not start below what it sent
+/// before, or the peer's replay window would refuse everything; at fewer
+/// than a million datagrams a second per peer, the clock stays ahead.
+fn sequence_base() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
 /// A tunnel socket's state.
 #[derive(Debug)]
 struct TunnelState {
@@ -614,7 +625,7 @@ impl FlowTable {
         t.peers.push(TunnelPeer {
             addr: dest,
             key: derive_key(&t.secret, t.local, dest),
-            sent: 0,
+            sent: sequence_base(),
             window: ReplayWindow::new(),
         });
         t.by_addr.insert(dest, i);
@@ -655,7 +666,7 @@ impl FlowTable {
                         t.peers.push(TunnelPeer {
                             addr: src,
                             key,
-                            sent: 0,
+                            sent: sequence_base(),
                             window: ReplayWindow::new(),
                         });
                         t.by_addr.insert(src, i);
@@ -1059,14 +1070,20 @@ mod tests {
         assert_eq!((via, flow), (t1, 100));
         let now = Instant::now();
         let from = addr("10.0.0.1:7000");
-        for (i, p) in [rtp(1), rtcp_rr(), rtp(2)].into_iter().enumerate() {
+        // Sequence numbers start at the clock (so a restarted node stays
+        // ahead of what its peers saw) and go up by one.
+        let started = sequence_base();
+        let mut last = None;
+        for p in [rtp(1), rtcp_rr(), rtp(2)] {
             let kind = classify(&p).unwrap();
             let (dest, head) = t.seal_tunnel(via, peer, kind, flow, &p).unwrap();
             assert_eq!(dest, addr("10.0.0.2:7000"));
-            assert_eq!(
-                u64::from_be_bytes(head[8..16].try_into().unwrap()),
-                i as u64 + 1
-            );
+            let seq = u64::from_be_bytes(head[8..16].try_into().unwrap());
+            match last {
+                None => assert!(seq > 1_600_000_000_000_000 && seq <= started + 1, "{seq}"),
+                Some(prev) => assert_eq!(seq, prev + 1),
+            }
+            last = Some(seq);
             let mut d = head.to_vec();
             d.extend_from_slice(&p);
             assert_eq!(t.open_tunnel(t2, from, &d, now), Some(sia));
