@@ -30,6 +30,8 @@ struct Proc {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// How to start it again: region, program, arguments, log directory.
+    how: (u8, String, Vec<String>, PathBuf),
 }
 
 impl Proc {
@@ -41,7 +43,10 @@ impl Proc {
         args: &[String],
         dir: &std::path::Path,
     ) -> Self {
-        let log = dir.join(format!("{name}.log"));
+        let log = dir.join(format!(
+            "{name}-{}.log",
+            Instant::now().elapsed().as_nanos() + unique()
+        ));
         let mut cmd = regions.command(region, program);
         cmd.args(args)
             .env(
@@ -55,7 +60,15 @@ impl Proc {
             name: name.to_owned(),
             child: Some(child),
             log,
+            how: (region, program.to_owned(), args.to_vec(), dir.to_owned()),
         }
+    }
+
+    /// Starts the process again with the same command line.
+    fn restart(&mut self, regions: &Regions) {
+        assert!(self.child.is_none(), "{} still running", self.name);
+        let (region, program, args, dir) = self.how.clone();
+        *self = Self::spawn(regions, region, &self.name.clone(), &program, &args, &dir);
     }
 
     fn signal(&mut self, sig: i32) {
@@ -93,6 +106,12 @@ impl Drop for Proc {
             eprintln!("--- {} log ---\n{}", self.name, self.log_text());
         }
     }
+}
+
+/// A number no other log file of this process used.
+fn unique() -> u128 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    u128::from(N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Three regions, Redis, six nodes, a controller.
@@ -650,6 +669,7 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
     let r = offer(&mut ng, &w, "keep", "bob", caller.local_addr().unwrap());
     assert_eq!(common::result(&r), "ok", "{r:?}");
     let a = text(&r, &["route", "node"]).to_owned();
+    let kb = text(&r, &["route", "callee-node"]).to_owned();
     let to_callee_side = media_addr(&sdp_of(&r), 0);
     let r = answer(&mut ng, "keep", callee.local_addr().unwrap());
     let to_caller_side = media_addr(&sdp_of(&r), 0);
@@ -677,21 +697,49 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
     send_rtp(&callee, to_callee_side, 500, 10);
     assert_eq!(receive(&caller, 10).len(), 10);
 
-    // A crashed node (no goodbye) is passed over too: new calls to bob get
-    // the other r2 node after at most the ng timeout.
-    let b = text(
-        &offer(&mut ng, &w, "probe", "bob", caller.local_addr().unwrap()),
-        &["route", "callee-node"],
-    )
-    .to_owned();
-    delete(&mut ng, "probe");
-    w.nodes.get_mut(&b).unwrap().signal(libc::SIGKILL);
+    // A crashed node (no goodbye) is passed over too: it carries nothing,
+    // so selection prefers it; new calls to bob get the other r2 node
+    // after at most the ng timeout.
+    let crashed = if kb == "n2a" { "n2b" } else { "n2a" };
+    w.nodes.get_mut(crashed).unwrap().signal(libc::SIGKILL);
     for i in 0..3 {
         let call = format!("crash-{i}");
         let r = offer(&mut ng, &w, &call, "bob", caller.local_addr().unwrap());
         assert_eq!(common::result(&r), "ok", "{r:?}");
-        assert_ne!(text(&r, &["route", "callee-node"]), b);
+        assert_eq!(text(&r, &["route", "callee-node"]), kb);
         delete(&mut ng, &call);
     }
+
+    // Restart the node that carries the running call: it takes the call
+    // back from Redis on the same ports and flow ids, and media flows
+    // through the tunnel again without any signalling.
+    w.nodes.get_mut(&a).unwrap().signal(libc::SIGTERM);
+    w.nodes.get_mut(&a).unwrap().restart(&w.regions);
+    let mut a_ng = w.node_ng(&a);
+    let back = eventually(Duration::from_secs(10), || {
+        a_ng.request(&dict([
+            ("command", "query".into()),
+            ("call-id", "keep".into()),
+        ]))
+        .is_ok_and(|q| common::result(&q) == "ok")
+    });
+    assert!(
+        back,
+        "restarted node did not restore the call: {}",
+        w.nodes[&a].log_text()
+    );
+    send_rtp(&caller, to_caller_side, 3000, 10);
+    assert_eq!(
+        receive(&callee, 10).len(),
+        10,
+        "caller → callee after restart"
+    );
+    send_rtp(&callee, to_callee_side, 4000, 10);
+    let got = receive(&caller, 10);
+    assert_eq!(got.len(), 10, "callee → caller after restart");
+    assert!(
+        got.iter().all(|(_, from)| *from == to_caller_side),
+        "same port after restart"
+    );
     let _ = &w.dir;
 }

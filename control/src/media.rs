@@ -355,6 +355,71 @@ impl MediaPlane for Plane {
         }
     }
 
+    fn reopen(
+        &mut self,
+        worker: usize,
+        ip: std::net::IpAddr,
+        advertised: std::net::IpAddr,
+        port: Option<u16>,
+        flows: (FlowId, FlowId),
+    ) -> Result<Local, PlaneError> {
+        // Tunnel sockets took the first ids at start; a restored flow must
+        // not shadow one of them or a flow already handed out.
+        for f in [flows.0, flows.1] {
+            if f.0 <= self.tunnels.len() as u64 || self.pending.contains_key(&f) {
+                return Err(PlaneError::Socket(format!(
+                    "flow id {} already in use",
+                    f.0
+                )));
+            }
+        }
+        self.next_flow = self.next_flow.max(flows.0 .0.max(flows.1 .0) + 1);
+        let mk = |flow, port| call::Socket {
+            flow,
+            port,
+            counters: Arc::default(),
+            latched: None,
+        };
+        let Some(port) = port else {
+            self.pending.insert(flows.0, None);
+            self.pending.insert(flows.1, None);
+            return Ok(Local {
+                ip,
+                advertised,
+                rtp: mk(flows.0, 0),
+                rtcp: mk(flows.1, 0),
+                bound: false,
+            });
+        };
+        if !self.pool.take(port) {
+            return Err(PlaneError::Socket(format!(
+                "port {port} is outside the range or in use"
+            )));
+        }
+        let pair = bind(SocketAddr::new(ip, port))
+            .and_then(|rtp| Ok((rtp, bind(SocketAddr::new(ip, port + 1))?)));
+        match pair {
+            Ok((rtp, rtcp)) => {
+                self.pending.insert(flows.0, Some(rtp));
+                self.pending.insert(flows.1, Some(rtcp));
+                if let Some(w) = self.workers.get(worker) {
+                    w.load().fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Local {
+                    ip,
+                    advertised,
+                    rtp: mk(flows.0, port),
+                    rtcp: mk(flows.1, port + 1),
+                    bound: true,
+                })
+            }
+            Err(e) => {
+                self.pool.release(port);
+                Err(PlaneError::Socket(format!("cannot bind {ip}:{port}: {e}")))
+            }
+        }
+    }
+
     fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
         self.tunnels
             .get(worker)

@@ -21,6 +21,7 @@ use crate::plane::MediaPlane;
 use crate::sdp;
 
 mod negotiate;
+pub mod persist;
 mod report;
 
 use negotiate::{build_answer, build_offer};
@@ -113,6 +114,10 @@ pub struct Node {
     flows: HashMap<FlowId, String>,
     cookies: HashMap<Vec<u8>, (u64, Vec<u8>)>,
     stats: NodeStats,
+    /// Calls changed since the last [`Node::take_changes`].
+    dirty: std::collections::BTreeSet<String>,
+    /// Calls removed since then.
+    gone: Vec<String>,
 }
 
 /// Most cached replies; beyond it the oldest half goes (a flood of distinct
@@ -127,6 +132,8 @@ impl Node {
             calls: HashMap::new(),
             flows: HashMap::new(),
             cookies: HashMap::new(),
+            dirty: Default::default(),
+            gone: Vec::new(),
             stats: NodeStats {
                 started_unix: now.unix,
                 window: (now.ms, Totals::default()),
@@ -205,6 +212,15 @@ impl Node {
                 Err(f) => Err(f),
             },
         };
+        if result.is_ok() {
+            if let Some(id) = req
+                .call_id
+                .as_ref()
+                .filter(|id| self.calls.contains_key(*id))
+            {
+                self.dirty.insert(id.clone());
+            }
+        }
         match result {
             Ok(v) => v,
             Err(Failure::Error(reason)) => {
@@ -692,6 +708,8 @@ impl Node {
 
     fn remove(&mut self, id: &str, plane: &mut dyn MediaPlane) {
         if let Some(call) = self.calls.remove(id) {
+            self.dirty.remove(id);
+            self.gone.push(id.to_owned());
             for (_, rec) in &call.recordings {
                 plane.stop_recording(*rec);
             }
@@ -703,6 +721,44 @@ impl Node {
             }
             plane.close(call.worker, locals);
         }
+    }
+
+    /// What changed since the last call, for the store: each call's new
+    /// record, or `None` for a call that is gone.
+    pub fn take_changes(&mut self) -> Vec<(String, Option<persist::CallRecord>)> {
+        let mut out: Vec<_> = self.gone.drain(..).map(|id| (id, None)).collect();
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(c) = self.calls.get(&id) {
+                out.push((id, Some(persist::CallRecord::of(c))));
+            }
+        }
+        out
+    }
+
+    /// Takes back a call a previous run of this node had, on the same ports
+    /// and flow ids, and starts forwarding for it.
+    pub fn restore(
+        &mut self,
+        record: &persist::CallRecord,
+        now: Now,
+        plane: &mut dyn MediaPlane,
+    ) -> Result<(), crate::plane::PlaneError> {
+        let call = record.restore(plane, now.unix, now.ms)?;
+        for l in call.locals() {
+            self.flows.insert(l.rtp.flow, call.id.clone());
+            self.flows.insert(l.rtcp.flow, call.id.clone());
+        }
+        plane.install(call.worker, call.flow_specs());
+        self.stats.managed += 1;
+        self.calls.insert(call.id.clone(), call);
+        Ok(())
+    }
+
+    /// Forgets every call without touching the store (the process stops;
+    /// the calls are restored when it comes back).
+    pub fn shutdown(&mut self, plane: &mut dyn MediaPlane) {
+        self.clear(plane);
+        self.gone.clear();
     }
 
     /// Removes every call (shutdown).

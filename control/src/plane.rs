@@ -57,6 +57,16 @@ pub trait MediaPlane {
     ) -> Result<(u64, SocketAddr), PlaneError>;
     /// Finishes recording `id` (its files stay).
     fn stop_recording(&mut self, id: u64);
+    /// Takes a restored stream's sockets back: the pair at `port` (or, for
+    /// `None`, socketless flows) under the given flow ids.
+    fn reopen(
+        &mut self,
+        worker: usize,
+        ip: std::net::IpAddr,
+        advertised: std::net::IpAddr,
+        port: Option<u16>,
+        flows: (FlowId, FlowId),
+    ) -> Result<Local, PlaneError>;
     /// The tunnel sockets' counters, summed (zero without tunnels).
     fn tunnel_totals(&self) -> rtpmesh_relay::counters::CounterSnapshot {
         rtpmesh_relay::counters::CounterSnapshot::default()

@@ -50,6 +50,67 @@ pub fn raise_fd_limit() -> u64 {
     r.rlim_cur
 }
 
+type Record = (String, Option<crate::node::persist::CallRecord>);
+
+/// Takes back the calls the store holds for this node.
+fn restore_calls(
+    store: &dyn crate::region::store::Store,
+    id: &str,
+    node: &mut Node,
+    plane: &mut Plane,
+) {
+    let records = match store.calls(id) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read call records: no calls restored");
+            return;
+        }
+    };
+    for (call, json) in records {
+        let restored = serde_json::from_str::<crate::node::persist::CallRecord>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|r| node.restore(&r, now(), plane).map_err(|e| e.to_string()));
+        match restored {
+            Ok(()) => tracing::info!(%call, "call restored"),
+            Err(e) => {
+                tracing::warn!(%call, error = %e, "call record not restored: dropped");
+                let _ = store.delete_call(id, &call);
+            }
+        }
+    }
+}
+
+/// Writes call records on their own thread, in order.
+fn spawn_persistence(
+    store: Arc<dyn crate::region::store::Store>,
+    node: String,
+) -> anyhow::Result<(
+    crossbeam_channel::Sender<Record>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (tx, rx) = crossbeam_channel::bounded::<Record>(65536);
+    let t = std::thread::Builder::new()
+        .name("call-records".into())
+        .spawn(move || {
+            for (call, record) in rx {
+                let done = match record {
+                    Some(r) => match serde_json::to_string(&r) {
+                        Ok(j) => store.put_call(&node, &call, &j),
+                        Err(e) => {
+                            tracing::error!(%call, error = %e, "call record not serialisable");
+                            continue;
+                        }
+                    },
+                    None => store.delete_call(&node, &call),
+                };
+                if let Err(e) = done {
+                    tracing::warn!(%call, error = %e, "call record not written");
+                }
+            }
+        })?;
+    Ok((tx, t))
+}
+
 /// Runs a media node until `stop` is set (SIGINT/SIGTERM).
 pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     config.validate()?;
@@ -68,33 +129,35 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         now(),
     );
     let load = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let presence = match &config.registry {
-        Some(url) => {
-            let store = crate::controller::server::open_store(Some(url))?;
-            let info = crate::region::NodeInfo {
-                id: config.node_id.clone().unwrap_or_default(),
-                region: config.region.clone().unwrap_or_default(),
-                ng: config.listen_ng,
-                tunnel: config
-                    .tunnel_address
-                    .unwrap_or_else(|| "0.0.0.0:0".parse().expect("valid")),
-                workers: plane.workers() as u16,
-                capacity: config.max_sessions as u32,
-                load: 0,
-                draining: false,
-                last_seen_ms: 0,
-            };
-            Some(crate::presence::Presence::start(
-                store,
-                crate::presence::Report {
-                    info,
-                    load: load.clone(),
-                    interval: config.heartbeat,
-                },
-            )?)
-        }
-        None => None,
-    };
+    let mut presence = None;
+    let mut persist = None;
+    if let Some(url) = &config.registry {
+        let store = crate::controller::server::open_store(Some(url))?;
+        let id = config.node_id.clone().unwrap_or_default();
+        restore_calls(&*store, &id, &mut node, &mut plane);
+        persist = Some(spawn_persistence(store.clone(), id.clone())?);
+        let info = crate::region::NodeInfo {
+            id,
+            region: config.region.clone().unwrap_or_default(),
+            ng: config.listen_ng,
+            tunnel: config
+                .tunnel_address
+                .unwrap_or_else(|| "0.0.0.0:0".parse().expect("valid")),
+            workers: plane.workers() as u16,
+            capacity: config.max_sessions as u32,
+            load: 0,
+            draining: false,
+            last_seen_ms: 0,
+        };
+        presence = Some(crate::presence::Presence::start(
+            store,
+            crate::presence::Report {
+                info,
+                load: load.clone(),
+                interval: config.heartbeat,
+            },
+        )?);
+    }
     tracing::info!(
         ng = %config.listen_ng,
         backend = plane.backend(),
@@ -136,11 +199,30 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             node.tick(now(), &mut plane);
         }
         load.store(node.call_count() as u32, Ordering::Relaxed);
+        if let Some((tx, _)) = &persist {
+            for change in node.take_changes() {
+                // The store is slower than the packet path: a full queue
+                // costs a stale record, never a stalled node.
+                if tx.try_send(change).is_err() {
+                    tracing::warn!("call record queue full: a record was not written");
+                }
+            }
+        }
     }
     // Deregister first: new calls go elsewhere while this one winds down.
     drop(presence);
     tracing::info!(calls = node.call_count(), "shutting down");
-    node.clear(&mut plane);
+    if persist.is_some() {
+        // The records stay in the store: the next run takes the calls back.
+        node.shutdown(&mut plane);
+    } else {
+        node.clear(&mut plane);
+    }
+    if let Some((tx, t)) = persist {
+        // Whatever was queued is written before the process goes.
+        drop(tx);
+        let _ = t.join();
+    }
     plane.stop();
     Ok(())
 }

@@ -100,6 +100,37 @@ impl MediaPlane for FakePlane {
         }
     }
 
+    fn reopen(
+        &mut self,
+        _worker: usize,
+        ip: IpAddr,
+        advertised: IpAddr,
+        port: Option<u16>,
+        flows: (FlowId, FlowId),
+    ) -> Result<Local, PlaneError> {
+        let sock = |flow, port| Socket {
+            flow,
+            port,
+            counters: Arc::default(),
+            latched: None,
+        };
+        if let Some(p) = port {
+            if !self.pool.take(p) {
+                return Err(PlaneError::Exhausted);
+            }
+            self.opened += 1;
+        }
+        self.next = self.next.max(flows.0 .0.max(flows.1 .0));
+        let p = port.unwrap_or(0);
+        Ok(Local {
+            ip,
+            advertised,
+            rtp: sock(flows.0, p),
+            rtcp: sock(flows.1, if port.is_some() { p + 1 } else { 0 }),
+            bound: port.is_some(),
+        })
+    }
+
     fn tunnel(&self, _worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
         Ok((FlowId(1), self.tunnel))
     }

@@ -77,6 +77,13 @@ impl PortPool {
         self.used.remove(&(port & !1));
     }
 
+    /// Takes one given pair (a restored call's); false if it is outside the
+    /// range or in use.
+    pub fn take(&mut self, port: u16) -> bool {
+        let p = port & !1;
+        p >= self.min && p < self.max && self.used.insert(p)
+    }
+
     /// Keeps a pair that could not be bound out of circulation until it is
     /// released; the caller releases it later (or never, if another process
     /// holds it for good).
@@ -101,6 +108,17 @@ mod tests {
         assert!(p.allocate().is_err());
         p.release(30005);
         assert_eq!(p.allocate(), Ok(30004));
+    }
+
+    #[test]
+    fn takes_a_given_pair_once() {
+        let mut p = PortPool::new(30000, 30009).unwrap();
+        assert!(p.take(30004));
+        assert!(!p.take(30005), "same pair");
+        assert!(!p.take(29998) && !p.take(30010), "outside");
+        assert_eq!(p.allocate(), Ok(30000));
+        assert_eq!(p.allocate(), Ok(30002));
+        assert_eq!(p.allocate(), Ok(30006));
     }
 
     #[test]

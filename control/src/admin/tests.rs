@@ -106,11 +106,11 @@ fn an_operator_session() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["decision"]["callee"]["gateway"], "gw-us");
 
-    let out = admin(&h, t, &["node", "drain", "eu-1"]).unwrap();
+    let out = admin(&h, t, &["nodes", "drain", "eu-1"]).unwrap();
     assert_eq!(out, "node eu-1 draining\n");
-    let out = admin(&h, t, &["node", "list"]).unwrap();
+    let out = admin(&h, t, &["nodes", "list"]).unwrap();
     assert!(out.contains("no: draining"), "{out}");
-    admin(&h, t, &["node", "drain", "eu-1", "--off"]).unwrap();
+    admin(&h, t, &["nodes", "drain", "eu-1", "--off"]).unwrap();
     let out = admin(&h, t, &["gateway", "state", "gw-us", "down"]).unwrap();
     assert_eq!(
         out,
@@ -126,7 +126,7 @@ fn an_operator_session() {
     .unwrap();
     admin(&h, t, &["gateway", "remove", "gw-us"]).unwrap();
     admin(&h, t, &["region", "remove", "ap"]).unwrap();
-    admin(&h, t, &["node", "remove", "us-1"]).unwrap();
+    admin(&h, t, &["nodes", "remove", "us-1"]).unwrap();
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn api_errors_are_shown_with_their_message() {
         format!("{err:#}"),
         "POST /v1/gateways failed (400): region \"mars\" does not exist; add it first (POST /v1/regions)"
     );
-    let err = admin(&h, Some(TOKEN), &["node", "remove", "ghost"]).unwrap_err();
+    let err = admin(&h, Some(TOKEN), &["nodes", "remove", "ghost"]).unwrap_err();
     assert!(format!("{err:#}").contains("(404): no node ghost"));
 }
 
@@ -223,7 +223,7 @@ fn command_line_shapes() {
         "http://10.0.0.5:8080",
         "--token",
         "t",
-        "node",
+        "nodes",
         "list",
         "--json",
     ]);

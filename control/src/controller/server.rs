@@ -238,9 +238,25 @@ pub fn unix_ms() -> u64 {
 pub fn open_store(registry: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match registry {
         None | Some("") | Some("memory") => Arc::new(MemoryStore::new()),
-        Some(url) => Arc::new(
-            RedisStore::connect(url).with_context(|| format!("cannot reach registry {url}"))?,
-        ),
+        Some(url) => {
+            // A node or controller may start before the registry is up
+            // (boot order, a Redis restart): keep trying for a while.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match RedisStore::connect(url) {
+                    Ok(s) => break Arc::new(s),
+                    Err(e) if Instant::now() < deadline => {
+                        tracing::warn!(%url, error = %e, "registry not reachable yet, retrying");
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_secs(2));
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot reach registry {url}"))
+                    }
+                }
+            }
+        }
     })
 }
 

@@ -846,3 +846,79 @@ fn a_branch_through_a_tunnel_also_records_locally_and_stops_cleanly() {
     assert!(plane.recordings.is_empty());
     assert_eq!(plane.spec(a.rtp.flow).rtp_outputs.len(), 1);
 }
+
+#[test]
+fn a_restarted_node_takes_its_calls_back_on_the_same_ports_and_flows() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    send(
+        &mut node,
+        &mut plane,
+        at(0),
+        "1",
+        vec![
+            ("command", "offer".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "a".into()),
+            ("sdp", sdp("10.0.0.1", 4000).into()),
+            (
+                "tunnel",
+                tunnel_dict(Some("offerer"), Some("10.9.9.9:7000"), &[(7, 8)]),
+            ),
+        ],
+    );
+    answer(&mut node, &mut plane, at(1), "2", "c");
+    offer(&mut node, &mut plane, at(1), "3", "d");
+    let changes = node.take_changes();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(node.take_changes().is_empty(), "taken once");
+    let before = node.call("c").unwrap().flow_specs();
+
+    // Through JSON, as the store keeps them, into a fresh node and plane.
+    let records: Vec<persist::CallRecord> = changes
+        .iter()
+        .map(|(_, r)| {
+            let json = serde_json::to_string(r.as_ref().unwrap()).unwrap();
+            serde_json::from_str(&json).unwrap()
+        })
+        .collect();
+    let mut plane2 = FakePlane::new(10);
+    let mut node2 = Node::new(config(), at(100));
+    for r in &records {
+        node2.restore(r, at(100), &mut plane2).unwrap();
+    }
+    assert_eq!(node2.call_count(), 2);
+    let after = node2.call("c").unwrap().flow_specs();
+    let key = |v: &[rtpmesh_relay::flow::FlowSpec]| {
+        v.iter()
+            .map(|s| (s.id, s.peer, s.rtp_outputs.clone(), s.rtcp_outputs.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key(&before), key(&after));
+    let (c1, c2) = (node.call("c").unwrap(), node2.call("c").unwrap());
+    assert_eq!(
+        c1.legs[1].streams[0].local.rtp.port,
+        c2.legs[1].streams[0].local.rtp.port
+    );
+    // The ports are taken in the new plane: a new call gets other ones.
+    assert_eq!(plane2.pool.in_use(), 3);
+    // A record whose ports are taken is refused and leaves nothing behind.
+    let mut node3 = Node::new(config(), at(100));
+    assert!(node3.restore(&records[0], at(100), &mut plane2).is_err());
+    assert_eq!(node3.call_count(), 0);
+    assert_eq!(plane2.pool.in_use(), 3);
+    // Deleting reports the call gone.
+    send(
+        &mut node2,
+        &mut plane2,
+        at(101),
+        "4",
+        vec![
+            ("command", "delete".into()),
+            ("call-id", "c".into()),
+            ("delete-delay", "0".into()),
+        ],
+    );
+    let ch = node2.take_changes();
+    assert!(ch.iter().any(|(id, r)| id == "c" && r.is_none()), "{ch:?}");
+}
