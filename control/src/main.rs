@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a media node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run a regional controller: ng like a node, placing each call on
     /// relay nodes by region, latency and load.
     Control(ControlArgs),
