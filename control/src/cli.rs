@@ -152,7 +152,8 @@ fn sdp(port: u16, session: u32) -> String {
     )
 }
 
-fn relay_port(reply: &Value) -> anyhow::Result<u16> {
+/// The relay address an SDP reply names for audio (`c=` and `m=audio`).
+fn relay_addr(reply: &Value) -> anyhow::Result<SocketAddr> {
     let sdp = reply
         .get("sdp")
         .and_then(Value::as_str)
@@ -161,10 +162,20 @@ fn relay_port(reply: &Value) -> anyhow::Result<u16> {
         .lines()
         .find(|l| l.starts_with("m=audio "))
         .context("reply SDP has no m=audio line")?;
-    m.split(' ')
+    let port: u16 = m
+        .split(' ')
         .nth(1)
         .and_then(|p| p.parse().ok())
-        .context("bad m= port")
+        .context("bad m= port")?;
+    let ip: std::net::IpAddr = sdp
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("c=IN IP4 ")
+                .or_else(|| l.strip_prefix("c=IN IP6 "))
+        })
+        .and_then(|a| a.trim().parse().ok())
+        .context("reply SDP has no usable c= line")?;
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// An RTP packet: PCMU, 160 bytes of payload.
@@ -178,7 +189,15 @@ pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
 }
 
 /// `rtpmesh demo`: a two-party call through the node, on loopback.
-pub fn demo(ng: SocketAddr, packets: u32) -> anyhow::Result<()> {
+/// Sets up a call through a node (or a regional controller, with a callee
+/// endpoint and the caller's region), sends RTP both ways and prints what
+/// was relayed.
+pub fn demo(
+    ng: SocketAddr,
+    packets: u32,
+    callee: Option<&str>,
+    region: Option<&str>,
+) -> anyhow::Result<()> {
     let mut c = client(ng)?;
     let a = UdpSocket::bind("127.0.0.1:0")?;
     let b = UdpSocket::bind("127.0.0.1:0")?;
@@ -186,13 +205,31 @@ pub fn demo(ng: SocketAddr, packets: u32) -> anyhow::Result<()> {
         s.set_read_timeout(Some(Duration::from_millis(500)))?;
     }
     let call_id = format!("rtpmesh-demo-{}", std::process::id());
-    let offer = ok(c.request(&dict([
-        ("command", "offer".into()),
+    let mut items = vec![
+        ("command", Value::from("offer")),
         ("call-id", call_id.as_str().into()),
         ("from-tag", "caller".into()),
         ("sdp", sdp(a.local_addr()?.port(), 1).into()),
-    ]))?)?;
-    let to_b = relay_port(&offer)?;
+    ];
+    if let Some(e) = callee {
+        items.push(("callee", e.into()));
+    }
+    if let Some(r) = region {
+        items.push(("region", r.into()));
+    }
+    let offer = ok(c.request(&dict(items))?)?;
+    if let Some(r) = offer.get("route") {
+        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+        println!(
+            "route: INVITE to gateway {} ({}, region {}); media via node {} and node {}",
+            s("gateway"),
+            s("sip"),
+            s("region"),
+            s("node"),
+            s("callee-node")
+        );
+    }
+    let to_b = relay_addr(&offer)?;
     let answer = ok(c.request(&dict([
         ("command", "answer".into()),
         ("call-id", call_id.as_str().into()),
@@ -200,13 +237,15 @@ pub fn demo(ng: SocketAddr, packets: u32) -> anyhow::Result<()> {
         ("to-tag", "callee".into()),
         ("sdp", sdp(b.local_addr()?.port(), 2).into()),
     ]))?)?;
-    let to_a = relay_port(&answer)?;
-    println!("call {call_id}: caller -> 127.0.0.1:{to_a} -> callee, callee -> 127.0.0.1:{to_b} -> caller");
+    let to_a = relay_addr(&answer)?;
+    println!(
+        "call {call_id}: caller -> {to_a} -> ... -> callee, callee -> {to_b} -> ... -> caller"
+    );
     let mut buf = [0u8; 2048];
     let (mut got_a, mut got_b) = (0u32, 0u32);
     for seq in 0..packets {
-        a.send_to(&rtp_packet(seq as u16, 0xa), ("127.0.0.1", to_a))?;
-        b.send_to(&rtp_packet(seq as u16, 0xb), ("127.0.0.1", to_b))?;
+        a.send_to(&rtp_packet(seq as u16, 0xa), to_a)?;
+        b.send_to(&rtp_packet(seq as u16, 0xb), to_b)?;
         if b.recv(&mut buf).is_ok() {
             got_b += 1;
         }

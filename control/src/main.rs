@@ -54,6 +54,12 @@ enum Cmd {
         /// Packets to send each way.
         #[arg(long, default_value_t = 50)]
         packets: u32,
+        /// Through a regional controller: the endpoint to call.
+        #[arg(long)]
+        callee: Option<String>,
+        /// Through a regional controller: the caller's region.
+        #[arg(long)]
+        region: Option<String>,
     },
     #[command(flatten)]
     Admin(AdminCmd),
@@ -261,7 +267,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Calls(t) => cli::calls(t.ng),
         Cmd::Call { call_id, target } => cli::call(target.ng, &call_id),
         Cmd::Ping(t) => cli::ping(t.ng),
-        Cmd::Demo { target, packets } => cli::demo(target.ng, packets),
+        Cmd::Demo {
+            target,
+            packets,
+            callee,
+            region,
+        } => cli::demo(target.ng, packets, callee.as_deref(), region.as_deref()),
         Cmd::Admin(cmd) => admin::run(cmd, &cli.api.url, cli.api.token.as_deref()),
     }
 }
