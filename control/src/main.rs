@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use rtpmesh_control::admin::{self, AdminCmd, ApiTarget};
 use rtpmesh_control::config::{Config, FileConfig, Interface};
 use rtpmesh_control::controller::{self, server::ControlConfig};
-use rtpmesh_control::admin::{self, AdminCmd, ApiTarget};
 use rtpmesh_control::{cli, server};
 use rtpmesh_relay::backend::BackendKind;
 
