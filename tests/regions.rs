@@ -33,7 +33,14 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(regions: &Regions, region: u8, name: &str, program: &str, args: &[String], dir: &std::path::Path) -> Self {
+    fn spawn(
+        regions: &Regions,
+        region: u8,
+        name: &str,
+        program: &str,
+        args: &[String],
+        dir: &std::path::Path,
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let mut cmd = regions.command(region, program);
         cmd.args(args)
@@ -57,7 +64,11 @@ impl Proc {
         unsafe { libc::kill(child.id() as i32, sig) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "{} ignored signal {sig}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} ignored signal {sig}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -71,7 +82,9 @@ impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            if !eventually(Duration::from_secs(10), || c.try_wait().ok().flatten().is_some()) {
+            if !eventually(Duration::from_secs(10), || {
+                c.try_wait().ok().flatten().is_some()
+            }) {
                 let _ = c.kill();
                 let _ = c.wait();
             }
@@ -134,7 +147,9 @@ impl World {
             &dir,
         );
         let up = eventually(Duration::from_secs(10), || {
-            regions.run_in(1, || TcpStream::connect_timeout(&redis_addr, Duration::from_millis(200)).is_ok())
+            regions.run_in(1, || {
+                TcpStream::connect_timeout(&redis_addr, Duration::from_millis(200)).is_ok()
+            })
         });
         assert!(up, "redis did not start: {}", redis.log_text());
         let registry = format!("redis://{redis_addr}");
@@ -223,7 +238,11 @@ impl World {
                 ok
             })
         });
-        assert!(ready, "the regions did not come up: {}", w.controller.log_text());
+        assert!(
+            ready,
+            "the regions did not come up: {}",
+            w.controller.log_text()
+        );
         w
     }
 
@@ -387,7 +406,8 @@ fn receive(sock: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut buf = [0u8; 2048];
     while got.len() < n && Instant::now() < deadline {
-        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         if let Ok((k, from)) = sock.recv_from(&mut buf) {
             got.push((buf[..k].to_vec(), from));
         }
@@ -398,8 +418,12 @@ fn receive(sock: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
 fn stream_packets(q: &Value, leg: usize) -> i64 {
     let tags = get(q, &["tags"]).and_then(Value::as_dict).expect("tags");
     let leg = tags.values().nth(leg).expect("leg");
-    let media = get(leg, &["medias"]).and_then(Value::as_list).expect("medias");
-    let streams = get(&media[0], &["streams"]).and_then(Value::as_list).expect("streams");
+    let media = get(leg, &["medias"])
+        .and_then(Value::as_list)
+        .expect("medias");
+    let streams = get(&media[0], &["streams"])
+        .and_then(Value::as_list)
+        .expect("streams");
     int(&streams[0], &["stats", "packets"])
 }
 
@@ -413,18 +437,31 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     // 5 ms configured); once the nodes' probes are in, r2 wins.
     let caller = w.party(1, 3);
     let chose_r2 = eventually(Duration::from_secs(15), || {
-        let r = offer(&mut ng, &w, "probe-dave", "dave", caller.local_addr().unwrap());
+        let r = offer(
+            &mut ng,
+            &w,
+            "probe-dave",
+            "dave",
+            caller.local_addr().unwrap(),
+        );
         let gw = text(&r, &["route", "gateway"]).to_owned();
         delete(&mut ng, "probe-dave");
         gw == "gw2"
     });
-    assert!(chose_r2, "measured latency never overrode the configured one: {}", w.controller.log_text());
+    assert!(
+        chose_r2,
+        "measured latency never overrode the configured one: {}",
+        w.controller.log_text()
+    );
 
     // 2. Same region first: carol is at gw1 (r1) and gw3 (r3).
     let r = offer(&mut ng, &w, "same", "carol", caller.local_addr().unwrap());
     assert_eq!(common::result(&r), "ok", "{r:?}");
     assert_eq!(text(&r, &["route", "gateway"]), "gw1");
-    assert_eq!(text(&r, &["route", "node"]), text(&r, &["route", "callee-node"]));
+    assert_eq!(
+        text(&r, &["route", "node"]),
+        text(&r, &["route", "callee-node"])
+    );
     assert!(text(&r, &["route", "node"]).starts_with("n1"));
     delete(&mut ng, "same");
 
@@ -434,23 +471,37 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     let r = offer(&mut ng, &w, "x1", "bob", caller.local_addr().unwrap());
     assert_eq!(common::result(&r), "ok", "{r:?}");
     assert_eq!(text(&r, &["route", "gateway"]), "gw2");
-    assert_eq!(text(&r, &["route", "sip"]), SocketAddr::new(w.regions.addr(2, 5), 5060).to_string());
+    assert_eq!(
+        text(&r, &["route", "sip"]),
+        SocketAddr::new(w.regions.addr(2, 5), 5060).to_string()
+    );
     let a = text(&r, &["route", "node"]).to_owned();
     let b = text(&r, &["route", "callee-node"]).to_owned();
     assert!(a.starts_with("n1") && b.starts_with("n2"), "{a} {b}");
     let to_callee_side = media_addr(&sdp_of(&r), 0);
-    assert_eq!(w.node_at(to_callee_side.ip()), b, "the callee is offered the r2 node");
+    assert_eq!(
+        w.node_at(to_callee_side.ip()),
+        b,
+        "the callee is offered the r2 node"
+    );
     let r = answer(&mut ng, "x1", callee.local_addr().unwrap());
     assert_eq!(common::result(&r), "ok", "{r:?}");
     let to_caller_side = media_addr(&sdp_of(&r), 0);
-    assert_eq!(w.node_at(to_caller_side.ip()), a, "the caller is answered with the r1 node");
+    assert_eq!(
+        w.node_at(to_caller_side.ip()),
+        a,
+        "the caller is answered with the r1 node"
+    );
 
     let sent = send_rtp(&caller, to_caller_side, 1, 50);
     let got = receive(&callee, 50);
     assert_eq!(got.len(), 50, "callee got {} of 50", got.len());
     for ((d, from), p) in got.iter().zip(&sent) {
         assert_eq!(d, p, "RTP changed on the way");
-        assert_eq!(*from, to_callee_side, "media reaches the callee from the r2 node");
+        assert_eq!(
+            *from, to_callee_side,
+            "media reaches the callee from the r2 node"
+        );
     }
     let back = send_rtp(&callee, to_callee_side, 1000, 50);
     let got = receive(&caller, 50);
@@ -461,10 +512,30 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     }
     // Each node saw the media on the expected legs: A received 50 from the
     // caller and 50 through the tunnel; B the reverse.
-    let qa = w.node_ng(&a).request(&dict([("command", "query".into()), ("call-id", "x1".into())])).unwrap();
-    let qb = w.node_ng(&b).request(&dict([("command", "query".into()), ("call-id", "x1".into())])).unwrap();
-    assert_eq!((stream_packets(&qa, 0), stream_packets(&qa, 1)), (50, 50), "{qa:?}");
-    assert_eq!((stream_packets(&qb, 0), stream_packets(&qb, 1)), (50, 50), "{qb:?}");
+    let qa = w
+        .node_ng(&a)
+        .request(&dict([
+            ("command", "query".into()),
+            ("call-id", "x1".into()),
+        ]))
+        .unwrap();
+    let qb = w
+        .node_ng(&b)
+        .request(&dict([
+            ("command", "query".into()),
+            ("call-id", "x1".into()),
+        ]))
+        .unwrap();
+    assert_eq!(
+        (stream_packets(&qa, 0), stream_packets(&qa, 1)),
+        (50, 50),
+        "{qa:?}"
+    );
+    assert_eq!(
+        (stream_packets(&qb, 0), stream_packets(&qb, 1)),
+        (50, 50),
+        "{qb:?}"
+    );
     let stats = |id: &str| {
         w.node_ng(id)
             .request(&dict([("command", "statistics".into())]))
@@ -479,13 +550,22 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     forged.extend_from_slice(&[0xAB; 16]);
     forged.extend_from_slice(&rtp(7, 0x6666, 160));
     let before = int(&stats(&a), &["statistics", "tunnel", "authfailures"]);
-    forger.send_to(&forged, SocketAddr::new(a_ip, 7000)).unwrap();
+    forger
+        .send_to(&forged, SocketAddr::new(a_ip, 7000))
+        .unwrap();
     assert!(
-        eventually(Duration::from_secs(3), || int(&stats(&a), &["statistics", "tunnel", "authfailures"]) == before + 1),
+        eventually(Duration::from_secs(3), || int(
+            &stats(&a),
+            &["statistics", "tunnel", "authfailures"]
+        ) == before + 1),
         "forged tunnel packet not counted"
     );
     send_rtp(&callee, to_callee_side, 2000, 5);
-    assert_eq!(receive(&caller, 5).len(), 5, "media stopped after a forged packet");
+    assert_eq!(
+        receive(&caller, 5).len(),
+        5,
+        "media stopped after a forged packet"
+    );
 
     // 5. A branch of the caller's media to a resource in r3: through a
     // tunnel to a node in r3, and recorded on A.
@@ -496,7 +576,10 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
             ("call-id", "x1".into()),
             ("from-tag", "caller".into()),
             ("branch", "rec".into()),
-            ("destination", resource.local_addr().unwrap().to_string().into()),
+            (
+                "destination",
+                resource.local_addr().unwrap().to_string().into(),
+            ),
             ("region", "r3".into()),
         ]))
         .unwrap();
@@ -506,7 +589,12 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     let at_resource = receive(&resource, 40);
     let at_callee = receive(&callee, 40);
     assert_eq!(at_callee.len(), 40);
-    assert_eq!(at_resource.len(), 40, "resource got {} of 40", at_resource.len());
+    assert_eq!(
+        at_resource.len(),
+        40,
+        "resource got {} of 40",
+        at_resource.len()
+    );
     for ((d, _), p) in at_resource.iter().zip(&forked) {
         assert_eq!(d, p);
     }
@@ -518,15 +606,23 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
         ]))
         .unwrap();
     assert_eq!(common::result(&r), "ok", "{r:?}");
-    let pcap = w
-        .dir
-        .join(format!("rec-{a}"))
-        .join(format!("{}.pcap", rtpmesh_control::record::file_stem("x1", "caller", 1)));
+    let pcap = w.dir.join(format!("rec-{a}")).join(format!(
+        "{}.pcap",
+        rtpmesh_control::record::file_stem("x1", "caller", 1)
+    ));
     let records = pcap_records(&pcap);
-    assert_eq!(records, 40, "local recording {} holds {records} of 40", pcap.display());
+    assert_eq!(
+        records,
+        40,
+        "local recording {} holds {records} of 40",
+        pcap.display()
+    );
     send_rtp(&caller, to_caller_side, 200, 5);
     assert_eq!(receive(&callee, 5).len(), 5);
-    assert!(receive(&resource, 1).is_empty(), "branch still sending after stop");
+    assert!(
+        receive(&resource, 1).is_empty(),
+        "branch still sending after stop"
+    );
     delete(&mut ng, "x1");
 }
 
@@ -570,7 +666,11 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
         let call = format!("after-{i}");
         let r = offer(&mut ng, &w, &call, "carol", caller.local_addr().unwrap());
         assert_eq!(common::result(&r), "ok", "{r:?}");
-        assert_eq!(text(&r, &["route", "node"]), a, "a new call went to the stopped node");
+        assert_eq!(
+            text(&r, &["route", "node"]),
+            a,
+            "a new call went to the stopped node"
+        );
         delete(&mut ng, &call);
     }
     // The running call never noticed.
@@ -579,7 +679,11 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
 
     // A crashed node (no goodbye) is passed over too: new calls to bob get
     // the other r2 node after at most the ng timeout.
-    let b = text(&offer(&mut ng, &w, "probe", "bob", caller.local_addr().unwrap()), &["route", "callee-node"]).to_owned();
+    let b = text(
+        &offer(&mut ng, &w, "probe", "bob", caller.local_addr().unwrap()),
+        &["route", "callee-node"],
+    )
+    .to_owned();
     delete(&mut ng, "probe");
     w.nodes.get_mut(&b).unwrap().signal(libc::SIGKILL);
     for i in 0..3 {
