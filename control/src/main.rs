@@ -28,6 +28,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a media node.
