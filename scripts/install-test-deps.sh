@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what the integration tests drive: for tests/interop.rs, Kamailio,
 # whose stock rtpengine module ships in Debian 12's `kamailio` package
-# itself, and sipp (package `sip-tester`); for tests/registry.rs and
+# itself, its http_client module (package `kamailio-utils-modules`, for
+# tests/interop/regions.cfg's route lookups), and sipp (package
+# `sip-tester`); for tests/registry.rs and
 # tests/regions.rs, a Redis server (package `redis-server`), which the tests
 # start on their own ports; for the network namespace harness
 # (scripts/netns-regions.sh): `ip` and `tc` (iproute2) and `ping`
@@ -15,7 +17,8 @@ have_interop() {
         command -v sipp >/dev/null 2>&1 &&
         command -v redis-server >/dev/null 2>&1 &&
         # The module directory is architecture-specific.
-        ls /usr/lib/*/kamailio/modules/rtpengine.so >/dev/null 2>&1
+        ls /usr/lib/*/kamailio/modules/rtpengine.so >/dev/null 2>&1 &&
+        ls /usr/lib/*/kamailio/modules/http_client.so >/dev/null 2>&1
 }
 
 have_netns() {
@@ -29,7 +32,7 @@ have_all() {
 }
 
 if have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, sipp, redis-server, ip, tc and ping already installed"
+    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc and ping already installed"
     exit 0
 fi
 
@@ -40,7 +43,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 pkgs=
 if ! have_interop; then
-    pkgs="kamailio sip-tester redis-server"
+    pkgs="kamailio kamailio-utils-modules sip-tester redis-server"
 fi
 if ! have_netns; then
     pkgs="$pkgs iproute2 iputils-ping"
@@ -60,7 +63,7 @@ fi
 # usually keeps them from starting); the tests run their own instances and
 # never use them.
 if ! have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, sipp, redis-server, ip, tc or ping still missing" >&2
+    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc or ping still missing" >&2
     exit 1
 fi
 echo "install-test-deps: done"

@@ -147,11 +147,26 @@ struct Kamailio {
 
 impl Kamailio {
     fn start(scratch: &Scratch, ng: std::net::SocketAddr) -> Self {
-        let port = common::free_port();
+        Self::start_cfg(scratch, "kamailio.cfg", common::free_port(), ng, &[])
+    }
+
+    /// Kamailio with `cfg` from tests/interop on `port`, its relay set
+    /// `ng`, and more `-A NAME=VALUE` defines.
+    fn start_cfg(
+        scratch: &Scratch,
+        cfg: &str,
+        port: u16,
+        ng: std::net::SocketAddr,
+        defines: &[String],
+    ) -> Self {
         let log = scratch.path("kamailio.log");
-        let child = Command::new("kamailio")
+        let mut cmd = Command::new("kamailio");
+        for d in defines {
+            cmd.arg("-A").arg(d);
+        }
+        let child = cmd
             .arg("-f")
-            .arg(interop_dir().join("kamailio.cfg"))
+            .arg(interop_dir().join(cfg))
             // Foreground, log to stderr, two workers, private runtime files.
             .args(["-DD", "-E", "-n", "2", "-m", "32", "-M", "8"])
             .arg("-Y")
@@ -254,7 +269,33 @@ struct Outcome {
 /// Runs a sipp UAS and a sipp UAC that calls it through Kamailio; the files
 /// go to `scratch` under `tag`.
 fn run_calls(scratch: &Scratch, kamailio: &Kamailio, calls: &Calls, tag: &str) -> Outcome {
-    let uas_port = common::free_port();
+    run_calls_to(scratch, kamailio, calls, tag, Target::Uas)
+}
+
+/// Where the UAC addresses its INVITEs.
+enum Target {
+    /// The UAS itself (on a port of its own): Kamailio relays to the
+    /// Request-URI.
+    Uas,
+    /// `user` at Kamailio, the UAS listening on `uas_port`: Kamailio has to
+    /// find the UAS itself.
+    Proxy { user: &'static str, uas_port: u16 },
+}
+
+fn run_calls_to(
+    scratch: &Scratch,
+    kamailio: &Kamailio,
+    calls: &Calls,
+    tag: &str,
+    target: Target,
+) -> Outcome {
+    let (uas_port, uri_port, service) = match target {
+        Target::Uas => {
+            let p = common::free_port();
+            (p, p, "service")
+        }
+        Target::Proxy { user, uas_port } => (uas_port, kamailio.port, user),
+    };
     let uas_media = free_port_run();
     let uac_media = free_port_run();
     let file = |f: &str| scratch.path(&format!("{tag}-{f}"));
@@ -299,7 +340,8 @@ fn run_calls(scratch: &Scratch, kamailio: &Kamailio, calls: &Calls, tag: &str) -
         .arg(format!("127.0.0.1:{}", kamailio.port))
         // Its own port, or sipp advertises 5060 in Via and Contact.
         .args(["-p", &common::free_port().to_string()])
-        .args(["-key", "uas_port", &uas_port.to_string()])
+        .args(["-key", "uas_port", &uri_port.to_string()])
+        .args(["-s", service])
         .args(["-mp", &uac_media.to_string()])
         .args(["-l", &calls.concurrent.to_string()])
         .args(["-m", &calls.total.to_string()])
@@ -839,8 +881,307 @@ fn busy_callee_leaves_no_call(backend: &str) {
     );
 }
 
+/// `rtpmesh control` on loopback with the embedded store; stopped on drop.
+struct Controller {
+    child: Child,
+    ng: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    log: PathBuf,
+}
+
+impl Controller {
+    fn start(scratch: &Scratch, seed: &Path) -> Self {
+        let ng: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .unwrap();
+        let http: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .unwrap();
+        let log = scratch.path("controller.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+            .arg("control")
+            .args(["--listen-ng", &ng.to_string()])
+            .args(["--http", &http.to_string()])
+            .arg("--seed")
+            .arg(seed)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start rtpmesh control");
+        Self {
+            child,
+            ng,
+            http,
+            log,
+        }
+    }
+
+    /// `GET path` on the HTTP API: status and body.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s =
+            std::net::TcpStream::connect_timeout(&self.http, Duration::from_millis(200)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        let (head, body) = reply.split_once("\r\n\r\n")?;
+        Some((head.get(9..12)?.parse().ok()?, body.to_owned()))
+    }
+
+    fn client(&self) -> common::Ng {
+        common::Ng {
+            c: rtpmesh_control::client::NgClient::new(self.ng)
+                .unwrap()
+                .with_retries(Duration::from_millis(2000), 2)
+                .unwrap(),
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+        if thread::panicking() {
+            eprintln!("--- controller log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// A node for the regional test: media on its own loopback address
+/// (127.0.0.2 for r1, 127.0.0.3 for r2), so each SDP says which node it
+/// names, and a tunnel socket there.
+fn regional_node(backend: &str, ip: &str) -> (Node, std::net::SocketAddr) {
+    let tunnel: std::net::SocketAddr = format!("{ip}:{}", common::free_port()).parse().unwrap();
+    let node = Node::builder(backend)
+        .args(&["--delete-delay", "0", "--workers", "1", "--interface", ip])
+        .args(&["--tunnel-address", &tunnel.to_string()])
+        .args(&["--tunnel-secret", "interop tunnel secret"])
+        .start();
+    (node, tunnel)
+}
+
+/// Asserts that `msg`'s SDP names `ip` and a port of `node`'s range.
+fn assert_sdp_names(msg: &str, ip: &str, node: &Node, side: &str) {
+    let (c, port) = sdp_media(msg).unwrap_or_else(|| panic!("{side}: no SDP in:\n{msg}"));
+    assert_eq!(c, ip, "{side}: c= names the wrong node:\n{msg}");
+    assert!(
+        (node.ports.0..=node.ports.1).contains(&port),
+        "{side}: m= port {port} is outside the node's range {:?}:\n{msg}",
+        node.ports
+    );
+}
+
+/// Kamailio (tests/interop/regions.cfg) driving the regional controller: a
+/// call from gw1's region (r1) to `bob`, registered through gw2 (r2).
+/// Kamailio asks the controller's HTTP API for the signalling route (with
+/// the Call-ID, which pins the decision), sends the INVITE to the gateway
+/// it names (the sipp UAS), and anchors media through the controller's ng
+/// port with `callee=$rU gateway=gw1` flags. The controller places the call
+/// on the r1 node (caller side) and the r2 node (callee side), joined by
+/// the authenticated tunnel.
+fn controller_routes_a_cross_region_call_through_kamailio(backend: &str) {
+    require_tools();
+    let has_http_client = ["/usr/lib", "/usr/lib64"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .any(|e| e.path().join("kamailio/modules/http_client.so").exists());
+    assert!(
+        has_http_client,
+        "Kamailio's http_client.so is not installed: run scripts/install-test-deps.sh \
+         (Debian package kamailio-utils-modules)"
+    );
+    let scratch = Scratch::new(&format!("regions-{backend}"));
+    let (a, a_tunnel) = regional_node(backend, "127.0.0.2");
+    let (b, b_tunnel) = regional_node(backend, "127.0.0.3");
+    let kam_port = common::free_port();
+    let uas_port = common::free_port();
+    let seed = scratch.path("seed.toml");
+    std::fs::write(
+        &seed,
+        format!(
+            r#"regions = ["r1", "r2"]
+[[nodes]]
+id = "n1"
+region = "r1"
+ng = "{}"
+tunnel = "{a_tunnel}"
+[[nodes]]
+id = "n2"
+region = "r2"
+ng = "{}"
+tunnel = "{b_tunnel}"
+[[gateways]]
+id = "gw1"
+region = "r1"
+sip = "127.0.0.1:{kam_port}"
+[[gateways]]
+id = "gw2"
+region = "r2"
+sip = "127.0.0.1:{uas_port}"
+[[latency]]
+a = "r1"
+b = "r2"
+ms = 20
+[[routes]]
+endpoint = "bob"
+gateway = "gw2"
+"#,
+            a.ng, b.ng
+        ),
+    )
+    .unwrap();
+    let ctl = Controller::start(&scratch, &seed);
+    // Ready once both nodes passed a health check: bob is routable.
+    let want = format!("127.0.0.1:{uas_port}\n");
+    let ready = eventually(Duration::from_secs(15), || {
+        ctl.get("/v1/route/sip?endpoint=bob&gateway=gw1")
+            .is_some_and(|(s, body)| s == 200 && body == want)
+    });
+    assert!(
+        ready,
+        "the controller never routed bob: {:?}\n{}",
+        ctl.get("/v1/route/explain?endpoint=bob&gateway=gw1"),
+        ctl.log_text()
+    );
+    let kamailio = Kamailio::start_cfg(
+        &scratch,
+        "regions.cfg",
+        kam_port,
+        ctl.ng,
+        &[
+            format!("ROUTE_API=\"http://{}\"", ctl.http),
+            "GATEWAY_ID=\"gw1\"".into(),
+        ],
+    );
+
+    let done = Arc::new(AtomicBool::new(false));
+    let (seen_a, watch_a) = watch_calls(&a, done.clone());
+    let (seen_b, watch_b) = watch_calls(&b, done.clone());
+    let o = run_calls_to(
+        &scratch,
+        &kamailio,
+        &Calls {
+            total: 1,
+            concurrent: 1,
+            rate: 1,
+            answered: 1,
+            uas: "uas",
+        },
+        "regions",
+        Target::Proxy {
+            user: "bob",
+            uas_port,
+        },
+    );
+    done.store(true, Ordering::SeqCst);
+    watch_a.join().unwrap();
+    watch_b.join().unwrap();
+    assert!(
+        o.uac.success(),
+        "sipp UAC failed ({}); logs in {}",
+        o.uac,
+        scratch.0.display()
+    );
+    assert!(o.uas.success(), "sipp UAS failed ({})", o.uas);
+    assert_eq!(counter(&o, "SuccessfulCall(C)"), 1);
+
+    // Signalling: the UAC addressed bob at Kamailio; the INVITE reached the
+    // UAS, i.e. gw2, because the controller named it.
+    let invite = o
+        .uas_received
+        .iter()
+        .find(|m| m.starts_with("INVITE ") && m.contains("CSeq: 1 INVITE"))
+        .unwrap_or_else(|| panic!("no INVITE at the UAS (gw2): {:?}", o.uas_received));
+    assert!(
+        invite.starts_with(&format!("INVITE sip:bob@127.0.0.1:{kam_port} ")),
+        "{invite}"
+    );
+    let call = call_id(invite);
+    assert!(
+        kamailio
+            .log_text()
+            .contains(&format!("route to bob for {call}: 127.0.0.1:{uas_port}")),
+        "{}",
+        kamailio.log_text()
+    );
+    // The offer used the decision the route lookup pinned.
+    let log = ctl.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&call) && l.contains("pinned by a route lookup")),
+        "{log}"
+    );
+
+    // Media addresses: the callee (r2) is offered the r2 node, the caller
+    // (r1) is answered with the r1 node.
+    assert_sdp_names(invite, "127.0.0.3", &b, "offer at the UAS (r2)");
+    let answer = o
+        .uac_received
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("CSeq: 1 INVITE"))
+        .expect("200 OK at the UAC");
+    assert_sdp_names(answer, "127.0.0.2", &a, "answer at the UAC (r1)");
+
+    // The call lived on both nodes, and media crossed the tunnel both
+    // ways: A counted the caller's packets and the echoes that came back
+    // through the tunnel, B the packets that came through the tunnel and
+    // the callee's echoes.
+    for (name, seen) in [("r1 node", &seen_a), ("r2 node", &seen_b)] {
+        let seen = seen.lock().unwrap();
+        let tags = seen
+            .get(&call)
+            .unwrap_or_else(|| panic!("{name} never held {call}: {seen:?}"));
+        let from = |marker: &str| {
+            tags.iter()
+                .filter(|(t, _)| t.contains(marker))
+                .map(|(_, p)| *p)
+                .sum::<i64>()
+        };
+        assert_eq!(
+            (from("SIPpTag00"), from("SIPpTag01")),
+            (CAPTURE_PACKETS, CAPTURE_PACKETS),
+            "{name}: RTP per party: {tags:?}"
+        );
+    }
+    for (name, node) in [("r1 node", &a), ("r2 node", &b)] {
+        let stats = statistics(node);
+        let tunnel = int_at(&stats, &["statistics", "tunnel", "packets"]);
+        assert!(
+            tunnel >= CAPTURE_PACKETS,
+            "{name}: tunnel packets {tunnel}: {stats:?}"
+        );
+    }
+
+    // BYE: Kamailio's rtpengine_delete() reached the controller, which
+    // deleted the call on both nodes.
+    for (name, node) in [("r1 node", &a), ("r2 node", &b)] {
+        assert!(
+            eventually(Duration::from_secs(5), || listed(node) == 0),
+            "{name} still holds calls after BYE: {:?}",
+            node.client().req(vec![("command", "list".into())])
+        );
+    }
+    let l = ctl.client().req(vec![("command", "list".into())]);
+    assert_eq!(
+        at(&l, &["calls"]).and_then(Value::as_list).map(<[_]>::len),
+        Some(0),
+        "{l:?}"
+    );
+}
+
 both_backends!(
     twenty_calls_through_kamailio,
     drained_node_refuses_cleanly,
-    busy_callee_leaves_no_call
+    busy_callee_leaves_no_call,
+    controller_routes_a_cross_region_call_through_kamailio
 );

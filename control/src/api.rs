@@ -1,5 +1,6 @@
 //! The operator HTTP JSON API: regions, nodes, gateways, routes, latency
-//! and route explanations, over HTTP/1.1 on threads of its own.
+//! and route explanations, over HTTP/1.1 on threads of its own; and, for
+//! SIP proxies, the gateway to send a call's INVITE to (`/v1/route/sip`).
 //!
 //! It reads and changes the registry only through an [`ApiBackend`], so it
 //! runs, and is tested, without the store or the media plane. Mutations
@@ -38,6 +39,10 @@ pub trait ApiBackend: Send + Sync + 'static {
     fn publish(&self, change: Change) -> Result<(), String>;
     /// Route selection now, with reasons.
     fn explain(&self, query: &Query) -> Result<Decision, NoRoute>;
+    /// Route selection now for a call about to be offered; with a call id
+    /// the decision is pinned, so that the call's ng offer uses exactly
+    /// these nodes and gateway (`GET /v1/route/sip`).
+    fn route_for_call(&self, query: &Query, call_id: Option<&str>) -> Result<Decision, NoRoute>;
     /// Wall clock, Unix ms (tests pass a fixed one).
     fn now_ms(&self) -> u64;
 }
@@ -183,7 +188,7 @@ fn answer(mut rq: tiny_http::Request, token: Option<&str>, backend: &dyn ApiBack
         tracing::warn!(status = reply.status, url = rq.url(), body = %reply.body, "api: request failed");
     }
     let mut response = Response::from_string(reply.body).with_status_code(reply.status);
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
+    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], reply.content_type.as_bytes()) {
         response = response.with_header(h);
     }
     if reply.status == 401 {

@@ -85,10 +85,23 @@ struct Placed {
     remote_branches: HashMap<String, (NodeInfo, String)>,
 }
 
+/// A decision made ahead of the offer (the proxy asked which gateway to
+/// send the INVITE to), kept so that the offer uses the same nodes.
+#[derive(Debug, Clone)]
+struct Pin {
+    decision: Decision,
+    at_ms: u64,
+}
+
+/// How long a pinned decision waits for its offer.
+pub const PIN_TTL_MS: u64 = 60_000;
+
 #[derive(Default)]
 struct State {
     registry: Registry,
     calls: HashMap<String, Placed>,
+    /// Decisions pinned by call id, waiting for their offer.
+    pins: HashMap<String, Pin>,
     suspects: HashMap<String, Suspect>,
     /// The most recent decisions, newest last, for `route explain`.
     decisions: Vec<(String, String)>,
@@ -166,6 +179,67 @@ impl<L: NodeLink> Controller<L> {
     pub fn explain(&self, query: &Query, now_ms: u64) -> Result<Decision, NoRoute> {
         let reg = self.usable_registry();
         region::select(&reg, now_ms, query)
+    }
+
+    /// Pins `decision` to `call_id`: the call's first offer, if it comes
+    /// within [`PIN_TTL_MS`] and the decision's nodes and gateway are still
+    /// usable then, is placed on exactly these nodes. Pinning again
+    /// replaces the earlier decision; expired pins are dropped here.
+    pub fn pin(&self, call_id: &str, decision: Decision, now_ms: u64) {
+        let mut st = self.state();
+        st.pins
+            .retain(|_, p| now_ms.saturating_sub(p.at_ms) < PIN_TTL_MS);
+        st.pins.insert(
+            call_id.to_owned(),
+            Pin {
+                decision,
+                at_ms: now_ms,
+            },
+        );
+    }
+
+    /// Decisions pinned and not yet used or expired.
+    pub fn pin_count(&self) -> usize {
+        self.state().pins.len()
+    }
+
+    /// Takes the decision pinned to `call_id`, if it is fresh, names the
+    /// same endpoint as the offer (when the offer names one) and its nodes
+    /// and gateway can still take the call.
+    fn take_pin(&self, call_id: &str, endpoint: Option<&str>, now_ms: u64) -> Option<Decision> {
+        let pin = self.state().pins.remove(call_id)?;
+        let d = pin.decision;
+        let why_not = if now_ms.saturating_sub(pin.at_ms) >= PIN_TTL_MS {
+            Some("expired".to_owned())
+        } else if endpoint.is_some() && endpoint != d.callee.as_ref().map(|c| c.endpoint.as_str()) {
+            Some("the offer names another callee".to_owned())
+        } else {
+            let reg = self.usable_registry();
+            let nodes = std::iter::once(d.node.as_str())
+                .chain(d.callee.as_ref().and_then(|c| c.node.as_deref()));
+            let mut why = None;
+            for n in nodes {
+                if let Err(e) = reg.node_usable(n, now_ms) {
+                    why = Some(format!("node {n}: {e}"));
+                    break;
+                }
+            }
+            if why.is_none() {
+                if let Some(c) = &d.callee {
+                    if let Err(e) = reg.gateway_usable(&c.gateway) {
+                        why = Some(format!("gateway {}: {e}", c.gateway));
+                    }
+                }
+            }
+            why
+        };
+        match why_not {
+            None => Some(d),
+            Some(why) => {
+                tracing::info!(call = %call_id, %why, "pinned decision not used: selecting again");
+                None
+            }
+        }
     }
 
     /// The recorded explanation of the decision for a call.
@@ -293,11 +367,27 @@ impl<L: NodeLink> Controller<L> {
         if self.placed(&call_id).is_some() {
             return self.relay_sdp(body, req, now_ms);
         }
-        let origin = self.origin(body, req.received_from)?;
         let endpoint = body
             .get("callee")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        // A decision the proxy already acted on (it sent the INVITE to that
+        // decision's gateway) is kept if it still can be.
+        if let Some(d) = self.take_pin(&call_id, endpoint.as_deref(), now_ms) {
+            let mut d = d;
+            d.reasons
+                .push("pinned by a route lookup for this call".into());
+            self.record_decision(&call_id, &Ok(d.clone()));
+            match self.place(body, req, &d) {
+                Ok(v) => return Ok(v),
+                Err((Some(node), e)) => {
+                    tracing::warn!(call = %call_id, %node, error = %e, "pinned node failed: selecting again");
+                    self.suspect(&node, now_ms);
+                }
+                Err((None, e)) => return Err(e.into()),
+            }
+        }
+        let origin = self.origin(body, req.received_from)?;
         let query = Query { origin, endpoint };
         // A node that does not answer is set aside and the selection runs
         // again without it: the proxy sees one slower offer, not a failure.
@@ -475,7 +565,13 @@ impl<L: NodeLink> Controller<L> {
 
     fn delete(&self, body: &Value, req: &ng::Request) -> Result<Value, Failure> {
         let call_id = req.call_id.clone().unwrap_or_default();
-        let Some(placed) = self.state().calls.remove(&call_id) else {
+        let placed = {
+            let mut st = self.state();
+            // A call refused before its offer leaves no pin behind.
+            st.pins.remove(&call_id);
+            st.calls.remove(&call_id)
+        };
+        let Some(placed) = placed else {
             if req.flags.fatal {
                 return Err(reason::UNKNOWN_CALL_ID.into());
             }

@@ -28,6 +28,7 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a media node.

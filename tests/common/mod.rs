@@ -82,6 +82,12 @@ impl NodeBuilder {
         self
     }
 
+    /// More command-line arguments.
+    pub fn args(mut self, a: &[&str]) -> Self {
+        self.args.extend(a.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
     /// Starts the node and waits until it answers `ping`.
     pub fn start(self) -> Node {
         let ports = port_block(self.ports);

@@ -431,3 +431,49 @@ pub(crate) fn explain(backend: &dyn ApiBackend, params: &[(String, String)]) -> 
         },
     ))
 }
+
+/// `GET /v1/route/sip`: the explain query (with `endpoint` required) and
+/// an optional `call-id`; the chosen gateway's `host:port` as one line of
+/// text, for a SIP proxy to send the INVITE to. With a call id the
+/// decision is pinned for that call's offer. 404 (no route, unknown
+/// origin) and 503 (load limit) answer a line saying why, then the
+/// reasons.
+pub(crate) fn route_sip(backend: &dyn ApiBackend, params: &[(String, String)]) -> ApiResult {
+    let mut call_id = None;
+    let mut rest = Vec::new();
+    for (k, v) in params {
+        if k == "call-id" {
+            if v.is_empty() {
+                return Err(ApiError::BadRequest("call-id is empty".into()));
+            }
+            if call_id.replace(v.as_str()).is_some() {
+                return Err(ApiError::BadRequest(
+                    "query parameter call-id given twice".into(),
+                ));
+            }
+        } else {
+            rest.push((k.clone(), v.clone()));
+        }
+    }
+    let query = explain_query(&rest)?;
+    if query.endpoint.is_none() {
+        return Err(ApiError::BadRequest(
+            "endpoint=E is required: the route is to a callee".into(),
+        ));
+    }
+    match backend.route_for_call(&query, call_id) {
+        Ok(d) => match d.callee {
+            Some(c) => Ok(Reply::text(200, format!("{}\n", c.sip))),
+            None => Ok(Reply::text(404, "no route: no callee leg\n".into())),
+        },
+        Err(e) => {
+            let status = if e.is_load_limit() { 503 } else { 404 };
+            let mut text = format!("no route: {e}\n");
+            for r in &e.reasons {
+                text.push_str(r);
+                text.push('\n');
+            }
+            Ok(Reply::text(status, text))
+        }
+    }
+}

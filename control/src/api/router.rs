@@ -31,15 +31,31 @@ pub(crate) struct Request<'a> {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: String,
+    /// `application/json` but for the few plain-text answers meant for
+    /// SIP proxies.
+    pub(crate) content_type: &'static str,
 }
 
 impl Reply {
+    /// A plain-text reply (for proxies that read one line, not JSON).
+    pub(crate) fn text(status: u16, body: String) -> Self {
+        Self {
+            status,
+            body,
+            content_type: "text/plain; charset=utf-8",
+        }
+    }
+
     pub(crate) fn json(status: u16, body: &impl Serialize) -> Self {
         // Our reply types are plain structs and strings: serialising them
         // cannot fail, but an error body is still better than a panic.
         let body = serde_json::to_string(body)
             .unwrap_or_else(|e| format!("{{\"error\":\"cannot encode reply: {e}\"}}"));
-        Self { status, body }
+        Self {
+            status,
+            body,
+            content_type: "application/json",
+        }
     }
 }
 
@@ -154,12 +170,23 @@ pub(crate) fn percent_decode(s: &str, plus: bool) -> Result<String, ApiError> {
 
 /// The query string as decoded `(key, value)` pairs.
 pub(crate) fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    query_pairs_with(query, true)
+}
+
+/// The query string as decoded `(key, value)` pairs, `+` as itself: SIP
+/// user parts (`+4930123`) and Call-IDs carry it, and Kamailio's
+/// `{s.escape.param}` leaves it unescaped.
+pub(crate) fn query_pairs_sip(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    query_pairs_with(query, false)
+}
+
+fn query_pairs_with(query: &str, plus: bool) -> Result<Vec<(String, String)>, ApiError> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Ok((percent_decode(k, true)?, percent_decode(v, true)?))
+            Ok((percent_decode(k, plus)?, percent_decode(v, plus)?))
         })
         .collect()
 }
@@ -226,6 +253,7 @@ fn route(backend: &dyn ApiBackend, token: Option<&str>, req: &Request<'_>) -> Ap
         ("GET", ["v1", "latency"]) => h::latency(backend),
         ("POST", ["v1", "latency"]) => h::set_latency(backend, body(b)?),
         ("GET", ["v1", "route", "explain"]) => h::explain(backend, &query_pairs(query)?),
+        ("GET", ["v1", "route", "sip"]) => h::route_sip(backend, &query_pairs_sip(query)?),
         (
             _,
             ["v1", "regions" | "nodes" | "gateways" | "latency"]
@@ -234,7 +262,7 @@ fn route(backend: &dyn ApiBackend, token: Option<&str>, req: &Request<'_>) -> Ap
             | ["v1", "gateways", _, "state"]
             | ["v1", "endpoints", _, "routes"]
             | ["v1", "endpoints", _, "routes", _]
-            | ["v1", "route", "explain"],
+            | ["v1", "route", "explain" | "sip"],
         ) => not_allowed(),
         _ => Err(ApiError::NotFound(format!("no such path: {path}"))),
     }

@@ -25,6 +25,8 @@ pub(crate) struct FakeBackend {
     pub(crate) published: Mutex<Vec<Change>>,
     pub(crate) fail_publish: AtomicBool,
     pub(crate) panic_on_explain: AtomicBool,
+    /// `(call id, caller node)` of every decision pinned.
+    pub(crate) pinned: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeBackend {
@@ -79,6 +81,17 @@ impl ApiBackend for FakeBackend {
     fn explain(&self, query: &Query) -> Result<Decision, NoRoute> {
         assert!(!self.panic_on_explain.load(Ordering::SeqCst), "backend bug");
         select(&self.reg.lock().unwrap(), NOW, query)
+    }
+
+    fn route_for_call(&self, query: &Query, call_id: Option<&str>) -> Result<Decision, NoRoute> {
+        let d = select(&self.reg.lock().unwrap(), NOW, query)?;
+        if let Some(c) = call_id {
+            self.pinned
+                .lock()
+                .unwrap()
+                .push((c.to_owned(), d.node.clone()));
+        }
+        Ok(d)
     }
 
     fn now_ms(&self) -> u64 {
@@ -552,6 +565,108 @@ fn explain_names_the_chosen_gateway_and_the_failures() {
         let (s, v) = call(&h, "GET", &format!("/v1/route/explain?{q}"), None);
         assert_eq!(s, 400, "{q}: {v}");
     }
+}
+
+/// A GET whose reply is text: status, Content-Type and body.
+fn get_text(h: &ApiHandle, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(h.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let raw = format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    );
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_owned())
+}
+
+#[test]
+fn route_sip_answers_the_gateway_as_text_and_pins_the_call() {
+    let b = FakeBackend::seeded();
+    let h = start(b.clone(), Some(TOKEN));
+    add_gateway(&h, "gw-us", "us");
+    call(
+        &h,
+        "POST",
+        "/v1/endpoints/bob/routes",
+        Some(json!({"gateway": "gw-us", "expires_s": 600})),
+    );
+    let (s, ctype, body) = get_text(&h, "/v1/route/sip?endpoint=bob&from=eu&call-id=c1%40host");
+    assert_eq!((s, body.as_str()), (200, "gw-us.example:5060\n"), "{ctype}");
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    assert_eq!(
+        *b.pinned.lock().unwrap(),
+        [("c1@host".to_owned(), "eu-1".to_owned())]
+    );
+    // `+` is itself here (Kamailio's s.escape.param leaves it).
+    let (s, _, _) = get_text(&h, "/v1/route/sip?endpoint=bob&from=eu&call-id=a+b%25c");
+    assert_eq!(s, 200);
+    assert_eq!(b.pinned.lock().unwrap()[1].0, "a+b%c");
+    b.pinned.lock().unwrap().pop();
+    // Without a call id nothing is pinned.
+    let (s, _, _) = get_text(&h, "/v1/route/sip?endpoint=bob&gateway=gw-us");
+    assert_eq!(s, 200);
+    assert_eq!(b.pinned.lock().unwrap().len(), 1);
+
+    // No route: 404, a line saying so, then the reasons.
+    let (s, ctype, body) = get_text(&h, "/v1/route/sip?endpoint=carol&from=eu&call-id=c2");
+    assert_eq!(s, 404);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    assert!(body.starts_with("no route: "), "{body}");
+    assert_eq!(b.pinned.lock().unwrap().len(), 1);
+
+    // Every gateway for bob full: 503 (a load limit, not a missing route).
+    call(
+        &h,
+        "POST",
+        "/v1/gateways/gw-us/state",
+        Some(json!({"state": "draining"})),
+    );
+    let (s, _, body) = get_text(&h, "/v1/route/sip?endpoint=bob&from=eu");
+    assert_eq!(s, 503, "{body}");
+
+    for q in [
+        "from=eu",
+        "endpoint=bob",
+        "endpoint=bob&from=eu&call-id=",
+        "endpoint=bob&from=eu&call-id=a&call-id=b",
+    ] {
+        let (s, _, body) = get_text(&h, &format!("/v1/route/sip?{q}"));
+        assert_eq!(s, 400, "{q}: {body}");
+    }
+    assert_eq!(
+        request(
+            h.local_addr(),
+            "POST",
+            "/v1/route/sip",
+            Some(TOKEN),
+            Some("{}")
+        )
+        .0,
+        405
+    );
+    assert_eq!(
+        request(
+            h.local_addr(),
+            "GET",
+            "/v1/route/sip?endpoint=bob&from=eu",
+            None,
+            None
+        )
+        .0,
+        401
+    );
 }
 
 #[test]

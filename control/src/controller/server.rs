@@ -455,6 +455,19 @@ impl crate::api::ApiBackend for ApiBridge {
         self.ctl.explain(query, unix_ms())
     }
 
+    fn route_for_call(
+        &self,
+        query: &crate::region::Query,
+        call_id: Option<&str>,
+    ) -> Result<crate::region::Decision, crate::region::NoRoute> {
+        let now = unix_ms();
+        let d = self.ctl.explain(query, now)?;
+        if let Some(c) = call_id {
+            self.ctl.pin(c, d.clone(), now);
+        }
+        Ok(d)
+    }
+
     fn now_ms(&self) -> u64 {
         unix_ms()
     }

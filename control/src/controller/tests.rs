@@ -413,3 +413,110 @@ fn a_branch_to_another_region_goes_through_a_node_there_and_records_locally() {
         .is_none()));
     with_node(&f, a, |_, p| assert!(p.recordings.is_empty()));
 }
+
+/// The offer exactly as Kamailio 5.6's rtpengine module encodes
+/// `rtpengine_offer("replace-origin callee=$rU gateway=gw2 ICE=remove
+/// RTP/AVP")` (captured from a real Kamailio): `key=value` flags arrive as
+/// dictionary keys, bare words in `flags`/`replace`.
+#[test]
+fn kamailio_key_value_flags_arrive_as_keys_and_pick_the_route() {
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    let sdp = sdp("192.168.1.10", 4000);
+    let wire = format!(
+        "d8:supportsl10:load limite3:sdp{}:{sdp}6:callee3:bob7:gateway3:gw2\
+         3:ICE6:remove7:replacel6:origine18:transport-protocol7:RTP/AVP\
+         7:call-id6:call-113:received-froml3:IP48:10.0.1.5e8:from-tag9:alice-tag\
+         7:command5:offere",
+        sdp.len()
+    );
+    let body = bencode::decode(wire.as_bytes()).unwrap();
+    let r = c.handle(&body, NOW);
+    assert_eq!(result(&r), "ok", "{r:?}");
+    // `gateway=gw2` wins over received-from (gw1's address): the caller is
+    // in r2 with bob, so one node there.
+    let route = r.get("route").unwrap();
+    assert_eq!(route.get("gateway").and_then(Value::as_str), Some("gw2"));
+    assert_eq!(route.get("node").and_then(Value::as_str), Some("b1"));
+    assert_eq!(route.get("callee-node").and_then(Value::as_str), Some("b1"));
+}
+
+fn bob_from_gw1() -> Query {
+    Query {
+        origin: Origin::Gateway("gw1".into()),
+        endpoint: Some("bob".into()),
+    }
+}
+
+fn holder(f: &Fabric) -> Vec<&'static str> {
+    ["a1", "a2", "b1"]
+        .into_iter()
+        .filter(|n| with_node(f, n, |node, _| node.call("call-1").is_some()))
+        .collect()
+}
+
+#[test]
+fn a_pinned_decision_places_the_offer_on_exactly_its_nodes() {
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    let mut d = c.explain(&bob_from_gw1(), NOW).unwrap();
+    // Selection alone picks a1 (equal loads, ties by id); the pin says a2.
+    assert_eq!(d.node, "a1");
+    d.node = "a2".into();
+    c.pin("call-1", d, NOW);
+    assert_eq!(c.pin_count(), 1);
+    let r = c.handle(&offer("bob"), NOW + 1_000);
+    assert_eq!(result(&r), "ok", "{r:?}");
+    let route = r.get("route").unwrap();
+    assert_eq!(route.get("node").and_then(Value::as_str), Some("a2"));
+    assert_eq!(route.get("gateway").and_then(Value::as_str), Some("gw2"));
+    assert_eq!(holder(&f), ["a2", "b1"]);
+    assert_eq!(c.pin_count(), 0, "the offer used the pin up");
+    assert!(c.explain_call("call-1").unwrap().contains("pinned"));
+}
+
+#[test]
+fn a_stale_or_unusable_or_mismatched_pin_is_ignored() {
+    // Expired: selection runs again.
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    let mut d = c.explain(&bob_from_gw1(), NOW).unwrap();
+    d.node = "a2".into();
+    c.pin("call-1", d.clone(), NOW - PIN_TTL_MS);
+    assert_eq!(result(&c.handle(&offer("bob"), NOW)), "ok");
+    assert_eq!(holder(&f), ["a1", "b1"]);
+    assert_eq!(c.pin_count(), 0);
+
+    // Its node is draining now.
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    c.pin("call-1", d.clone(), NOW);
+    c.apply(&Change::SetDraining {
+        node: "a2".into(),
+        draining: true,
+    });
+    assert_eq!(result(&c.handle(&offer("bob"), NOW)), "ok");
+    assert_eq!(holder(&f), ["a1", "b1"]);
+
+    // The offer names another callee (carol is at gw1: one node).
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    c.pin("call-1", d.clone(), NOW);
+    let r = c.handle(&offer("carol"), NOW);
+    assert_eq!(
+        r.get("route")
+            .and_then(|r| r.get("gateway"))
+            .and_then(Value::as_str),
+        Some("gw1")
+    );
+    assert_eq!(holder(&f), ["a1"]);
+
+    // A delete before any offer (the call failed first) drops the pin.
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    c.pin("call-1", d, NOW);
+    let del = dict([("command", "delete".into()), ("call-id", "call-1".into())]);
+    c.handle(&del, NOW);
+    assert_eq!(c.pin_count(), 0);
+    assert!(f.asked.lock().unwrap().is_empty());
+}
