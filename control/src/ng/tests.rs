@@ -427,3 +427,79 @@ fn never_panics() {
         }
     }
 }
+
+#[test]
+fn the_tunnel_branch_and_destination_keys_parse_or_say_what_is_wrong() {
+    let req = |items: Vec<(&str, Value)>| {
+        let mut all = vec![
+            ("command", Value::from("start branch")),
+            ("call-id", "c".into()),
+        ];
+        all.extend(items);
+        parse_request(&dict(all))
+    };
+    let t = dict([
+        ("side", "answerer".into()),
+        ("address", "10.0.0.1:7000".into()),
+        (
+            "flows",
+            Value::List(vec![Value::List(vec![Value::Int(5), Value::Int(6)])]),
+        ),
+    ]);
+    let r = req(vec![
+        ("tunnel", t),
+        ("branch", "rec".into()),
+        ("destination", "10.0.0.9:6000".into()),
+    ])
+    .unwrap();
+    assert_eq!(
+        r.tunnel,
+        Some(TunnelParams {
+            side: Some(TunnelSide::Answerer),
+            address: Some("10.0.0.1:7000".parse().unwrap()),
+            flows: vec![(5, 6)],
+        })
+    );
+    assert_eq!(r.branch.as_deref(), Some("rec"));
+    assert_eq!(r.destination, Some("10.0.0.9:6000".parse().unwrap()));
+
+    let bad = [
+        (
+            vec![("tunnel", Value::from("x"))],
+            "Invalid value for key \"tunnel\": expected {side, address, flows: [[RTP, RTCP], ...]}",
+        ),
+        (
+            vec![("tunnel", dict([("side", "middle".into())]))],
+            "Invalid value for key \"tunnel.side\": expected offerer or answerer",
+        ),
+        (
+            vec![("tunnel", dict([("address", "nowhere".into())]))],
+            "Invalid value for key \"tunnel.address\": expected an address:port",
+        ),
+        (
+            vec![(
+                "tunnel",
+                dict([("flows", Value::List(vec![Value::List(vec![Value::Int(1)])]))]),
+            )],
+            "Invalid value for key \"tunnel\": expected {side, address, flows: [[RTP, RTCP], ...]}",
+        ),
+        (
+            vec![("destination", "10.0.0.9".into())],
+            "Invalid value for key \"destination\": expected an address:port",
+        ),
+    ];
+    for (items, reason) in bad {
+        let e = req(items).unwrap_err();
+        assert_eq!(e.reason(), reason);
+    }
+    // Commands about a call need its id.
+    for c in [
+        "start recording",
+        "block media",
+        "start branch",
+        "update tunnel",
+    ] {
+        let e = parse_request(&dict([("command", c.into())])).unwrap_err();
+        assert_eq!(e, NgError::NoCallId, "{c}");
+    }
+}
