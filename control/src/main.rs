@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use rtpmesh_control::admin::{self, AdminCmd, ApiTarget};
 use rtpmesh_control::config::{Config, FileConfig, Interface};
 use rtpmesh_control::controller::{self, server::ControlConfig};
-use rtpmesh_control::admin::{self, AdminCmd, ApiTarget};
 use rtpmesh_control::{cli, server};
 use rtpmesh_relay::backend::BackendKind;
 
@@ -28,6 +28,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once at start: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a media node.
