@@ -8,7 +8,7 @@
 #   GEN_CPU    the generator's CPU (0)
 #   NICE       nice level of everything (-10; 0 to disable)
 #   PPS CALLS SECS ROUNDS: per-stream rates (50,100), calls per path (100),
-#              measured seconds per run (5), rounds of 1-node + 2-node (3)
+#              measured seconds per run (5), rounds of 1-node + 2-node (4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODE_CPUS=${NODE_CPUS:-1}
@@ -17,7 +17,7 @@ NICE=${NICE:--10}
 PPS=${PPS:-50,100}
 CALLS=${CALLS:-100}
 SECS=${SECS:-5}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
 TARGET=${CARGO_TARGET_DIR:-target}/release
 OUT=bench/results
 cargo build --release -q -p rtpmesh-control -p rtpmesh-bench

@@ -145,7 +145,7 @@ enum Cmd {
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
         /// Rounds; each measures the 1-node path, then the 2-node path.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 4)]
         rounds: usize,
         /// Packet size in bytes.
         #[arg(long, default_value_t = 172)]

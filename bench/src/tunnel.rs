@@ -186,6 +186,8 @@ pub struct RunResult {
     pub p99_us: f64,
     /// The generator could not keep the schedule.
     pub gen_limited: bool,
+    /// The generator's CPU seconds in the window.
+    pub gen_cpu_s: f64,
 }
 
 impl RunResult {
@@ -202,6 +204,7 @@ impl RunResult {
             p50_us: o.latency.p50_us,
             p99_us: o.latency.p99_us,
             gen_limited: o.gen_limited,
+            gen_cpu_s: o.gen_cpu_s,
         }
     }
 }
@@ -380,8 +383,8 @@ impl Report {
             }
         }
         s.push_str("\nEvery run, in the order measured:\n\n");
-        s.push_str("| offered pps | round | path | delivered | loss | A CPU s | B CPU s | pkts per relay CPU-s | p50 / p99 µs |\n");
-        s.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
+        s.push_str("| offered pps | round | path | delivered | loss | A CPU s | B CPU s | generator CPU s | pkts per relay CPU-s | p50 / p99 µs |\n");
+        s.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n");
         for p in &self.points {
             let mut runs: Vec<(Path2, &RunResult)> = p
                 .one
@@ -394,7 +397,7 @@ impl Report {
                 let t = Totals::of([r]);
                 let _ = writeln!(
                     s,
-                    "| {:.0} | {} | {} | {}{} | {:.3}% | {:.3} | {:.3} | {} | {:.0} / {:.0} |",
+                    "| {:.0} | {} | {} | {}{} | {:.3}% | {:.3} | {:.3} | {:.3} | {} | {:.0} / {:.0} |",
                     p.offered_pps,
                     r.round + 1,
                     path.name(),
@@ -403,6 +406,7 @@ impl Report {
                     t.loss() * 100.0,
                     r.a_cpu_s,
                     r.b_cpu_s,
+                    r.gen_cpu_s,
                     fmt_opt(t.per_cpu_s(path), 0),
                     r.p50_us,
                     r.p99_us
@@ -805,13 +809,14 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 let r = RunResult::from_outcome(rate, round, &out);
                 let tot = Totals::of([&r]);
                 eprintln!(
-                    "[tunnel] {rate:>7.0} pps round {} {:<16} delivered {:>8.0} pps, loss {:.3}%, A {:.3} s B {:.3} s CPU, {} pkts/CPU-s, p50 {:.0} p99 {:.0} us{}",
+                    "[tunnel] {rate:>7.0} pps round {} {:<16} delivered {:>8.0} pps, loss {:.3}%, A {:.3} s B {:.3} s gen {:.3} s CPU, {} pkts/CPU-s, p50 {:.0} p99 {:.0} us{}",
                     round + 1,
                     path.name(),
                     tot.pps(),
                     tot.loss() * 100.0,
                     r.a_cpu_s,
                     r.b_cpu_s,
+                    r.gen_cpu_s,
                     fmt_opt(tot.per_cpu_s(path), 0),
                     r.p50_us,
                     r.p99_us,
@@ -924,6 +929,7 @@ mod tests {
             p50_us: p50,
             p99_us: 2.0 * p50,
             gen_limited: false,
+            gen_cpu_s: 1.0,
         }
     }
 
