@@ -300,6 +300,67 @@ pub struct RatePoint {
     pub two: Vec<RunResult>,
 }
 
+/// In-process cost of the tunnel's per-packet cryptography, for scale
+/// against the nodes' CPU per packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CryptoCost {
+    /// Inner datagram size.
+    pub size: usize,
+    /// `tunnel::seal` (header + HMAC-SHA256 tag), ns per packet.
+    pub seal_ns: f64,
+    /// `tunnel::open` (header check + constant-time tag check), ns per packet.
+    pub open_ns: f64,
+}
+
+/// Times the relay's own `seal` and `open` on a `size`-byte datagram: the
+/// best of 20 batches of 20,000 (the best, because preemption on a shared
+/// machine only ever adds).
+pub fn crypto_cost(size: usize) -> CryptoCost {
+    use rtpmesh_relay::rtp::PacketKind;
+    use rtpmesh_relay::tunnel::{derive_key, open, seal, HEADER_LEN};
+    use std::hint::black_box;
+    let key = derive_key(
+        b"rtpmesh-bench",
+        SocketAddr::from(([127, 0, 0, 2], 27000)),
+        SocketAddr::from(([127, 0, 0, 3], 27000)),
+    );
+    let payload = vec![0x5au8; size];
+    let mut datagram = vec![0u8; HEADER_LEN + size];
+    datagram[..HEADER_LEN].copy_from_slice(&seal(&key, PacketKind::Rtp, 7, 1, &payload));
+    datagram[HEADER_LEN..].copy_from_slice(&payload);
+    const N: u32 = 20_000;
+    let best = |f: &mut dyn FnMut(u64)| {
+        (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                for i in 0..N {
+                    f(u64::from(i));
+                }
+                t.elapsed().as_nanos() as f64 / f64::from(N)
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let seal_ns = best(&mut |i| {
+        black_box(seal(
+            black_box(&key),
+            PacketKind::Rtp,
+            7,
+            i,
+            black_box(&payload),
+        ));
+    });
+    let open_ns = best(&mut |_| {
+        let r = open(black_box(&key), black_box(&datagram));
+        assert!(r.is_ok());
+        black_box(r.ok());
+    });
+    CryptoCost {
+        size,
+        seal_ns,
+        open_ns,
+    }
+}
+
 /// Everything a tunnel run produced, and how it was made.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -325,6 +386,8 @@ pub struct Report {
     pub tunnel_packets: Option<i64>,
     /// Tunnel packets that failed authentication on A and B.
     pub auth_failures: Option<i64>,
+    /// Seal/open cost measured in-process.
+    pub crypto: Option<CryptoCost>,
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
@@ -422,6 +485,25 @@ impl Report {
                     .map_or_else(|| "?".into(), |v| v.to_string())
             );
         }
+        if let Some(c) = self.crypto {
+            let a_us = self
+                .points
+                .first()
+                .and_then(|p| Totals::of(&p.two).us_per_pkt(Totals::of(&p.two).a_cpu_s));
+            let _ = writeln!(
+                s,
+                "Tunnel cryptography in-process (the relay's `tunnel::seal` / `tunnel::open`, {}-byte datagram, best of 20 x 20,000): \
+                 seal {:.0} ns, open {:.0} ns per packet{}.\n",
+                c.size,
+                c.seal_ns,
+                c.open_ns,
+                a_us.map_or_else(String::new, |a| format!(
+                    "; A seals every packet towards B and opens every packet from B, so on average {:.0} ns per delivered packet, {:.1}% of A's {a:.2} µs per packet on the 2-node path at the first rate",
+                    (c.seal_ns + c.open_ns) / 2.0,
+                    100.0 * (c.seal_ns + c.open_ns) / 2.0 / (a * 1000.0)
+                ))
+            );
+        }
         let _ = writeln!(
             s,
             "Measured {} on {}; nodes and controller on CPU(s) {}, the generator on the CPUs the bench was started on.",
@@ -462,6 +544,13 @@ impl Report {
             num(self.tunnel_packets.map(|v| v as f64)),
             num(self.auth_failures.map(|v| v as f64))
         );
+        if let Some(c) = self.crypto {
+            let _ = writeln!(
+                s,
+                "  \"crypto\": {{\"size\": {}, \"seal_ns\": {}, \"open_ns\": {}}},",
+                c.size, c.seal_ns, c.open_ns
+            );
+        }
         s.push_str("  \"points\": [\n");
         for (i, p) in self.points.iter().enumerate() {
             let one = Totals::of(&p.one);
@@ -738,6 +827,11 @@ fn check_routes(calls: &[Call], want: (&str, &str)) -> anyhow::Result<()> {
 /// measures every rate, alternating the paths.
 pub fn run(o: &Options) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&o.dir)?;
+    let crypto = crypto_cost(o.size);
+    eprintln!(
+        "[tunnel] in-process: seal {:.0} ns, open {:.0} ns per {}-byte packet",
+        crypto.seal_ns, crypto.open_ns, o.size
+    );
     let t = &o.topo;
     let seed = o.dir.join("seed.toml");
     std::fs::write(&seed, t.seed_toml())?;
@@ -852,6 +946,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         node_cpus: o.node_cpus.clone(),
         tunnel_packets: stats_a.map(|s| s.0),
         auth_failures: stats_a.zip(stats_b).map(|(x, y)| x.1 + y.1),
+        crypto: Some(crypto),
     })
 }
 
@@ -979,6 +1074,11 @@ mod tests {
             node_cpus: Some("1".into()),
             tunnel_packets: Some(100_000),
             auth_failures: Some(0),
+            crypto: Some(CryptoCost {
+                size: 172,
+                seal_ns: 1000.0,
+                open_ns: 1400.0,
+            }),
         };
         let md = r.markdown();
         // 1-node: 100k packets / 2 s of A = 50k; 2-node: 100k / 5 s = 20k.
@@ -998,11 +1098,24 @@ mod tests {
         assert!(md.contains("Command: `bench/tunnel.sh`"));
         assert!(md.contains("2026-11-25T22:00Z on 2 CPUs (x), kernel y"));
         assert!(md.contains("tunnel.packets`, one direction) read 100000"));
+        // 1.2 µs per packet of A's 24 µs.
+        assert!(md.contains("seal 1000 ns, open 1400 ns per packet; A seals every packet towards B and opens every packet from B, so on average 1200 ns per delivered packet, 5.0% of A's 24.00 µs"), "{md}");
         let j = r.json();
+        assert!(
+            j.contains("\"crypto\": {\"size\": 172, \"seal_ns\": 1000, \"open_ns\": 1400}"),
+            "{j}"
+        );
         assert!(j.contains("\"per_cpu_s_ratio\": 0.4"), "{j}");
         assert!(j.contains("\"a_us_per_pkt_ratio\": 1.2"), "{j}");
         assert!(j.contains("\"command\": \"bench/tunnel.sh\""), "{j}");
         assert_eq!(j.matches('{').count(), j.matches('}').count());
+    }
+
+    #[test]
+    fn crypto_is_timed() {
+        let c = crypto_cost(172);
+        assert!(c.seal_ns > 0.0 && c.seal_ns.is_finite(), "{c:?}");
+        assert!(c.open_ns > 0.0 && c.open_ns.is_finite(), "{c:?}");
     }
 
     #[test]
