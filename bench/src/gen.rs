@@ -50,6 +50,9 @@ pub struct Plan {
     pub size: usize,
     /// Relay process whose CPU time is read at the window edges.
     pub relay_pid: Option<u32>,
+    /// More processes whose CPU time is read at the window edges, each on
+    /// its own (the nodes of a multi-node path): [`Outcome::pids_cpu_s`].
+    pub cpu_pids: Vec<u32>,
 }
 
 /// What a run measured.
@@ -80,6 +83,9 @@ pub struct Outcome {
     pub gen_limited: bool,
     /// Packets received, whole run (for syscall-per-packet figures).
     pub received_total: u64,
+    /// CPU seconds over the window of each of [`Plan::cpu_pids`], in order
+    /// (`None` where `/proc` could not be read).
+    pub pids_cpu_s: Vec<Option<f64>>,
 }
 
 impl Outcome {
@@ -208,6 +214,13 @@ impl Generator {
         let mut k: u64 = 0; // packets sent in this phase
         let mut stream = 0usize; // next stream to send, round robin
         let mut edge_cpu: [Option<(Option<f64>, f64)>; 2] = [None, None];
+        let pids_cpu = || -> Vec<Option<f64>> {
+            plan.cpu_pids
+                .iter()
+                .map(|&p| crate::proc::cpu_seconds(p).ok())
+                .collect()
+        };
+        let mut edge_pids: [Option<Vec<Option<f64>>>; 2] = [None, None];
         let mut short_phases = false;
         let mut now = t0;
         // Bounded: every pass advances the clock; the run ends at `end` +
@@ -224,6 +237,7 @@ impl Generator {
             }
             for (i, w) in [w0, w1].into_iter().enumerate() {
                 if edge_cpu[i].is_none() && now >= w {
+                    edge_pids[i] = Some(pids_cpu());
                     edge_cpu[i] = Some((
                         plan.relay_pid
                             .and_then(|p| crate::proc::cpu_seconds(p).ok()),
@@ -299,6 +313,17 @@ impl Generator {
                 .and_then(|p| crate::proc::cpu_seconds(p).ok()),
             thread_cpu_s(),
         );
+        let last_pids = pids_cpu();
+        let [p0, p1] = edge_pids;
+        let (p0, p1) = (
+            p0.unwrap_or_else(|| last_pids.clone()),
+            p1.unwrap_or(last_pids),
+        );
+        out.pids_cpu_s = p0
+            .iter()
+            .zip(&p1)
+            .map(|(x, y)| x.zip(*y).map(|(x, y)| y - x))
+            .collect();
         let (a, b) = (edge_cpu[0].unwrap_or(last), edge_cpu[1].unwrap_or(last));
         out.relay_cpu_s = a.0.zip(b.0).map(|(x, y)| y - x);
         out.gen_cpu_s = b.1 - a.1;

@@ -12,3 +12,4 @@ pub mod rtp;
 pub mod scale;
 pub mod setup;
 pub mod suite;
+pub mod tunnel;

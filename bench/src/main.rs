@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rtpmesh_bench::gen::{Generator, Outcome};
 use rtpmesh_bench::report::Record;
-use rtpmesh_bench::{pcap, proc, report, scale, setup, suite};
+use rtpmesh_bench::{pcap, proc, report, scale, setup, suite, tunnel};
 
 #[derive(Parser)]
 #[command(
@@ -126,6 +126,42 @@ enum Cmd {
         /// Timing speed-up factor (2 = twice as fast).
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
+    },
+    /// Tunnel overhead: starts a controller and two nodes (regions r1, r2)
+    /// on loopback, sets up same-region (1-node) and cross-region (2-node,
+    /// tunnelled) calls through the controller, and compares packets per
+    /// relay CPU-second at the same offered rate, alternating the paths.
+    Tunnel {
+        /// The `rtpmesh` binary [default: next to this one].
+        #[arg(long)]
+        rtpmesh: Option<PathBuf>,
+        /// Calls per path (2 streams each).
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+        /// Packets per second per stream, comma-separated: one point each.
+        #[arg(long, value_delimiter = ',', default_value = "50,100")]
+        pps: Vec<f64>,
+        /// Measured seconds per run (after 1 s of warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Rounds; each measures the 1-node path, then the 2-node path.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
+        /// Packet size in bytes.
+        #[arg(long, default_value_t = 172)]
+        size: usize,
+        /// `taskset` CPU list for the nodes and the controller.
+        #[arg(long)]
+        node_cpus: Option<String>,
+        /// Markdown output.
+        #[arg(long)]
+        md: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// The command line to record in the report [default: this one].
+        #[arg(long)]
+        command: Option<String>,
     },
     /// Builds bench/results/latest.{md,json} from suite outputs.
     Report {
@@ -275,6 +311,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fast,
             speed,
         } => replay(&relay, &path, (!fast).then_some(speed))?,
+        Cmd::Tunnel {
+            rtpmesh,
+            calls,
+            pps,
+            secs,
+            rounds,
+            size,
+            node_cpus,
+            md,
+            json,
+            command,
+        } => {
+            let rtpmesh = match rtpmesh {
+                Some(p) => p,
+                None => std::env::current_exe()?
+                    .parent()
+                    .context("no directory for this binary")?
+                    .join("rtpmesh"),
+            };
+            let opts = tunnel::Options {
+                rtpmesh,
+                calls,
+                pps,
+                secs,
+                rounds,
+                size,
+                node_cpus,
+                topo: tunnel::Topology::default(),
+                dir: std::env::temp_dir()
+                    .join(format!("rtpmesh-bench-tunnel-{}", std::process::id())),
+            };
+            let mut rep = tunnel::run(&opts)?;
+            rep.command = command.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+            let text = rep.markdown();
+            print!("{text}");
+            if let Some(md) = md {
+                std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;
+            }
+            if let Some(json) = json {
+                std::fs::write(&json, rep.json())
+                    .with_context(|| format!("write {}", json.display()))?;
+            }
+        }
         Cmd::Report { md, json, files } => {
             let recs = report::merge(
                 files

@@ -22,6 +22,9 @@ pub struct Call {
     pub a_dest: SocketAddr,
     /// Relay address the callee sends to (from the offer).
     pub b_dest: SocketAddr,
+    /// Where a controller placed the call: the offer reply's `route`
+    /// `node` and `callee-node` (`None` from a plain relay).
+    pub route: Option<(String, String)>,
 }
 
 /// An audio SDP body for a party at `addr`.
@@ -94,6 +97,43 @@ pub fn setup_calls(
     parties: &[Ipv4Addr],
     prefix: &str,
 ) -> anyhow::Result<Vec<Call>> {
+    setup_calls_with(ng, n, parties, prefix, &[])
+}
+
+/// The offer of call `i`: the caller's SDP plus `extra` keys (what a proxy
+/// tells a regional controller: `callee`, `region` or `received-from`).
+pub fn offer_body(id: &str, caller: SocketAddr, i: usize, extra: &[(&str, Value)]) -> Value {
+    let mut items: Vec<(&str, Value)> = vec![
+        ("command", "offer".into()),
+        ("call-id", id.into()),
+        ("from-tag", "caller".into()),
+        ("sdp", sdp(caller, i as u64 + 1).into()),
+    ];
+    items.extend(extra.iter().cloned());
+    dict(items)
+}
+
+/// The `route` `node` and `callee-node` of a controller's offer reply.
+pub fn route_of(reply: &Value) -> Option<(String, String)> {
+    let r = reply.get("route")?;
+    let node = r.get("node").and_then(Value::as_str)?.to_owned();
+    let callee = r
+        .get("callee-node")
+        .and_then(Value::as_str)
+        .map_or_else(|| node.clone(), str::to_owned);
+    Some((node, callee))
+}
+
+/// [`setup_calls`] with `extra` keys in every offer: the ng target may be a
+/// regional controller, which needs the callee and the caller's region to
+/// place the call (on one node, or on two joined by a tunnel).
+pub fn setup_calls_with(
+    ng: SocketAddr,
+    n: usize,
+    parties: &[Ipv4Addr],
+    prefix: &str,
+    extra: &[(&str, Value)],
+) -> anyhow::Result<Vec<Call>> {
     let mut c = NgClient::new(ng)?.with_retries(Duration::from_millis(2000), 3)?;
     let mut calls = Vec::with_capacity(n);
     for i in 0..n {
@@ -101,14 +141,10 @@ pub fn setup_calls(
         let (a, b) = (bind(ip)?, bind(ip)?);
         let id = format!("{prefix}-{i}");
         let offer = ok(
-            c.request(&dict([
-                ("command", "offer".into()),
-                ("call-id", id.as_str().into()),
-                ("from-tag", "caller".into()),
-                ("sdp", sdp(a.local_addr()?, i as u64 + 1).into()),
-            ]))?,
+            c.request(&offer_body(&id, a.local_addr()?, i, extra))?,
             "offer",
         )?;
+        let route = route_of(&offer);
         let b_dest = media_addr(offer.get("sdp").and_then(Value::as_str).unwrap_or(""))?;
         let answer = ok(
             c.request(&dict([
@@ -132,6 +168,7 @@ pub fn setup_calls(
             b,
             a_dest,
             b_dest,
+            route,
         });
     }
     Ok(calls)
@@ -156,6 +193,32 @@ pub fn teardown(ng: SocketAddr, calls: &[Call]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offer_carries_extra_keys_and_route_is_read_back() {
+        let o = offer_body(
+            "c-1",
+            "127.0.0.1:5000".parse().unwrap(),
+            0,
+            &[("callee", "bob".into()), ("region", "r1".into())],
+        );
+        assert_eq!(o.get("command").and_then(Value::as_str), Some("offer"));
+        assert_eq!(o.get("callee").and_then(Value::as_str), Some("bob"));
+        assert_eq!(o.get("region").and_then(Value::as_str), Some("r1"));
+        assert!(o
+            .get("sdp")
+            .and_then(Value::as_str)
+            .unwrap()
+            .contains("m=audio 5000 "));
+        let reply = dict([(
+            "route",
+            dict([("node", "a".into()), ("callee-node", "b".into())]),
+        )]);
+        assert_eq!(route_of(&reply), Some(("a".into(), "b".into())));
+        let one = dict([("route", dict([("node", "a".into())]))]);
+        assert_eq!(route_of(&one), Some(("a".into(), "a".into())));
+        assert_eq!(route_of(&dict([("result", "ok".into())])), None);
+    }
 
     #[test]
     fn reads_relay_address_from_rewritten_sdp() {

@@ -32,6 +32,7 @@ pub fn paced(
         drain: Duration::from_millis(300),
         size,
         relay_pid: pid,
+        cpu_pids: Vec::new(),
     }
 }
 
@@ -169,6 +170,7 @@ pub fn overload(
         drain: Duration::from_millis(500),
         size,
         relay_pid: pid,
+        cpu_pids: Vec::new(),
     };
     g.run(&plan)
 }
