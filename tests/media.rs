@@ -615,7 +615,68 @@ fn delete_and_delete_delay(backend: &str) {
     );
 }
 
+/// `start recording` writes every packet of both parties to pcap and
+/// G.711 WAV files; `block media` silences one party while the other goes
+/// on; `unblock media` brings it back.
+fn recording_and_blocking(backend: &str) {
+    let dir = std::env::temp_dir().join(format!("rtpmesh-rec-{}-{backend}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let node = Node::builder(backend)
+        .arg("--recording-dir")
+        .arg(dir.to_str().unwrap())
+        .start();
+    let mut ng = node.client();
+    let c = call(&mut ng, "rec", vec![], vec![]);
+    let cmd = |ng: &mut Ng, command: &str, tag: Option<&str>| {
+        let mut items = vec![("command", Value::from(command)), ("call-id", "rec".into())];
+        if let Some(t) = tag {
+            items.push(("from-tag", t.into()));
+        }
+        let r = ng.req(items);
+        assert_eq!(result(&r), "ok", "{command}: {r:?}");
+    };
+    cmd(&mut ng, "start recording", None);
+    for seq in 0..30u16 {
+        c.a.send(c.to_a, &rtp(seq, 0xaaaa, 160));
+        c.b.recv();
+        c.b.send(c.to_b, &rtp(seq, 0xbbbb, 160));
+        c.a.recv();
+    }
+    // Blocked: a's media stops at the relay, b's still reaches a.
+    cmd(&mut ng, "block media", Some("a"));
+    c.a.send(c.to_a, &rtp(100, 0xaaaa, 160));
+    c.b.expect_nothing(Duration::from_millis(300));
+    c.b.send(c.to_b, &rtp(100, 0xbbbb, 160));
+    c.a.recv();
+    cmd(&mut ng, "unblock media", Some("a"));
+    c.a.send(c.to_a, &rtp(101, 0xaaaa, 160));
+    c.b.recv();
+    cmd(&mut ng, "stop recording", None);
+    // Each party's pcap holds what it sent while recording (blocked media
+    // is still recorded: it reached the relay), and its WAV the audio.
+    for (tag, packets) in [("a", 32), ("b", 31)] {
+        let stem = rtpmesh_control::record::file_stem("rec", tag, 1);
+        let pcap = std::fs::read(dir.join(format!("{stem}.pcap"))).unwrap();
+        let mut at = 24;
+        let mut n = 0;
+        while at + 16 <= pcap.len() {
+            at += 16 + u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+            n += 1;
+        }
+        assert_eq!(n, packets, "{tag}: packets in the pcap");
+        let wav = std::fs::read(dir.join(format!("{stem}.wav"))).unwrap();
+        assert_eq!(&wav[0..4], b"RIFF");
+        assert_eq!(
+            u16::from_le_bytes([wav[20], wav[21]]),
+            7,
+            "{tag}: mu-law WAV"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 both_backends!(
+    recording_and_blocking,
     forwards_rtp_and_rtcp_both_ways,
     latches_to_a_changed_source_port,
     strict_source_drops_other_sources,

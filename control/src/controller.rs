@@ -83,6 +83,8 @@ struct Placed {
     offer_sdp: String,
     /// Branches to resources in other regions: name → (node, call id there).
     remote_branches: HashMap<String, (NodeInfo, String)>,
+    /// When it was placed (Unix ms).
+    placed_ms: u64,
 }
 
 /// A decision made ahead of the offer (the proxy asked which gateway to
@@ -252,6 +254,54 @@ impl<L: NodeLink> Controller<L> {
             .map(|(_, e)| e.clone())
     }
 
+    /// Forgets calls that their caller-side node no longer has (timed out
+    /// there, or deleted behind the controller's back), so the controller's
+    /// table does not grow without end. Calls younger than `grace_ms` are
+    /// left alone (their offer may still be on its way), and so are calls
+    /// on nodes that do not answer (nothing is known about them). Returns
+    /// how many were forgotten.
+    pub fn sweep(&self, now_ms: u64, grace_ms: u64) -> usize {
+        let mut by_node: HashMap<String, (NodeInfo, Vec<String>)> = HashMap::new();
+        for (id, p) in self.state().calls.iter() {
+            if now_ms.saturating_sub(p.placed_ms) >= grace_ms {
+                by_node
+                    .entry(p.nodes[0].id.clone())
+                    .or_insert_with(|| (p.nodes[0].clone(), Vec::new()))
+                    .1
+                    .push(id.clone());
+            }
+        }
+        let mut gone = Vec::new();
+        for (node, ids) in by_node.into_values() {
+            let list = dict([
+                ("command", "list".into()),
+                ("limit", (u32::MAX as u64).into()),
+            ]);
+            let Ok(r) = self.ask(&node, &list) else {
+                continue;
+            };
+            let Some(held) = r.get("calls").and_then(Value::as_list) else {
+                continue;
+            };
+            let held: std::collections::HashSet<&str> =
+                held.iter().filter_map(Value::as_str).collect();
+            gone.extend(ids.into_iter().filter(|id| !held.contains(id.as_str())));
+        }
+        let mut st = self.state();
+        for id in &gone {
+            st.calls.remove(id);
+        }
+        st.pins
+            .retain(|_, p| now_ms.saturating_sub(p.at_ms) < PIN_TTL_MS);
+        if !gone.is_empty() {
+            tracing::info!(
+                calls = gone.len(),
+                "forgot calls their nodes no longer hold"
+            );
+        }
+        gone.len()
+    }
+
     /// Calls placed and not deleted.
     pub fn call_count(&self) -> usize {
         self.state().calls.len()
@@ -378,7 +428,7 @@ impl<L: NodeLink> Controller<L> {
             d.reasons
                 .push("pinned by a route lookup for this call".into());
             self.record_decision(&call_id, &Ok(d.clone()));
-            match self.place(body, req, &d) {
+            match self.place(body, req, &d, now_ms) {
                 Ok(v) => return Ok(v),
                 Err((Some(node), e)) => {
                     tracing::warn!(call = %call_id, %node, error = %e, "pinned node failed: selecting again");
@@ -400,7 +450,7 @@ impl<L: NodeLink> Controller<L> {
                 Err(e) if e.is_load_limit() => return Err(Failure::LoadLimit),
                 Err(e) => return Err(Failure::Error(format!("No route: {e}"))),
             };
-            match self.place(body, req, &decision) {
+            match self.place(body, req, &decision, now_ms) {
                 Ok(v) => return Ok(v),
                 Err((Some(node), e)) => {
                     self.suspect(&node, now_ms);
@@ -419,6 +469,7 @@ impl<L: NodeLink> Controller<L> {
         body: &Value,
         req: &ng::Request,
         d: &Decision,
+        now_ms: u64,
     ) -> Result<Value, (Option<String>, LinkError)> {
         let call_id = req.call_id.clone().unwrap_or_default();
         let fail = |e: Failure| match e {
@@ -505,6 +556,7 @@ impl<L: NodeLink> Controller<L> {
                 route,
                 offer_sdp: req.sdp.clone().unwrap_or_default(),
                 remote_branches: HashMap::new(),
+                placed_ms: now_ms,
             },
         );
         Ok(reply)

@@ -271,6 +271,12 @@ struct Cookies {
 
 const COOKIE_TTL: Duration = Duration::from_secs(30);
 
+/// How often calls that ended on their nodes are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Calls younger than this are not swept (their answer may be pending).
+const SWEEP_GRACE_MS: u64 = 60_000;
+
 /// Runs the controller until `stop` is set.
 pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let socket = UdpSocket::bind(config.listen_ng)
@@ -333,6 +339,23 @@ pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         None => None,
     };
 
+    {
+        // Calls that ended on their nodes without a delete (media
+        // timeout) are forgotten here too.
+        let (ctl, stop) = (ctl.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("sweep".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if last.elapsed() >= SWEEP_EVERY {
+                        last = Instant::now();
+                        ctl.sweep(unix_ms(), SWEEP_GRACE_MS);
+                    }
+                }
+            })?;
+    }
     let socket = Arc::new(socket);
     let cookies = Arc::new(Mutex::new(Cookies::default()));
     let mut queues = Vec::new();

@@ -520,3 +520,45 @@ fn a_stale_or_unusable_or_mismatched_pin_is_ignored() {
     assert_eq!(c.pin_count(), 0);
     assert!(f.asked.lock().unwrap().is_empty());
 }
+
+#[test]
+fn calls_their_node_no_longer_has_are_forgotten_after_a_grace_period() {
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    assert_eq!(result(&c.handle(&offer("bob"), NOW)), "ok");
+    assert_eq!(c.call_count(), 1);
+    // Young calls are left alone; old ones the node still has stay.
+    assert_eq!(c.sweep(NOW + 1_000, 60_000), 0);
+    assert_eq!(c.sweep(NOW + 120_000, 60_000), 0);
+    assert_eq!(c.call_count(), 1);
+    // The caller's node dropped it (a media timeout, say): forgotten.
+    let a = ["a1", "a2"]
+        .into_iter()
+        .find(|n| with_node(&f, n, |node, _| node.call("call-1").is_some()))
+        .unwrap();
+    {
+        let mut g = f.nodes[a].lock().unwrap();
+        let (n, plane) = &mut *g;
+        let mut d = b"sweep ".to_vec();
+        dict([
+            ("command", "delete".into()),
+            ("call-id", "call-1".into()),
+            ("delete-delay", 0u64.into()),
+        ])
+        .encode_into(&mut d);
+        n.handle(
+            &d,
+            Now {
+                ms: 2000,
+                unix: NOW / 1000,
+            },
+            plane,
+        );
+    }
+    // A node that does not answer tells nothing: the call stays.
+    f.dead.lock().unwrap().insert(a.to_owned());
+    assert_eq!(c.sweep(NOW + 120_000, 60_000), 0);
+    f.dead.lock().unwrap().remove(a);
+    assert_eq!(c.sweep(NOW + 120_000, 60_000), 1);
+    assert_eq!(c.call_count(), 0);
+}
