@@ -632,6 +632,117 @@ fn cli_and_config_errors_are_reported() {
         &["ping", "--ng", "127.0.0.1:1"],
         &["no reply", "127.0.0.1:1"],
     );
+
+    // Regions: tunnels need a secret; a registry needs a name, a region
+    // and addresses other hosts can reach.
+    assert_fails(
+        &node(&["--tunnel-address", "127.0.0.1:7100"]),
+        &["tunnel-secret"],
+    );
+    assert_fails(
+        &node(&["--registry", "redis://127.0.0.1:1"]),
+        &["node-id", "region"],
+    );
+    let wild = [
+        "node",
+        "--listen-ng",
+        "0.0.0.0:2223",
+        "--registry",
+        "redis://127.0.0.1:1",
+        "--node-id",
+        "x",
+        "--region",
+        "r",
+    ];
+    assert_fails(&wild, &["wildcard"]);
+    let seed = dir.join(format!("rtpmesh-robust-{}-seed.toml", std::process::id()));
+    std::fs::write(&seed, "regions = [\"r1\"]\n[[nodes]]\nid = \"n\"\n").unwrap();
+    let ctl_ng = format!("127.0.0.1:{}", common::free_port());
+    assert_fails(
+        &[
+            "control",
+            "--listen-ng",
+            &ctl_ng,
+            "--seed",
+            seed.to_str().unwrap(),
+        ],
+        &["invalid seed file", seed.to_str().unwrap()],
+    );
+    let _ = std::fs::remove_file(&seed);
+    // The operator commands fail clearly when the API is not there.
+    assert_fails(
+        &["--api", "http://127.0.0.1:1", "region", "list"],
+        &["cannot reach the API", "127.0.0.1:1"],
+    );
+}
+
+/// The controller answers bad requests with rtpengine's errors and keeps
+/// serving: garbage, an unknown command, an offer it cannot route, a call
+/// it does not know.
+#[test]
+fn a_controller_keeps_serving_after_bad_requests() {
+    let ng: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let dir = std::env::temp_dir();
+    let seed = dir.join(format!("rtpmesh-robust-{}-ctl.toml", std::process::id()));
+    std::fs::write(&seed, "regions = [\"r1\"]\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+        .args(["control", "--listen-ng", &ng.to_string(), "--region", "r1"])
+        .arg("--seed")
+        .arg(&seed)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut c = NgClient::new(ng)
+        .unwrap()
+        .with_retries(Duration::from_millis(300), 20)
+        .unwrap();
+    let mut ask = |items: Vec<(&str, Value)>| c.request(&dict(items)).unwrap();
+    assert_eq!(result(&ask(vec![("command", "ping".into())])), "pong");
+    let r = ask(vec![("command", "dance".into())]);
+    assert_eq!(reason(&r), "Unrecognized command");
+    let r = ask(vec![
+        ("command", "offer".into()),
+        ("call-id", "c".into()),
+        ("from-tag", "a".into()),
+        ("sdp", audio_sdp(LO.parse().unwrap(), 4000).into()),
+        ("supports", Value::List(vec!["load limit".into()])),
+    ]);
+    // r1 has no node: a proxy can fail over to another relay set.
+    assert_eq!(result(&r), "load limit", "{r:?}");
+    let r = ask(vec![
+        ("command", "offer".into()),
+        ("call-id", "c".into()),
+        ("from-tag", "a".into()),
+        ("sdp", audio_sdp(LO.parse().unwrap(), 4000).into()),
+        ("callee", "nobody".into()),
+        ("region", "nowhere".into()),
+    ]);
+    assert!(reason(&r).starts_with("No route"), "{r:?}");
+    // Without `load limit` in `supports`: rtpengine's error text.
+    let r = ask(vec![
+        ("command", "offer".into()),
+        ("call-id", "c".into()),
+        ("from-tag", "a".into()),
+        ("sdp", audio_sdp(LO.parse().unwrap(), 4000).into()),
+    ]);
+    assert_eq!(reason(&r), why::LOAD_LIMIT);
+    let r = ask(vec![
+        ("command", "answer".into()),
+        ("call-id", "zz".into()),
+        ("from-tag", "a".into()),
+        ("to-tag", "b".into()),
+        ("sdp", audio_sdp(LO.parse().unwrap(), 4000).into()),
+    ]);
+    assert_eq!(reason(&r), "Unknown call-id");
+    let mut raw = NgClient::new(ng).unwrap();
+    let reply = raw.raw(b"k1 d7:command").unwrap();
+    assert!(String::from_utf8_lossy(&reply).contains("Could not decode bencode dictionary"));
+    assert_eq!(result(&ask(vec![("command", "ping".into())])), "pong");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_file(&seed);
 }
 
 // ---------------------------------------------------------------------------

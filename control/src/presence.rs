@@ -106,6 +106,7 @@ fn beat(
 ) {
     let mut samples: HashMap<String, Vec<u32>> = HashMap::new();
     let mut published: HashMap<String, u32> = HashMap::new();
+    let mut drained_said = false;
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() < next {
@@ -122,6 +123,23 @@ fn beat(
         };
         if let Err(e) = store.publish(&hb) {
             tracing::warn!(error = %e, "heartbeat not published");
+        }
+        // A draining node says when its last call is gone: the operator
+        // may stop it then without cutting anyone off.
+        let draining = registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .node(&info.id)
+            .is_some_and(|n| n.draining);
+        let load = report.load.load(Ordering::Relaxed);
+        match (draining, load, drained_said) {
+            (true, 0, false) => {
+                tracing::info!(node = %info.id, "drained: no calls left, safe to stop");
+                drained_said = true;
+            }
+            (true, n, _) if n > 0 => drained_said = false,
+            (false, _, _) => drained_said = false,
+            _ => {}
         }
         // One node per other region is enough: regions are close inside.
         let peers: Vec<NodeInfo> = {
