@@ -135,7 +135,8 @@ fn node_ids() -> Vec<(String, u8, u8)> {
 }
 
 impl World {
-    fn up(name: &str) -> Self {
+    /// Brings up a world whose nodes use `backend` and `workers` threads.
+    fn up(name: &str, backend: &str, workers: u8) -> Self {
         if let Some(why) = Regions::unsupported() {
             panic!("multi-region tests need network namespaces: {why}");
         }
@@ -188,7 +189,9 @@ impl World {
                 "--port-max",
                 "30999",
                 "--workers",
-                "1",
+                &workers.to_string(),
+                "--backend",
+                backend,
                 "--tunnel-address",
                 &format!("{ip}:7000"),
                 "--tunnel-secret",
@@ -448,7 +451,8 @@ fn stream_packets(q: &Value, leg: usize) -> i64 {
 
 #[test]
 fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
-    let w = World::up("rg");
+    // io_uring, one worker per node.
+    let w = World::up("rg", "uring", 1);
     let mut ng = w.ng();
 
     // 1. Measured latency beats the (wrong) configuration: dave is
@@ -661,7 +665,9 @@ fn pcap_records(path: &std::path::Path) -> usize {
 
 #[test]
 fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
-    let mut w = World::up("rs");
+    // epoll, two workers per node: calls and their tunnel sockets spread
+    // over both.
+    let mut w = World::up("rs", "epoll", 2);
     let mut ng = w.ng();
     let caller = w.party(1, 3);
     let callee = w.party(2, 3);
