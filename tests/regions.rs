@@ -747,5 +747,38 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
         got.iter().all(|(_, from)| *from == to_caller_side),
         "same port after restart"
     );
+
+    // Restart the controller too: its journal in Redis still says which
+    // nodes carry the call, so the BYE's delete reaches both.
+    w.controller.signal(libc::SIGTERM);
+    w.controller.restart(&w.regions);
+    let mut ng = w.ng();
+    let deleted = eventually(Duration::from_secs(10), || {
+        ng.request(&dict([
+            ("command", "delete".into()),
+            ("call-id", "keep".into()),
+            ("delete-delay", 0u64.into()),
+        ]))
+        .is_ok_and(|r| common::result(&r) == "ok" && r.get("warning").is_none())
+    });
+    assert!(
+        deleted,
+        "restarted controller lost the call: {}",
+        w.controller.log_text()
+    );
+    for node in [&a, &kb] {
+        let q = w
+            .node_ng(node)
+            .request(&dict([
+                ("command", "query".into()),
+                ("call-id", "keep".into()),
+            ]))
+            .unwrap();
+        assert_eq!(
+            common::reason(&q),
+            "Unknown call-id",
+            "{node} still has the call"
+        );
+    }
     let _ = &w.dir;
 }

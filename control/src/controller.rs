@@ -135,6 +135,69 @@ pub struct Controller<L> {
     link: L,
     config: ControllerConfig,
     state: Mutex<State>,
+    /// Where placed calls are kept, so that a restarted controller still
+    /// knows which nodes carry each call: the store and this controller's
+    /// name in it.
+    journal: Option<(std::sync::Arc<dyn region::store::Store>, String)>,
+}
+
+/// A placed call as the journal keeps it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct PlacedRecord {
+    caller_tag: String,
+    nodes: Vec<NodeInfo>,
+    route: Option<std::collections::BTreeMap<String, String>>,
+    offer_sdp: String,
+    remote_branches: Vec<(String, NodeInfo, String)>,
+    placed_ms: u64,
+}
+
+impl PlacedRecord {
+    fn of(p: &Placed) -> Self {
+        let route = p.route.as_ref().and_then(Value::as_dict).map(|d| {
+            d.iter()
+                .filter_map(|(k, v)| {
+                    Some((String::from_utf8(k.clone()).ok()?, v.as_str()?.to_owned()))
+                })
+                .collect()
+        });
+        Self {
+            caller_tag: p.caller_tag.clone(),
+            nodes: p.nodes.clone(),
+            route,
+            offer_sdp: p.offer_sdp.clone(),
+            remote_branches: p
+                .remote_branches
+                .iter()
+                .map(|(k, (n, id))| (k.clone(), n.clone(), id.clone()))
+                .collect(),
+            placed_ms: p.placed_ms,
+        }
+    }
+
+    fn placed(self) -> Option<Placed> {
+        if self.nodes.is_empty() {
+            return None;
+        }
+        Some(Placed {
+            caller_tag: self.caller_tag,
+            nodes: self.nodes,
+            route: self.route.map(|r| {
+                Value::Dict(
+                    r.into_iter()
+                        .map(|(k, v)| (k.into_bytes(), Value::from(v)))
+                        .collect(),
+                )
+            }),
+            offer_sdp: self.offer_sdp,
+            remote_branches: self
+                .remote_branches
+                .into_iter()
+                .map(|(k, n, id)| (k, (n, id)))
+                .collect(),
+            placed_ms: self.placed_ms,
+        })
+    }
 }
 
 impl<L: NodeLink> Controller<L> {
@@ -144,6 +207,72 @@ impl<L: NodeLink> Controller<L> {
             link,
             config,
             state: Mutex::new(State::default()),
+            journal: None,
+        }
+    }
+
+    /// Keeps placed calls in `store` under `name` (one name per
+    /// controller), so that [`Controller::recover`] after a restart knows
+    /// which nodes carry them.
+    pub fn with_journal(
+        mut self,
+        store: std::sync::Arc<dyn region::store::Store>,
+        name: &str,
+    ) -> Self {
+        self.journal = Some((store, format!("controller:{name}")));
+        self
+    }
+
+    /// Takes back the calls the journal holds; returns how many.
+    pub fn recover(&self) -> usize {
+        let Some((store, key)) = &self.journal else {
+            return 0;
+        };
+        let records = match store.calls(key) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the call journal: no calls recovered");
+                return 0;
+            }
+        };
+        let mut st = self.state();
+        let mut n = 0;
+        for (id, json) in records {
+            match serde_json::from_str::<PlacedRecord>(&json)
+                .ok()
+                .and_then(PlacedRecord::placed)
+            {
+                Some(p) => {
+                    st.calls.insert(id, p);
+                    n += 1;
+                }
+                None => {
+                    tracing::warn!(call = %id, "unreadable call record dropped");
+                    let _ = store.delete_call(key, &id);
+                }
+            }
+        }
+        n
+    }
+
+    /// Writes a call's record (or its removal) to the journal.
+    fn journal(&self, call_id: &str) {
+        let Some((store, key)) = &self.journal else {
+            return;
+        };
+        let record = self.state().calls.get(call_id).map(PlacedRecord::of);
+        let done = match record {
+            Some(r) => match serde_json::to_string(&r) {
+                Ok(j) => store.put_call(key, call_id, &j),
+                Err(e) => {
+                    tracing::error!(call = %call_id, error = %e, "call record not serialisable");
+                    return;
+                }
+            },
+            None => store.delete_call(key, call_id),
+        };
+        if let Err(e) = done {
+            tracing::warn!(call = %call_id, error = %e, "call journal not written");
         }
     }
 
@@ -287,12 +416,17 @@ impl<L: NodeLink> Controller<L> {
                 held.iter().filter_map(Value::as_str).collect();
             gone.extend(ids.into_iter().filter(|id| !held.contains(id.as_str())));
         }
-        let mut st = self.state();
-        for id in &gone {
-            st.calls.remove(id);
+        {
+            let mut st = self.state();
+            for id in &gone {
+                st.calls.remove(id);
+            }
+            st.pins
+                .retain(|_, p| now_ms.saturating_sub(p.at_ms) < PIN_TTL_MS);
         }
-        st.pins
-            .retain(|_, p| now_ms.saturating_sub(p.at_ms) < PIN_TTL_MS);
+        for id in &gone {
+            self.journal(id);
+        }
         if !gone.is_empty() {
             tracing::info!(
                 calls = gone.len(),
@@ -549,7 +683,7 @@ impl<L: NodeLink> Controller<L> {
         }
         let nodes = std::iter::once(a).chain(b).collect();
         self.state().calls.insert(
-            call_id,
+            call_id.clone(),
             Placed {
                 caller_tag: req.from_tag.clone().unwrap_or_default(),
                 nodes,
@@ -559,6 +693,7 @@ impl<L: NodeLink> Controller<L> {
                 placed_ms: now_ms,
             },
         );
+        self.journal(&call_id);
         Ok(reply)
     }
 
@@ -623,6 +758,7 @@ impl<L: NodeLink> Controller<L> {
             st.pins.remove(&call_id);
             st.calls.remove(&call_id)
         };
+        self.journal(&call_id);
         let Some(placed) = placed else {
             if req.flags.fatal {
                 return Err(reason::UNKNOWN_CALL_ID.into());
@@ -790,6 +926,7 @@ impl<L: NodeLink> Controller<L> {
         if let Some(p) = self.state().calls.get_mut(&call_id) {
             p.remote_branches.insert(name, (r.clone(), remote_id));
         }
+        self.journal(&call_id);
         let mut reply = rl;
         if let Value::Dict(m) = &mut reply {
             m.insert(b"branch-node".to_vec(), r.id.as_str().into());
@@ -816,6 +953,7 @@ impl<L: NodeLink> Controller<L> {
             .calls
             .get_mut(&call_id)
             .and_then(|p| p.remote_branches.remove(&name));
+        self.journal(&call_id);
         if let Some((node, remote_id)) = remote {
             self.drop_call(&node, &remote_id);
         }

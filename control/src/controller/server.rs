@@ -283,14 +283,23 @@ pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     let store = open_store(config.registry.as_deref())?;
-    let ctl: Arc<Ctl> = Arc::new(Controller::new(
-        UdpLink {
-            timeout: config.node_timeout,
-        },
-        ControllerConfig {
-            region: config.region.clone(),
-        },
-    ));
+    let ctl: Arc<Ctl> = Arc::new(
+        Controller::new(
+            UdpLink {
+                timeout: config.node_timeout,
+            },
+            ControllerConfig {
+                region: config.region.clone(),
+            },
+        )
+        // Its ng address names this controller in the journal: stable across
+        // restarts, distinct between controllers sharing a registry.
+        .with_journal(store.clone(), &config.listen_ng.to_string()),
+    );
+    let recovered = ctl.recover();
+    if recovered > 0 {
+        tracing::info!(calls = recovered, "calls recovered from the journal");
+    }
     // Subscribe before the snapshot, so nothing falls between them.
     let changes = store
         .subscribe()

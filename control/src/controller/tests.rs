@@ -562,3 +562,36 @@ fn calls_their_node_no_longer_has_are_forgotten_after_a_grace_period() {
     assert_eq!(c.sweep(NOW + 120_000, 60_000), 1);
     assert_eq!(c.call_count(), 0);
 }
+
+#[test]
+fn a_restarted_controller_still_knows_which_nodes_carry_each_call() {
+    let (f, ch) = fabric();
+    let store: std::sync::Arc<dyn region::store::Store> =
+        std::sync::Arc::new(region::store::MemoryStore::new());
+    let first = controller(&f, &ch).with_journal(store.clone(), "ctl-1");
+    assert_eq!(result(&first.handle(&offer("bob"), NOW)), "ok");
+    drop(first);
+    // A new process: same journal, same name.
+    let second = controller(&f, &ch).with_journal(store.clone(), "ctl-1");
+    assert_eq!(second.recover(), 1);
+    let r = second.handle(&answer(), NOW);
+    assert_eq!(result(&r), "ok", "{r:?}");
+    assert_eq!(
+        r.get("route")
+            .and_then(|r| r.get("gateway"))
+            .and_then(Value::as_str),
+        Some("gw2")
+    );
+    let del = dict([
+        ("command", "delete".into()),
+        ("call-id", "call-1".into()),
+        ("delete-delay", 0u64.into()),
+    ]);
+    assert_eq!(result(&second.handle(&del, NOW)), "ok");
+    assert!(with_node(&f, "b1", |n, _| n.call("call-1").is_none()));
+    // Deleted calls leave the journal too; another name sees nothing.
+    let third = controller(&f, &ch).with_journal(store.clone(), "ctl-1");
+    assert_eq!(third.recover(), 0);
+    let other = controller(&f, &ch).with_journal(store, "ctl-2");
+    assert_eq!(other.recover(), 0);
+}
