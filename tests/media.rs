@@ -656,13 +656,7 @@ fn recording_and_blocking(backend: &str) {
     // is still recorded: it reached the relay), and its WAV the audio.
     for (tag, packets) in [("a", 32), ("b", 31)] {
         let stem = rtpmesh_control::record::file_stem("rec", tag, 1);
-        let pcap = std::fs::read(dir.join(format!("{stem}.pcap"))).unwrap();
-        let mut at = 24;
-        let mut n = 0;
-        while at + 16 <= pcap.len() {
-            at += 16 + u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
-            n += 1;
-        }
+        let n = pcap_records(&dir.join(format!("{stem}.pcap")));
         assert_eq!(n, packets, "{tag}: packets in the pcap");
         let wav = std::fs::read(dir.join(format!("{stem}.wav"))).unwrap();
         assert_eq!(&wav[0..4], b"RIFF");

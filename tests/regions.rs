@@ -18,7 +18,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::netns::Regions;
-use common::{audio_sdp, eventually, media_addr, rtp, sdp_of};
+use common::{audio_sdp, eventually, media_addr, pcap_records, rtp, sdp_of};
 use rtpmesh_control::bencode::{dict, Value};
 use rtpmesh_control::client::NgClient;
 
@@ -647,20 +647,6 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
         "branch still sending after stop"
     );
     delete(&mut ng, "x1");
-}
-
-/// Number of packet records in a classic pcap file.
-fn pcap_records(path: &std::path::Path) -> usize {
-    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(data.len() >= 24, "short pcap");
-    let mut at = 24;
-    let mut n = 0;
-    while at + 16 <= data.len() {
-        let incl = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-        at += 16 + incl;
-        n += 1;
-    }
-    n
 }
 
 #[test]

@@ -133,6 +133,25 @@ pub struct Branch {
     pub target: BranchTarget,
 }
 
+/// Where a resource at `dest` receives `streams` m= lines: stream `i`'s
+/// RTP at `dest.port + 2i`, its RTCP one port above; `None` when that runs
+/// past port 65535.
+pub fn resource_ports(dest: SocketAddr, streams: usize) -> Option<Vec<(SocketAddr, SocketAddr)>> {
+    (0..streams)
+        .map(|i| {
+            let rtp = u16::try_from(i)
+                .ok()?
+                .checked_mul(2)?
+                .checked_add(dest.port())?;
+            let rtcp = rtp.checked_add(1)?;
+            Some((
+                SocketAddr::new(dest.ip(), rtp),
+                SocketAddr::new(dest.ip(), rtcp),
+            ))
+        })
+        .collect()
+}
+
 /// Where a branch sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BranchTarget {
@@ -387,5 +406,22 @@ impl Totals {
         self.rtcp_bytes += c.rtcp_bytes;
         self.errors += c.errors();
         self.forwarded += c.forwarded;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_ports_go_up_by_two_and_stop_at_the_top_of_the_range() {
+        let d: SocketAddr = "10.0.0.9:6000".parse().unwrap();
+        let p = resource_ports(d, 2).unwrap();
+        assert_eq!(p[1].0, "10.0.0.9:6002".parse().unwrap());
+        assert_eq!(p[1].1, "10.0.0.9:6003".parse().unwrap());
+        assert!(resource_ports("10.0.0.9:65534".parse().unwrap(), 1).is_some());
+        assert!(resource_ports("10.0.0.9:65535".parse().unwrap(), 1).is_none());
+        assert!(resource_ports("10.0.0.9:65532".parse().unwrap(), 2).is_some());
+        assert!(resource_ports("10.0.0.9:65533".parse().unwrap(), 2).is_none());
     }
 }

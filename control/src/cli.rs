@@ -152,30 +152,16 @@ fn sdp(port: u16, session: u32) -> String {
     )
 }
 
-/// The relay address an SDP reply names for audio (`c=` and `m=audio`).
+/// The relay address an SDP reply names for its first stream.
 fn relay_addr(reply: &Value) -> anyhow::Result<SocketAddr> {
-    let sdp = reply
+    let text = reply
         .get("sdp")
         .and_then(Value::as_str)
         .context("reply has no sdp")?;
-    let m = sdp
-        .lines()
-        .find(|l| l.starts_with("m=audio "))
-        .context("reply SDP has no m=audio line")?;
-    let port: u16 = m
-        .split(' ')
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .context("bad m= port")?;
-    let ip: std::net::IpAddr = sdp
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("c=IN IP4 ")
-                .or_else(|| l.strip_prefix("c=IN IP6 "))
-        })
-        .and_then(|a| a.trim().parse().ok())
-        .context("reply SDP has no usable c= line")?;
-    Ok(SocketAddr::new(ip, port))
+    let sdp = crate::sdp::parse(text).context("reply SDP does not parse")?;
+    let m = sdp.media().first().context("reply SDP has no m= line")?;
+    let c = m.connection.as_ref().context("reply SDP has no c= line")?;
+    Ok(SocketAddr::new(c.address, m.port))
 }
 
 /// An RTP packet: PCMU, 160 bytes of payload.

@@ -106,7 +106,7 @@ struct State {
     pins: HashMap<String, Pin>,
     suspects: HashMap<String, Suspect>,
     /// The most recent decisions, newest last, for `route explain`.
-    decisions: Vec<(String, String)>,
+    decisions: std::collections::VecDeque<(String, String)>,
 }
 
 /// How many recent decisions are kept for inspection.
@@ -504,11 +504,11 @@ impl<L: NodeLink> Controller<L> {
     /// else the gateway whose SIP address is the request's
     /// `received-from`, else this controller's region.
     fn origin(&self, body: &Value, received_from: Option<IpAddr>) -> Result<Origin, Failure> {
-        if let Some(g) = body.get("gateway").and_then(Value::as_str) {
-            return Ok(Origin::Gateway(g.to_owned()));
+        if let Some(g) = text_key(body, "gateway")? {
+            return Ok(Origin::Gateway(g));
         }
-        if let Some(r) = body.get("region").and_then(Value::as_str) {
-            return Ok(Origin::Region(r.to_owned()));
+        if let Some(r) = text_key(body, "region")? {
+            return Ok(Origin::Region(r));
         }
         if let Some(ip) = received_from {
             let st = self.state();
@@ -532,9 +532,9 @@ impl<L: NodeLink> Controller<L> {
         let text = region::explain(result);
         tracing::info!(call = %call_id, decision = %text.replace('\n', "; "), "route selected");
         let mut st = self.state();
-        st.decisions.push((call_id.to_owned(), text));
+        st.decisions.push_back((call_id.to_owned(), text));
         if st.decisions.len() > DECISIONS_KEPT {
-            st.decisions.remove(0);
+            st.decisions.pop_front();
         }
     }
 
@@ -551,10 +551,7 @@ impl<L: NodeLink> Controller<L> {
         if self.placed(&call_id).is_some() {
             return self.relay_sdp(body, req, now_ms);
         }
-        let endpoint = body
-            .get("callee")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let endpoint = text_key(body, "callee")?;
         // A decision the proxy already acted on (it sent the INVITE to that
         // decision's gateway) is kept if it still can be.
         if let Some(d) = self.take_pin(&call_id, endpoint.as_deref(), now_ms) {
@@ -862,7 +859,8 @@ impl<L: NodeLink> Controller<L> {
             .clone()
             .unwrap_or_else(|| placed.caller_tag.clone());
         let party = party_node(&placed, &tag).clone();
-        let resource_region = body.get("region").and_then(Value::as_str);
+        let resource_region = text_key(body, "region")?;
+        let resource_region = resource_region.as_deref();
         let remote = resource_region.filter(|r| *r != party.region);
         let Some(region_name) = remote else {
             return Ok(self.ask(&party, body)?);
@@ -961,6 +959,20 @@ impl<L: NodeLink> Controller<L> {
     }
 }
 
+/// One of rtpmesh's string keys (`callee`, `gateway`, `region`): absent,
+/// or a string; anything else is the proxy's mistake, said in rtpengine's
+/// words rather than routed as if the key were missing.
+fn text_key(body: &Value, key: &str) -> Result<Option<String>, Failure> {
+    match body.get(key) {
+        None => Ok(None),
+        Some(v) => v.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| {
+            Failure::Error(format!(
+                "Invalid value for key \"{key}\": expected a string"
+            ))
+        }),
+    }
+}
+
 /// The node facing party `tag`: A for the first offerer, else the last.
 fn party_node<'a>(placed: &'a Placed, tag: &str) -> &'a NodeInfo {
     if tag == placed.caller_tag {
@@ -1019,8 +1031,10 @@ fn sip_host(sip: &str) -> Option<IpAddr> {
 /// at `dest`'s address and `dest.port + 2i`.
 fn resource_sdp(offer: &str, dest: SocketAddr) -> Result<String, Failure> {
     let parsed = sdp::parse(offer).map_err(|_| Failure::from(reason::FAILED_TO_PARSE_SDP))?;
-    let media = (0..parsed.media().len())
-        .map(|i| sdp::MediaRewrite::new(dest.ip(), dest.port() + 2 * i as u16))
+    let media = crate::call::resource_ports(dest, parsed.media().len())
+        .ok_or(Failure::from(crate::node::INVALID_DESTINATION))?
+        .into_iter()
+        .map(|(rtp, _)| sdp::MediaRewrite::new(rtp.ip(), rtp.port()))
         .collect();
     sdp::rewrite(
         &parsed,

@@ -73,7 +73,20 @@ impl Plane {
                 .as_bytes()
                 .into();
             for w in &workers {
-                let addr = SocketAddr::new(base.ip(), base.port() + w.index() as u16);
+                let port = u16::try_from(w.index())
+                    .ok()
+                    .and_then(|i| base.port().checked_add(i))
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "tunnel port {} + worker {} is past 65535",
+                                base.port(),
+                                w.index()
+                            ),
+                        )
+                    })?;
+                let addr = SocketAddr::new(base.ip(), port);
                 let socket = bind(addr).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot bind tunnel socket {addr}: {e}"))
                 })?;
@@ -363,6 +376,14 @@ impl MediaPlane for Plane {
         port: Option<u16>,
         flows: (FlowId, FlowId),
     ) -> Result<Local, PlaneError> {
+        // A record from a run with more workers names one this run lacks:
+        // its flows would never be installed.
+        if worker >= self.workers.len() {
+            return Err(PlaneError::Socket(format!(
+                "worker {worker} does not exist ({} workers)",
+                self.workers.len()
+            )));
+        }
         // Tunnel sockets took the first ids at start; a restored flow must
         // not shadow one of them or a flow already handed out.
         for f in [flows.0, flows.1] {

@@ -490,13 +490,7 @@ impl Node {
             (None, Some(d)) => {
                 let n = call.legs[legs[0]].streams.len();
                 BranchTarget::Direct(
-                    (0..n as u16)
-                        .map(|i| {
-                            let rtp = std::net::SocketAddr::new(d.ip(), d.port() + 2 * i);
-                            let rtcp = std::net::SocketAddr::new(d.ip(), rtp.port() + 1);
-                            (rtp, rtcp)
-                        })
-                        .collect(),
+                    crate::call::resource_ports(d, n).ok_or(Failure::from(INVALID_DESTINATION))?,
                 )
             }
             (None, None) => return Err(Failure::from("No destination in message")),
@@ -769,6 +763,9 @@ impl Node {
         }
     }
 }
+
+/// A `destination` whose streams' ports would run past 65535.
+pub(crate) const INVALID_DESTINATION: &str = "Invalid destination: stream ports run past 65535";
 
 /// The branch name `start recording` uses.
 const RECORDING: &str = "recording";

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::bencode::{dict, Value};
 use crate::client::NgClient;
-use crate::controller::server::unix_ms;
-use crate::region::store::Store;
+use crate::region::store::{unix_ms, Store};
 use crate::region::{Change, Latency, LatencySource, NodeInfo, Registry};
 
 /// How many probe results the latency estimate looks back on: the

@@ -496,8 +496,11 @@ impl FlowTable {
         let state = TunnelState {
             secret,
             local,
-            peers: Vec::new(),
-            by_addr: HashMap::new(),
+            // Room for every peer up front: a peer that first shows up as
+            // a datagram (see `open_tunnel`) joins on the packet path,
+            // which must not allocate.
+            peers: Vec::with_capacity(MAX_TUNNEL_PEERS),
+            by_addr: HashMap::with_capacity(MAX_TUNNEL_PEERS),
         };
         self.insert_as(&spec, Role::Tunnel(Box::new(state)))
     }

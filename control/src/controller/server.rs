@@ -22,7 +22,7 @@ use super::{Controller, ControllerConfig, LinkError, NodeLink};
 use crate::bencode::{dict, Value};
 use crate::client::{ClientError, NgClient};
 use crate::ng;
-use crate::region::store::{MemoryStore, RedisStore, Store};
+use crate::region::store::{unix_ms, MemoryStore, RedisStore, Store};
 use crate::region::{Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, Region};
 
 /// What `rtpmesh control` needs.
@@ -198,7 +198,7 @@ impl Seed {
             Change::RegisterRoute(crate::region::Route {
                 endpoint: r.endpoint.clone(),
                 gateway: r.gateway.clone(),
-                expires_unix_ms: now_ms + r.expires_s * 1000,
+                expires_unix_ms: now_ms.saturating_add(r.expires_s.saturating_mul(1000)),
             })
         }));
         out
@@ -224,14 +224,6 @@ impl NodeLink for UdpLink {
             e => failed(e.to_string()),
         })
     }
-}
-
-/// Wall-clock Unix milliseconds.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Opens the store a config names.

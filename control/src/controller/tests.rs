@@ -595,3 +595,19 @@ fn a_restarted_controller_still_knows_which_nodes_carry_each_call() {
     let other = controller(&f, &ch).with_journal(store, "ctl-2");
     assert_eq!(other.recover(), 0);
 }
+
+#[test]
+fn a_rtpmesh_key_of_the_wrong_type_is_an_error_not_a_missing_key() {
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    let mut req = offer("bob");
+    if let Value::Dict(m) = &mut req {
+        m.insert(b"callee".to_vec(), Value::Int(7));
+    }
+    let r = c.handle(&req, NOW);
+    assert_eq!(
+        r.get("error-reason").and_then(Value::as_str),
+        Some("Invalid value for key \"callee\": expected a string")
+    );
+    assert!(f.asked.lock().unwrap().is_empty(), "no node was asked");
+}

@@ -922,3 +922,25 @@ fn a_restarted_node_takes_its_calls_back_on_the_same_ports_and_flows() {
     let ch = node2.take_changes();
     assert!(ch.iter().any(|(id, r)| id == "c" && r.is_none()), "{ch:?}");
 }
+
+#[test]
+fn a_branch_destination_whose_ports_run_past_65535_is_refused() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    offer(&mut node, &mut plane, at(0), "1", "c");
+    let r = send(
+        &mut node,
+        &mut plane,
+        at(1),
+        "2",
+        vec![
+            ("command", "start branch".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "a".into()),
+            ("branch", "b".into()),
+            ("destination", "10.0.0.9:65535".into()),
+        ],
+    );
+    assert_eq!(reason(&r), INVALID_DESTINATION);
+    assert!(node.call("c").unwrap().branches.is_empty());
+}

@@ -71,8 +71,9 @@ pub trait Store: Send + Sync {
     fn calls(&self, node: &str) -> Result<Vec<(String, String)>, StoreError>;
 }
 
-/// Wall-clock Unix milliseconds, for dropping expired routes.
-pub(crate) fn unix_ms() -> u64 {
+/// Wall-clock Unix milliseconds: the registry's clock (records travel
+/// between machines, so they carry wall-clock times).
+pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
