@@ -22,7 +22,7 @@ pub struct Plane {
     pool: PortPool,
     v4: Option<Interface>,
     v6: Option<Interface>,
-    next_flow: u64,
+    ids: FlowIds,
     /// Sockets (or `None` for socketless tunnel-leg flows) waiting for
     /// their flow specs.
     pending: HashMap<FlowId, Option<UdpSocket>>,
@@ -112,7 +112,7 @@ impl Plane {
             pool,
             v4: config.interface(false),
             v6: config.interface(true),
-            next_flow,
+            ids: FlowIds::new(next_flow - 1),
             pending: HashMap::new(),
             tunnels,
             recorder,
@@ -192,6 +192,7 @@ impl Plane {
 
     /// A worker closed a removed flow's socket.
     fn on_closed(&mut self, flow: FlowId) {
+        self.ids.release(flow);
         let Some(port) = self.closing.remove(&flow) else {
             return;
         };
@@ -205,14 +206,69 @@ impl Plane {
     }
 
     fn socket(&mut self, port: u16) -> call::Socket {
-        let flow = FlowId(self.next_flow);
-        self.next_flow += 1;
+        let flow = self.ids.take();
         call::Socket {
             flow,
             port,
             counters: Arc::default(),
             latched: None,
         }
+    }
+}
+
+/// Flow ids for a node's sockets. A peer node addresses a tunnel leg's
+/// flows by id in 32 bits, so ids stay within 1..=u32::MAX: past the top
+/// they start again from the bottom, skipping ids still in use and the
+/// tunnel sockets' (taken first, at start).
+#[derive(Debug)]
+struct FlowIds {
+    next: u64,
+    reserved: u64,
+    live: std::collections::HashSet<FlowId>,
+}
+
+impl FlowIds {
+    /// Ids above `reserved` are handed out.
+    fn new(reserved: u64) -> Self {
+        Self {
+            next: reserved + 1,
+            reserved,
+            live: std::collections::HashSet::new(),
+        }
+    }
+
+    #[cfg(test)]
+    fn with_top(reserved: u64, next: u64) -> Self {
+        Self {
+            next,
+            ..Self::new(reserved)
+        }
+    }
+
+    /// A fresh id.
+    fn take(&mut self) -> FlowId {
+        loop {
+            let id = FlowId(self.next);
+            self.next = if self.next >= u64::from(u32::MAX) {
+                self.reserved + 1
+            } else {
+                self.next + 1
+            };
+            if self.live.insert(id) {
+                return id;
+            }
+        }
+    }
+
+    /// Takes a given id (a restored call's); false if it is reserved, out
+    /// of range or in use.
+    fn claim(&mut self, id: FlowId) -> bool {
+        id.0 > self.reserved && id.0 <= u64::from(u32::MAX) && self.live.insert(id)
+    }
+
+    /// The id's flow is gone: it may be handed out again.
+    fn release(&mut self, id: FlowId) {
+        self.live.remove(&id);
     }
 }
 
@@ -319,6 +375,8 @@ impl MediaPlane for Plane {
                 for s in [&l.rtp, &l.rtcp] {
                     if self.pending.remove(&s.flow).is_none() {
                         ids.push(s.flow);
+                    } else {
+                        self.ids.release(s.flow);
                     }
                 }
                 continue;
@@ -326,7 +384,9 @@ impl MediaPlane for Plane {
             let mut open = 0;
             for s in [&l.rtp, &l.rtcp] {
                 // A socket never handed to a worker closes right here.
-                if self.pending.remove(&s.flow).is_none() {
+                if self.pending.remove(&s.flow).is_some() {
+                    self.ids.release(s.flow);
+                } else {
                     ids.push(s.flow);
                     self.closing.insert(s.flow, l.rtp.port);
                     open += 1;
@@ -386,15 +446,19 @@ impl MediaPlane for Plane {
         }
         // Tunnel sockets took the first ids at start; a restored flow must
         // not shadow one of them or a flow already handed out.
-        for f in [flows.0, flows.1] {
-            if f.0 <= self.tunnels.len() as u64 || self.pending.contains_key(&f) {
-                return Err(PlaneError::Socket(format!(
-                    "flow id {} already in use",
-                    f.0
-                )));
-            }
+        if flows.0 == flows.1 || !self.ids.claim(flows.0) {
+            return Err(PlaneError::Socket(format!(
+                "flow id {} already in use",
+                flows.0 .0
+            )));
         }
-        self.next_flow = self.next_flow.max(flows.0 .0.max(flows.1 .0) + 1);
+        if !self.ids.claim(flows.1) {
+            self.ids.release(flows.0);
+            return Err(PlaneError::Socket(format!(
+                "flow id {} already in use",
+                flows.1 .0
+            )));
+        }
         let mk = |flow, port| call::Socket {
             flow,
             port,
@@ -413,6 +477,8 @@ impl MediaPlane for Plane {
             });
         };
         if !self.pool.take(port) {
+            self.ids.release(flows.0);
+            self.ids.release(flows.1);
             return Err(PlaneError::Socket(format!(
                 "port {port} is outside the range or in use"
             )));
@@ -436,6 +502,8 @@ impl MediaPlane for Plane {
             }
             Err(e) => {
                 self.pool.release(port);
+                self.ids.release(flows.0);
+                self.ids.release(flows.1);
                 Err(PlaneError::Socket(format!("cannot bind {ip}:{port}: {e}")))
             }
         }
@@ -482,5 +550,30 @@ impl MediaPlane for Plane {
                 Err(e) => tracing::warn!(id, error = %e, "cannot finish recording"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_ids_stay_in_32_bits_and_skip_those_in_use() {
+        let top = u64::from(u32::MAX);
+        let mut ids = FlowIds::with_top(2, top - 1);
+        assert_eq!(ids.take(), FlowId(top - 1));
+        assert_eq!(ids.take(), FlowId(top));
+        // Past the top: from just above the tunnels' ids again.
+        assert_eq!(ids.take(), FlowId(3));
+        assert!(!ids.claim(FlowId(3)), "in use");
+        assert!(!ids.claim(FlowId(2)), "a tunnel's");
+        assert!(!ids.claim(FlowId(top + 1)), "out of range");
+        assert!(ids.claim(FlowId(4)));
+        // 4 is taken by a restored call: the next fresh id skips it.
+        assert_eq!(ids.take(), FlowId(5));
+        ids.release(FlowId(4));
+        let mut again = FlowIds::with_top(2, 4);
+        again.live = ids.live.clone();
+        assert_eq!(again.take(), FlowId(4), "released ids come back");
     }
 }
