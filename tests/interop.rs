@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{at, eventually, int_at, result, Node};
-use rtpmesh_control::bencode::Value;
+use rtpmesh_ng::bencode::Value;
 
 /// Where the Kamailio cfg, the sipp scenarios and the capture live.
 fn interop_dir() -> PathBuf {
@@ -936,7 +936,7 @@ impl Controller {
 
     fn client(&self) -> common::Ng {
         common::Ng {
-            c: rtpmesh_control::client::NgClient::new(self.ng)
+            c: rtpmesh_ng_udp::client::NgClient::new(self.ng)
                 .unwrap()
                 .with_retries(Duration::from_millis(2000), 2)
                 .unwrap(),

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
-use rtpmesh_control::bencode::Value;
+use rtpmesh_ng::bencode::Value;
 
 const LO: &str = "127.0.0.1";
 

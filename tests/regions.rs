@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::netns::Regions;
 use common::{audio_sdp, eventually, media_addr, pcap_records, rtp, sdp_of};
-use rtpmesh_control::bencode::{dict, Value};
-use rtpmesh_control::client::NgClient;
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng_udp::client::NgClient;
 
 /// Heartbeat interval of the nodes under test.
 const HEARTBEAT_MS: u64 = 500;

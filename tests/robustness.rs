@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use common::{
     audio_sdp, eventually, int_at, media_addr, reason, result, rtp, sdp_of, Ng, Node, Party,
 };
-use rtpmesh_control::bencode::{self, dict, Value};
-use rtpmesh_control::client::NgClient;
-use rtpmesh_control::ng::reason as why;
+use rtpmesh_ng::bencode::{self, dict, Value};
+use rtpmesh_ng::ng::reason as why;
+use rtpmesh_ng_udp::client::NgClient;
 
 const LO: &str = "127.0.0.1";
 const SSRC_A: u32 = 0x0a0a_0a0a;

@@ -1,6 +1,6 @@
 //! Integration tests: the ng protocol and SDP rewriting of a real node, as
 //! Kamailio drives it. Expected texts are what rtpengine 10.5 answered to
-//! the same requests (control/SDP-NOTES.md, control/NG-NOTES.md).
+//! the same requests (control/ng/SDP-NOTES.md, control/ng/NG-NOTES.md).
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::*;
-use rtpmesh_control::bencode::Value;
+use rtpmesh_ng::bencode::Value;
 
 const OFFER: &str = "v=0\r\no=- 1545997027 1 IN IP4 10.1.1.1\r\ns=tester\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\nm=audio 2000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=candidate:1 1 UDP 2130706431 10.1.1.1 2000 typ host\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefabcdefabcdefabcdef\r\n";
 const ANSWER: &str = "v=0\r\no=- 99 1 IN IP4 10.2.2.2\r\ns=tester\r\nc=IN IP4 10.2.2.2\r\nt=0 0\r\nm=audio 3000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
@@ -197,7 +197,7 @@ fn media_address_and_hold(backend: &str) {
 fn retransmitted_offer_gets_the_same_reply_and_no_new_ports(backend: &str) {
     let node = Node::builder(backend).ports(8).start();
     let mut ng = node.client();
-    let body = rtpmesh_control::bencode::dict([
+    let body = rtpmesh_ng::bencode::dict([
         ("command", "offer".into()),
         ("call-id", "rt".into()),
         ("from-tag", "a".into()),

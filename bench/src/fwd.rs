@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rtpmesh_control::bencode::{self, dict, Value};
+use rtpmesh_ng::bencode::{self, dict, Value};
 
 use crate::setup::media_addr;
 

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use rtpmesh_control::bencode::{dict, Value};
-use rtpmesh_control::client::NgClient;
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng_udp::client::NgClient;
 
 /// One call: a socket per party, and where each party sends (the relay
 /// port the other side's rewritten SDP named).

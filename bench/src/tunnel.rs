@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use rtpmesh_control::bencode::{dict, Value};
-use rtpmesh_control::client::NgClient;
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng_udp::client::NgClient;
 
 use crate::gen::{Generator, Outcome, Phase, Plan};
 use crate::setup::{self, Call};
@@ -316,8 +316,8 @@ pub struct CryptoCost {
 /// best of 20 batches of 20,000 (the best, because preemption on a shared
 /// machine only ever adds).
 pub fn crypto_cost(size: usize) -> CryptoCost {
-    use rtpmesh_relay::rtp::PacketKind;
-    use rtpmesh_relay::tunnel::{derive_key, open, seal, HEADER_LEN};
+    use rtpmesh_flow::rtp::PacketKind;
+    use rtpmesh_flow::tunnel::{derive_key, open, seal, HEADER_LEN};
     use std::hint::black_box;
     let key = derive_key(
         b"rtpmesh-bench",

@@ -24,6 +24,8 @@ use tiny_http::{Header, Response, Server};
 
 use crate::region::{Change, Decision, NoRoute, Query, Registry};
 
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
 mod handlers;
 mod router;
 pub mod wire;

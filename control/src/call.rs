@@ -8,8 +8,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use rtpmesh_relay::counters::{CounterSnapshot, FlowCounters};
-use rtpmesh_relay::flow::{Carries, FlowId, FlowSpec, Latching, Output};
+use rtpmesh_flow::counters::{CounterSnapshot, FlowCounters};
+use rtpmesh_flow::flow::{Carries, FlowId, FlowSpec, Latching, Output};
 
 /// One local socket of a stream.
 #[derive(Debug, Clone)]

@@ -1,11 +1,11 @@
-//! Node configuration: defaults, a TOML file, and command-line overrides.
+//! Node configuration: what a media node needs to start, with defaults.
+//! The TOML file and the flags that fill it in are the binary's (`rtpmesh`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rtpmesh_relay::backend::BackendKind;
-use serde::Deserialize;
 
 /// One local address media sockets bind to, and the address written into
 /// SDP for it (they differ behind 1:1 NAT). rtpengine spells it
@@ -105,44 +105,6 @@ impl Default for Config {
     }
 }
 
-/// The TOML file's shape: every key optional, same names as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileConfig {
-    /// See [`Config::listen_ng`].
-    pub listen_ng: Option<SocketAddr>,
-    /// See [`Config::interfaces`] (strings like `10.0.0.1!203.0.113.1`).
-    pub interface: Option<Vec<String>>,
-    /// See [`Config::port_min`].
-    pub port_min: Option<u16>,
-    /// See [`Config::port_max`].
-    pub port_max: Option<u16>,
-    /// See [`Config::workers`].
-    pub workers: Option<usize>,
-    /// `auto`, `uring` or `epoll`.
-    pub backend: Option<String>,
-    /// Seconds; see [`Config::media_timeout`].
-    pub timeout: Option<u64>,
-    /// Seconds; see [`Config::delete_delay`].
-    pub delete_delay: Option<u64>,
-    /// See [`Config::max_sessions`].
-    pub max_sessions: Option<usize>,
-    /// See [`Config::tunnel_address`].
-    pub tunnel_address: Option<SocketAddr>,
-    /// See [`Config::tunnel_secret`].
-    pub tunnel_secret: Option<String>,
-    /// See [`Config::recording_dir`].
-    pub recording_dir: Option<PathBuf>,
-    /// See [`Config::node_id`].
-    pub node_id: Option<String>,
-    /// See [`Config::region`].
-    pub region: Option<String>,
-    /// See [`Config::registry`].
-    pub registry: Option<String>,
-    /// Milliseconds; see [`Config::heartbeat`].
-    pub heartbeat_ms: Option<u64>,
-}
-
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -185,84 +147,12 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Applies a TOML file over the current values.
-    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: p.clone(),
-            reason: e.to_string(),
-        })?;
-        let f: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: p.clone(),
-            reason: e.to_string(),
-        })?;
-        // A value that parses as TOML but means nothing (an unknown backend)
-        // is reported with the file's name too.
-        self.apply(f).map_err(|e| ConfigError::Parse {
-            path: p,
-            reason: e.to_string(),
-        })
-    }
-
-    /// Applies the keys that are set.
-    pub fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
-        if let Some(v) = f.listen_ng {
-            self.listen_ng = v;
-        }
-        if let Some(v) = f.interface {
-            self.interfaces = v.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = f.port_min {
-            self.port_min = v;
-        }
-        if let Some(v) = f.port_max {
-            self.port_max = v;
-        }
-        if let Some(v) = f.workers {
-            self.workers = v;
-        }
-        if let Some(v) = f.backend {
-            self.backend = v.parse().map_err(ConfigError::Backend)?;
-        }
-        if let Some(v) = f.timeout {
-            self.media_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = f.delete_delay {
-            self.delete_delay = Duration::from_secs(v);
-        }
-        if let Some(v) = f.max_sessions {
-            self.max_sessions = v;
-        }
-        if let Some(v) = f.tunnel_address {
-            self.tunnel_address = Some(v);
-        }
-        if let Some(v) = f.tunnel_secret {
-            self.tunnel_secret = Some(v);
-        }
-        if let Some(v) = f.recording_dir {
-            self.recording_dir = Some(v);
-        }
-        if let Some(v) = f.node_id {
-            self.node_id = Some(v);
-        }
-        if let Some(v) = f.region {
-            self.region = Some(v);
-        }
-        if let Some(v) = f.registry {
-            self.registry = Some(v);
-        }
-        if let Some(v) = f.heartbeat_ms {
-            self.heartbeat = Duration::from_millis(v.max(100));
-        }
-        Ok(())
-    }
-
     /// Checks what can be checked before binding anything.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.interfaces.is_empty() {
             return Err(ConfigError::NoInterface);
         }
-        rtpmesh_relay::pool::PortPool::new(self.port_min, self.port_max)
+        crate::pool::PortPool::new(self.port_min, self.port_max)
             .map_err(|_| ConfigError::PortRange(self.port_min, self.port_max))?;
         if self.tunnel_address.is_some() && self.tunnel_secret.as_deref().unwrap_or("").is_empty() {
             return Err(ConfigError::TunnelSecret);
@@ -305,21 +195,12 @@ mod tests {
     }
 
     #[test]
-    fn file_keys_apply_and_unknown_keys_fail() {
-        let mut c = Config::default();
-        let f: FileConfig = toml::from_str("port-min = 40000\nport-max = 40100\nbackend = \"epoll\"\ninterface = [\"127.0.0.1\", \"::1\"]").unwrap();
-        c.apply(f).unwrap();
-        assert_eq!((c.port_min, c.port_max), (40000, 40100));
-        assert_eq!(c.backend, BackendKind::Epoll);
-        assert!(c.interface(true).is_some());
-        assert!(toml::from_str::<FileConfig>("prot-min = 1").is_err());
-        let mut c = Config::default();
-        assert!(matches!(
-            c.apply(toml::from_str("backend = \"kqueue\"").unwrap()),
-            Err(ConfigError::Backend(_))
-        ));
-        c.port_min = 5000;
-        c.port_max = 5000;
+    fn an_empty_port_range_is_refused() {
+        let c = Config {
+            port_min: 5000,
+            port_max: 5000,
+            ..Config::default()
+        };
         assert_eq!(c.validate(), Err(ConfigError::PortRange(5000, 5000)));
     }
 }

@@ -22,10 +22,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use crate::bencode::{dict, Dict, Value};
-use crate::ng::{self, reason, Command};
 use crate::region::{self, Change, Decision, NoRoute, NodeInfo, Origin, Query, Registry};
-use crate::sdp;
+use rtpmesh_ng::bencode::{dict, Dict, Value};
+use rtpmesh_ng::ng::{self, reason, Command};
+use rtpmesh_ng::sdp;
 
 pub mod server;
 #[cfg(test)]

@@ -1,31 +1,29 @@
-//! rtpmesh control plane: the ng protocol, SDP rewriting, call state, and
-//! the drivers that bind them to sockets and workers.
+//! rtpmesh control plane: the media node, the regional controller and the
+//! recorder, with the drivers that bind them to sockets and workers.
 //!
-//! Sans-IO cores: [`bencode`], [`ng`], [`sdp`], [`call`], [`node`], [`region`]
-//! (with its stores beside it), [`controller`].
+//! The ng vocabulary (bencode, requests, replies, SDP) is crate
+//! `rtpmesh-ng`; the ng socket loop and client are `rtpmesh-ng-udp`; the
+//! per-packet flow core is `rtpmesh-flow` and its workers `rtpmesh-relay`.
+//!
+//! Sans-IO cores here: [`call`], [`node`], [`region`] (its stores beside
+//! it), [`controller`], [`pool`].
 //! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
 //! recording on its own thread), [`presence`] (a node in the registry),
-//! [`server`] (the ng socket loop), [`client`] and [`cli`] (talking to a
-//! node), [`api`] (the operator HTTP API) and [`admin`] (the commands that
-//! talk to it).
+//! [`server`] (a node's process), [`api`] (the operator HTTP API).
 #![warn(missing_docs)]
 
-pub mod admin;
 pub mod api;
-pub mod bencode;
 pub mod call;
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod controller;
+pub mod error;
 pub mod media;
-pub mod ng;
 pub mod node;
 pub mod plane;
+pub mod pool;
 pub mod presence;
 pub mod record;
 pub mod region;
-pub mod sdp;
 pub mod server;
 #[cfg(test)]
 mod testing;

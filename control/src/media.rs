@@ -6,9 +6,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::pool::PortPool;
 use crossbeam_channel::Receiver;
-use rtpmesh_relay::flow::{FlowId, FlowSpec};
-use rtpmesh_relay::pool::PortPool;
+use rtpmesh_flow::flow::{FlowId, FlowSpec};
 use rtpmesh_relay::worker::{self, Command, Event, WorkerHandle};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -30,7 +30,7 @@ pub struct Plane {
     tunnels: Vec<(
         FlowId,
         SocketAddr,
-        Arc<rtpmesh_relay::counters::FlowCounters>,
+        Arc<rtpmesh_flow::counters::FlowCounters>,
     )>,
     /// Local recordings, when a recording directory is configured.
     recorder: Option<crate::record::Recorder>,
@@ -92,7 +92,7 @@ impl Plane {
                 })?;
                 let id = FlowId(next_flow);
                 next_flow += 1;
-                let counters = Arc::new(rtpmesh_relay::counters::FlowCounters::default());
+                let counters = Arc::new(rtpmesh_flow::counters::FlowCounters::default());
                 w.send(Command::AddTunnel {
                     id,
                     socket,
@@ -129,8 +129,8 @@ impl Plane {
     }
 
     /// The tunnel sockets' counters, summed over workers.
-    fn sum_tunnels(&self) -> rtpmesh_relay::counters::CounterSnapshot {
-        let mut t = rtpmesh_relay::counters::CounterSnapshot::default();
+    fn sum_tunnels(&self) -> rtpmesh_flow::counters::CounterSnapshot {
+        let mut t = rtpmesh_flow::counters::CounterSnapshot::default();
         for (_, _, c) in &self.tunnels {
             let s = c.snapshot();
             t.rtp_packets += s.rtp_packets;
@@ -539,7 +539,7 @@ impl MediaPlane for Plane {
         Ok((r.id.as_u64(), r.addr))
     }
 
-    fn tunnel_totals(&self) -> rtpmesh_relay::counters::CounterSnapshot {
+    fn tunnel_totals(&self) -> rtpmesh_flow::counters::CounterSnapshot {
         self.sum_tunnels()
     }
 

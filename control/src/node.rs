@@ -12,13 +12,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rtpmesh_relay::flow::{FlowId, Latching};
+use rtpmesh_flow::flow::{FlowId, Latching};
 
-use crate::bencode::{dict, Value};
 use crate::call::{Branch, BranchTarget, Call, Leg, Totals, TunnelLink};
-use crate::ng::{self, reason, Command, Request, TunnelSide};
 use crate::plane::MediaPlane;
-use crate::sdp;
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng::ng::{self, reason, Command, Request, TunnelSide};
+use rtpmesh_ng::sdp;
 
 mod negotiate;
 pub mod persist;
@@ -31,7 +31,7 @@ use report::call_report;
 /// the workers' counters) and wall-clock seconds for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
-    /// Media clock milliseconds (`rtpmesh_relay::counters::now_ms`).
+    /// Media clock milliseconds (`rtpmesh_flow::counters::now_ms`).
     pub ms: u64,
     /// Unix seconds.
     pub unix: u64,

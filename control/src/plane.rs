@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use rtpmesh_relay::flow::{FlowId, FlowSpec};
+use rtpmesh_flow::flow::{FlowId, FlowSpec};
 
 use crate::call::Local;
 
@@ -68,7 +68,7 @@ pub trait MediaPlane {
         flows: (FlowId, FlowId),
     ) -> Result<Local, PlaneError>;
     /// The tunnel sockets' counters, summed (zero without tunnels).
-    fn tunnel_totals(&self) -> rtpmesh_relay::counters::CounterSnapshot {
-        rtpmesh_relay::counters::CounterSnapshot::default()
+    fn tunnel_totals(&self) -> rtpmesh_flow::counters::CounterSnapshot {
+        rtpmesh_flow::counters::CounterSnapshot::default()
     }
 }

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::bencode::{dict, Value};
-use crate::client::NgClient;
+use crate::error::StartError;
 use crate::region::store::{unix_ms, Store};
 use crate::region::{Change, Latency, LatencySource, NodeInfo, Registry};
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng_udp::client::NgClient;
 
 /// How many probe results the latency estimate looks back on: the
 /// smallest of them is the path's latency without queueing noise.
@@ -37,7 +38,7 @@ pub struct Report {
 
 impl Presence {
     /// Registers the node and starts heartbeats and probes.
-    pub fn start(store: Arc<dyn Store>, report: Report) -> anyhow::Result<Self> {
+    pub fn start(store: Arc<dyn Store>, report: Report) -> Result<Self, StartError> {
         let mut info = report.info.clone();
         info.last_seen_ms = unix_ms();
         let (id, region) = (info.id.clone(), info.region.clone());

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
-use rtpmesh_relay::counters::now_ms;
+use rtpmesh_flow::counters::now_ms;
 
 use crate::config::Config;
+use crate::error::StartError;
 use crate::media::Plane;
 use crate::node::{Node, NodeConfig, Now};
 
@@ -84,7 +84,7 @@ fn restore_calls(
 fn spawn_persistence(
     store: Arc<dyn crate::region::store::Store>,
     node: String,
-) -> anyhow::Result<(
+) -> std::io::Result<(
     crossbeam_channel::Sender<Record>,
     std::thread::JoinHandle<()>,
 )> {
@@ -112,13 +112,15 @@ fn spawn_persistence(
 }
 
 /// Runs a media node until `stop` is set (SIGINT/SIGTERM).
-pub fn run(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), StartError> {
     config.validate()?;
     let fds = raise_fd_limit();
-    let socket = UdpSocket::bind(config.listen_ng)
-        .with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
+    let socket = UdpSocket::bind(config.listen_ng).map_err(|source| StartError::BindNg {
+        addr: config.listen_ng,
+        source,
+    })?;
     socket.set_read_timeout(Some(TICK))?;
-    let mut plane = Plane::start(&config).context("cannot start workers")?;
+    let mut plane = Plane::start(&config).map_err(StartError::Workers)?;
     let mut node = Node::new(
         NodeConfig {
             delete_delay: config.delete_delay,

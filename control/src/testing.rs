@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use rtpmesh_relay::flow::{FlowId, FlowSpec};
-use rtpmesh_relay::pool::PortPool;
+use crate::pool::PortPool;
+use rtpmesh_flow::flow::{FlowId, FlowSpec};
 
 use crate::call::{Local, Socket};
 use crate::plane::{MediaPlane, PlaneError};

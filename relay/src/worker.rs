@@ -32,9 +32,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::backend::sys::EventFd;
 use crate::backend::{self, Backend, BackendKind, PacketSink, Transmit};
-use crate::counters::{bump, FlowCounters};
-use crate::flow::{FlowId, FlowKind, FlowSpec, FlowTable, Route, Slot, MAX_OUTPUTS};
-use crate::tunnel::HEADER_LEN;
+use rtpmesh_flow::counters::{bump, FlowCounters};
+use rtpmesh_flow::flow::{FlowId, FlowKind, FlowSpec, FlowTable, Route, Slot, MAX_OUTPUTS};
+use rtpmesh_flow::tunnel::HEADER_LEN;
 
 /// A change the control plane asks a worker to make.
 #[derive(Debug)]

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use rtpmesh_control::bencode::{dict, Value};
-use rtpmesh_control::client::NgClient;
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng_udp::client::NgClient;
 
 /// Media ports are handed out below the kernel's ephemeral range
 /// (32768+), so the test's own sockets never sit in a node's range; each

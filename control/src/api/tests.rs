@@ -3,110 +3,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::fake::{start, FakeBackend, NOW, TOKEN};
 use super::*;
-use crate::region::{select, Gateway, GatewayState, NodeInfo, Region};
-
-/// The fake backend's clock.
-pub(crate) const NOW: u64 = 1_800_000_000_000;
-
-pub(crate) const TOKEN: &str = "s3cret-token";
-
-/// A registry in a mutex: what is published is applied to it at once, as
-/// if the store had delivered it back.
-#[derive(Default)]
-pub(crate) struct FakeBackend {
-    reg: Mutex<Registry>,
-    pub(crate) published: Mutex<Vec<Change>>,
-    pub(crate) fail_publish: AtomicBool,
-    pub(crate) panic_on_explain: AtomicBool,
-    /// `(call id, caller node)` of every decision pinned.
-    pub(crate) pinned: Mutex<Vec<(String, String)>>,
-}
-
-impl FakeBackend {
-    /// Region `eu` with a fresh node `eu-1`, region `us` with `us-1`.
-    pub(crate) fn seeded() -> Arc<Self> {
-        let mut reg = Registry::new();
-        for r in ["eu", "us"] {
-            reg.apply(&Change::AddRegion(Region { name: r.into() }))
-                .unwrap();
-            reg.apply(&Change::RegisterNode(NodeInfo {
-                id: format!("{r}-1"),
-                region: r.into(),
-                ng: "127.0.0.1:2223".parse().unwrap(),
-                tunnel: "127.0.0.1:3223".parse().unwrap(),
-                workers: 2,
-                capacity: 100,
-                load: 3,
-                draining: false,
-                last_seen_ms: NOW - 1000,
-            }))
-            .unwrap();
-        }
-        Arc::new(Self {
-            reg: Mutex::new(reg),
-            ..Self::default()
-        })
-    }
-
-    fn published(&self) -> usize {
-        self.published.lock().unwrap().len()
-    }
-}
-
-impl ApiBackend for FakeBackend {
-    fn registry(&self) -> Registry {
-        self.reg.lock().unwrap().clone()
-    }
-
-    fn publish(&self, change: Change) -> Result<(), String> {
-        if self.fail_publish.load(Ordering::SeqCst) {
-            return Err("store unreachable".into());
-        }
-        self.reg
-            .lock()
-            .unwrap()
-            .apply(&change)
-            .map_err(|e| e.to_string())?;
-        self.published.lock().unwrap().push(change);
-        Ok(())
-    }
-
-    fn explain(&self, query: &Query) -> Result<Decision, NoRoute> {
-        assert!(!self.panic_on_explain.load(Ordering::SeqCst), "backend bug");
-        select(&self.reg.lock().unwrap(), NOW, query)
-    }
-
-    fn route_for_call(&self, query: &Query, call_id: Option<&str>) -> Result<Decision, NoRoute> {
-        let d = select(&self.reg.lock().unwrap(), NOW, query)?;
-        if let Some(c) = call_id {
-            self.pinned
-                .lock()
-                .unwrap()
-                .push((c.to_owned(), d.node.clone()));
-        }
-        Ok(d)
-    }
-
-    fn now_ms(&self) -> u64 {
-        NOW
-    }
-}
-
-pub(crate) fn start(backend: Arc<FakeBackend>, token: Option<&str>) -> ApiHandle {
-    serve(
-        "127.0.0.1:0".parse().unwrap(),
-        token.map(str::to_owned),
-        backend,
-    )
-    .unwrap()
-}
+use crate::region::{Gateway, GatewayState};
 
 /// Sends raw bytes, returns the status and the JSON body (null if none).
 fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (u16, Value) {

@@ -15,15 +15,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::Deserialize;
 
 use super::{Controller, ControllerConfig, LinkError, NodeLink};
-use crate::bencode::{dict, Value};
-use crate::client::{ClientError, NgClient};
-use crate::ng;
+use crate::error::StartError;
 use crate::region::store::{unix_ms, MemoryStore, RedisStore, Store};
 use crate::region::{Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, Region};
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng::ng;
+use rtpmesh_ng_udp::client::{ClientError, NgClient};
 
 /// What `rtpmesh control` needs.
 #[derive(Debug, Clone)]
@@ -149,10 +149,15 @@ pub struct SeedLatency {
 
 impl Seed {
     /// Reads a seed file.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid seed file {}", path.display()))
+    pub fn load(path: &std::path::Path) -> Result<Self, StartError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StartError::ReadSeed {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| StartError::Seed {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// The changes that put the seed into a registry, in order.
@@ -227,7 +232,7 @@ impl NodeLink for UdpLink {
 }
 
 /// Opens the store a config names.
-pub fn open_store(registry: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+pub fn open_store(registry: Option<&str>) -> Result<Arc<dyn Store>, StartError> {
     Ok(match registry {
         None | Some("") | Some("memory") => Arc::new(MemoryStore::new()),
         Some(url) => {
@@ -244,7 +249,10 @@ pub fn open_store(registry: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
                         wait = (wait * 2).min(Duration::from_secs(2));
                     }
                     Err(e) => {
-                        return Err(e).with_context(|| format!("cannot reach registry {url}"))
+                        return Err(StartError::Registry {
+                            url: url.to_owned(),
+                            source: e,
+                        })
                     }
                 }
             }
@@ -270,9 +278,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const SWEEP_GRACE_MS: u64 = 60_000;
 
 /// Runs the controller until `stop` is set.
-pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind(config.listen_ng)
-        .with_context(|| format!("cannot bind ng listener {}", config.listen_ng))?;
+pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> Result<(), StartError> {
+    let socket = UdpSocket::bind(config.listen_ng).map_err(|source| StartError::BindNg {
+        addr: config.listen_ng,
+        source,
+    })?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     let store = open_store(config.registry.as_deref())?;
     let ctl: Arc<Ctl> = Arc::new(
@@ -293,10 +303,8 @@ pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         tracing::info!(calls = recovered, "calls recovered from the journal");
     }
     // Subscribe before the snapshot, so nothing falls between them.
-    let changes = store
-        .subscribe()
-        .context("cannot subscribe to the registry")?;
-    for ch in store.snapshot().context("cannot read the registry")? {
+    let changes = store.subscribe()?;
+    for ch in store.snapshot()? {
         ctl.apply(&ch);
     }
     {
@@ -335,7 +343,7 @@ pub fn run(config: ControlConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                     store: store.clone(),
                 }),
             )
-            .with_context(|| format!("cannot start the HTTP API on {addr}"))?,
+            .map_err(|source| StartError::Api { addr, source })?,
         ),
         None => None,
     };
@@ -505,7 +513,7 @@ fn spawn_health_checks(
     store: Arc<dyn Store>,
     config: &ControlConfig,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
+) -> std::io::Result<()> {
     let every = config.health_interval;
     let timeout = config.node_timeout;
     std::thread::Builder::new()

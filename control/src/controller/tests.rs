@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rtpmesh_relay::flow::Output;
+use rtpmesh_flow::flow::Output;
 
 use super::*;
-use crate::bencode;
 use crate::node::{Node, NodeConfig, Now};
 use crate::region::{Gateway, GatewayState, Latency, LatencySource, Region, Route};
 use crate::testing::FakePlane;
+use rtpmesh_ng::bencode;
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -255,7 +255,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
         assert_eq!(
             p.spec(a_caller_rtp).rtp_outputs,
             vec![Output::Tunnel {
-                via: rtpmesh_relay::flow::FlowId(1),
+                via: rtpmesh_flow::flow::FlowId(1),
                 dest: "10.0.2.1:7000".parse().unwrap(),
                 flow: b_tunnel_rtp.0 as u32,
             }]
@@ -269,7 +269,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
         assert_eq!(
             p.spec(b_callee_rtp).rtp_outputs,
             vec![Output::Tunnel {
-                via: rtpmesh_relay::flow::FlowId(1),
+                via: rtpmesh_flow::flow::FlowId(1),
                 dest: a_tunnel,
                 flow: a_tunnel_rtp.0 as u32,
             }]
@@ -394,7 +394,7 @@ fn a_branch_to_another_region_goes_through_a_node_there_and_records_locally() {
         let outs = &p.spec(call.legs[0].streams[0].local.rtp.flow).rtp_outputs;
         assert!(
             outs.contains(&Output::Tunnel {
-                via: rtpmesh_relay::flow::FlowId(1),
+                via: rtpmesh_flow::flow::FlowId(1),
                 dest: "10.0.2.1:7000".parse().unwrap(),
                 flow: b_rtp.0 as u32,
             }),

@@ -3,13 +3,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use rtpmesh_relay::flow::Latching;
+use rtpmesh_flow::flow::Latching;
 
 use super::{Failure, Now};
 use crate::call::{Call, Remote, Stream};
-use crate::ng::{reason, Request};
 use crate::plane::{MediaPlane, PlaneError};
-use crate::sdp;
+use rtpmesh_ng::ng::{reason, Request};
+use rtpmesh_ng::sdp;
 
 /// The address a party sends from/receives at for one m= line.
 fn remote_of(m: &sdp::Media, req: &Request) -> Option<Remote> {

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use rtpmesh_relay::flow::{FlowId, Latching};
+use rtpmesh_flow::flow::{FlowId, Latching};
 use serde::{Deserialize, Serialize};
 
 use crate::call::{Branch, BranchTarget, Call, Leg, Local, Remote, Socket, Stream, TunnelLink};

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::Now;
-use crate::bencode::{self, dict, Value};
 use crate::call::Call;
+use rtpmesh_ng::bencode::{self, dict, Value};
 
 /// The `query` (and `delete`) reply in rtpengine's shape.
 pub(super) fn call_report(call: &Call, now: Now) -> Value {

@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rtpmesh_relay::flow::{Carries, FlowId, Latching, Output};
+use rtpmesh_flow::flow::{Carries, FlowId, Latching, Output};
 
 use super::*;
-use crate::bencode;
 use crate::testing::FakePlane;
+use rtpmesh_ng::bencode;
 
 fn config() -> NodeConfig {
     NodeConfig {
@@ -889,7 +889,7 @@ fn a_restarted_node_takes_its_calls_back_on_the_same_ports_and_flows() {
     }
     assert_eq!(node2.call_count(), 2);
     let after = node2.call("c").unwrap().flow_specs();
-    let key = |v: &[rtpmesh_relay::flow::FlowSpec]| {
+    let key = |v: &[rtpmesh_flow::flow::FlowSpec]| {
         v.iter()
             .map(|s| (s.id, s.peer, s.rtp_outputs.clone(), s.rtcp_outputs.clone()))
             .collect::<Vec<_>>()

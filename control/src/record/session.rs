@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rtpmesh_relay::rtp::{classify, PacketKind, RtcpHeader, RtpHeader};
+use rtpmesh_flow::rtp::{classify, PacketKind, RtcpHeader, RtpHeader};
 
 use super::pcap::PcapWriter;
 use super::wav::{Pushed, Track, WavWriter, G711};

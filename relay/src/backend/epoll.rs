@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::sys::{self, CONTROL_LEN};
 use super::{Backend, PacketSink, HEAD_LEN};
-use crate::flow::{Slot, MAX_OUTPUTS};
+use rtpmesh_flow::flow::{Slot, MAX_OUTPUTS};
 
 /// Datagrams read per `recvmmsg`.
 pub const RX_BATCH: usize = 32;

@@ -10,7 +10,7 @@ use super::epoll::Epoll;
 use super::sys::EventFd;
 use super::uring::{Uring, BUFFERS};
 use super::{Backend, PacketSink, Transmit};
-use crate::flow::Slot;
+use rtpmesh_flow::flow::Slot;
 
 const A: Slot = Slot {
     index: 0,
@@ -535,11 +535,11 @@ fn epoll_serves_other_sockets_while_one_is_flooded() {
 /// return leg also makes each tunnel know the other as a peer.
 mod tunnels {
     use super::*;
-    use crate::counters::FlowCounters;
-    use crate::flow::{Carries, FlowId, FlowSpec, Latching, Output};
-    use crate::rtp::PacketKind;
-    use crate::tunnel::{derive_key, seal};
     use crate::worker::{Command, Event, Forwarder};
+    use rtpmesh_flow::counters::FlowCounters;
+    use rtpmesh_flow::flow::{Carries, FlowId, FlowSpec, Latching, Output};
+    use rtpmesh_flow::rtp::PacketKind;
+    use rtpmesh_flow::tunnel::{derive_key, seal};
 
     const T1: FlowId = FlowId(50);
     const T2: FlowId = FlowId(51);
@@ -684,7 +684,7 @@ mod tunnels {
             }
         }
 
-        fn snap(&self, i: usize) -> crate::counters::CounterSnapshot {
+        fn snap(&self, i: usize) -> rtpmesh_flow::counters::CounterSnapshot {
             self.counters[i].snapshot()
         }
 
@@ -706,7 +706,7 @@ mod tunnels {
 
         /// Sends `d` from T1's socket to T2 and polls until T2's counters
         /// satisfy `done`.
-        fn inject(&mut self, d: &[u8], done: fn(&crate::counters::CounterSnapshot) -> bool) {
+        fn inject(&mut self, d: &[u8], done: fn(&rtpmesh_flow::counters::CounterSnapshot) -> bool) {
             self.t1_clone.send_to(d, self.t2).unwrap();
             let mut got = Vec::new();
             self.pump(|n| &n.c, &mut got, |n, _| done(&n.snap(5)));

@@ -51,7 +51,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use super::epoll::BUF_SIZE;
 use super::sys::{self, CONTROL_LEN};
 use super::{Backend, PacketSink, Transmit, HEAD_LEN};
-use crate::flow::{Slot, MAX_OUTPUTS};
+use rtpmesh_flow::flow::{Slot, MAX_OUTPUTS};
 
 mod buffers;
 

@@ -5,7 +5,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use crate::bencode::{self, Value};
+use rtpmesh_ng::bencode::{self, Value};
 
 /// A request that got no usable reply.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,8 @@
 use clap::Parser;
 
 use super::*;
-use crate::api::tests::{start, FakeBackend, TOKEN};
-use crate::api::ApiHandle;
+use rtpmesh_control::api::fake::{start, FakeBackend, TOKEN};
+use rtpmesh_control::api::ApiHandle;
 
 /// How the binary embeds the commands (see the module docs).
 #[derive(Debug, Parser)]

@@ -80,7 +80,7 @@ pub struct FlowCounters {
 
 /// Adds `n` to a counter that only the calling thread writes.
 #[inline]
-pub(crate) fn bump(c: &AtomicU64, n: u64) {
+pub fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 

@@ -9,10 +9,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use rtpmesh_control::admin::{self, AdminCmd, ApiTarget};
-use rtpmesh_control::config::{Config, FileConfig, Interface};
+use rtpmesh_control::config::{Config, Interface};
 use rtpmesh_control::controller::{self, server::ControlConfig};
-use rtpmesh_control::{cli, server};
+use rtpmesh_control::server;
+
+use crate::admin::{AdminCmd, ApiTarget};
+use crate::config::FileConfig;
+
+mod admin;
+mod cli;
+mod config;
 use rtpmesh_relay::backend::BackendKind;
 
 #[derive(Parser)]
@@ -184,26 +190,29 @@ impl NodeArgs {
     fn config(self) -> anyhow::Result<Config> {
         let mut c = Config::default();
         if let Some(path) = &self.config {
-            c.apply_file(path)?;
+            config::apply_file(&mut c, path)?;
         }
-        c.apply(FileConfig {
-            listen_ng: self.listen_ng,
-            interface: (!self.interfaces.is_empty()).then_some(self.interfaces),
-            port_min: self.port_min,
-            port_max: self.port_max,
-            workers: self.workers,
-            backend: self.backend,
-            timeout: self.timeout,
-            delete_delay: self.delete_delay,
-            max_sessions: self.max_sessions,
-            tunnel_address: self.tunnel_address,
-            tunnel_secret: self.tunnel_secret,
-            recording_dir: self.recording_dir,
-            node_id: self.node_id,
-            region: self.region,
-            registry: self.registry,
-            heartbeat_ms: self.heartbeat_ms,
-        })?;
+        config::apply(
+            &mut c,
+            FileConfig {
+                listen_ng: self.listen_ng,
+                interface: (!self.interfaces.is_empty()).then_some(self.interfaces),
+                port_min: self.port_min,
+                port_max: self.port_max,
+                workers: self.workers,
+                backend: self.backend,
+                timeout: self.timeout,
+                delete_delay: self.delete_delay,
+                max_sessions: self.max_sessions,
+                tunnel_address: self.tunnel_address,
+                tunnel_secret: self.tunnel_secret,
+                recording_dir: self.recording_dir,
+                node_id: self.node_id,
+                region: self.region,
+                registry: self.registry,
+                heartbeat_ms: self.heartbeat_ms,
+            },
+        )?;
         c.validate()?;
         Ok(c)
     }
@@ -244,7 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 signal_hook::flag::register(sig, stop.clone())
                     .context("cannot install signal handler")?;
             }
-            server::run(config, stop)
+            Ok(server::run(config, stop)?)
         }
         Cmd::Control(a) => {
             let stop = Arc::new(AtomicBool::new(false));
@@ -263,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 node_timeout: std::time::Duration::from_millis(a.node_timeout_ms.max(10)),
                 ..ControlConfig::default()
             };
-            controller::server::run(config, stop)
+            Ok(controller::server::run(config, stop)?)
         }
         Cmd::Calls(t) => cli::calls(t.ng),
         Cmd::Call { call_id, target } => cli::call(target.ng, &call_id),

@@ -2,7 +2,7 @@
 //!
 //! A datagram is `COOKIE SP BENCODED-DICT`; the reply echoes the cookie. What
 //! rtpengine 10.5 actually does with odd input is written down in
-//! `control/NG-NOTES.md`; the behaviour here follows it except where noted.
+//! `control/ng/NG-NOTES.md`; the behaviour here follows it except where noted.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! The operator commands that talk to the HTTP API ([`crate::api`]):
+//! The operator commands that talk to the HTTP API (`rtpmesh_control::api`):
 //! regions, nodes, gateways, endpoint routes, latency and route
 //! explanations.
 //!
@@ -26,8 +26,8 @@ use std::io::{self, Write};
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::api::wire;
-use crate::region::GatewayState;
+use rtpmesh_control::api::wire;
+use rtpmesh_control::region::GatewayState;
 
 mod client;
 mod print;
@@ -36,7 +36,7 @@ use client::{encode, Client};
 
 /// Where the operator API is and how to authenticate to it.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct ApiTarget {
+pub(crate) struct ApiTarget {
     /// Base URL of the operator API.
     #[arg(
         long = "api",
@@ -44,23 +44,23 @@ pub struct ApiTarget {
         default_value = "http://127.0.0.1:8080",
         global = true
     )]
-    pub url: String,
+    pub(crate) url: String,
     /// Bearer token for the API.
     #[arg(long, env = "RTPMESH_API_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Args)]
-pub struct Output {
+pub(crate) struct Output {
     /// Print the API's raw JSON reply instead of a table.
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// The operator commands.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum AdminCmd {
+pub(crate) enum AdminCmd {
     /// Regions: add, list, remove.
     Region {
         /// What to do.
@@ -120,7 +120,7 @@ pub enum AdminCmd {
 
 /// `region ...`
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum RegionCmd {
+pub(crate) enum RegionCmd {
     /// Add a region (adding one that exists changes nothing).
     Add {
         /// Region name, e.g. `eu-west`.
@@ -137,7 +137,7 @@ pub enum RegionCmd {
 
 /// `node ...`
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum NodeCmd {
+pub(crate) enum NodeCmd {
     /// List nodes and whether each takes new calls.
     List,
     /// Stop new calls to a node (running calls go on), or with --off take
@@ -158,7 +158,7 @@ pub enum NodeCmd {
 
 /// A gateway state as typed on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StateArg {
+pub(crate) enum StateArg {
     /// Takes new calls.
     Up,
     /// No new calls; running ones go on.
@@ -179,7 +179,7 @@ impl From<StateArg> for GatewayState {
 
 /// `gateway ...`
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum GatewayCmd {
+pub(crate) enum GatewayCmd {
     /// Add a gateway, or redefine one (its state and load stay).
     Add {
         /// Gateway id.
@@ -212,7 +212,7 @@ pub enum GatewayCmd {
 
 /// `endpoint ...`
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum EndpointCmd {
+pub(crate) enum EndpointCmd {
     /// Register (or refresh) an endpoint's route through a gateway.
     Register {
         /// Endpoint, e.g. `alice`.
@@ -241,7 +241,7 @@ pub enum EndpointCmd {
 
 /// `latency ...`
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum LatencyCmd {
+pub(crate) enum LatencyCmd {
     /// Configure the one-way latency between two regions (a measured
     /// figure, when there is one, wins).
     Set {
@@ -258,7 +258,7 @@ pub enum LatencyCmd {
 
 /// `route ...`
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum RouteCmd {
+pub(crate) enum RouteCmd {
     /// Show which gateway and nodes a call would take now, and why.
     Explain {
         /// The callee; without it, only the caller's node is chosen.
@@ -273,12 +273,12 @@ pub enum RouteCmd {
 }
 
 /// Runs one command against the API at `api`, printing to stdout.
-pub fn run(cmd: AdminCmd, api: &str, token: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: AdminCmd, api: &str, token: Option<&str>) -> anyhow::Result<()> {
     run_to(cmd, api, token, &mut io::stdout().lock())
 }
 
 /// [`run`], printing to `out`.
-pub fn run_to(
+pub(crate) fn run_to(
     cmd: AdminCmd,
     api: &str,
     token: Option<&str>,

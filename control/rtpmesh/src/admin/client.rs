@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use ureq::Agent;
 
-use crate::api::wire::ErrorReply;
+use rtpmesh_control::api::wire::ErrorReply;
 
 /// How long one request may take, connect to last byte.
 const TIMEOUT: Duration = Duration::from_secs(10);

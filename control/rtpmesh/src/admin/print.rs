@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use crate::api::wire::{Gateways, LatencyMatrix, Nodes, Regions, Routes};
-use crate::region::LatencySource;
+use rtpmesh_control::api::wire::{Gateways, LatencyMatrix, Nodes, Regions, Routes};
+use rtpmesh_control::region::LatencySource;
 
 /// Left-aligned columns, each as wide as its widest cell, two spaces
 /// apart; the last column is not padded.

@@ -2,7 +2,7 @@
 //!
 //! Sans-IO: [`parse`] turns a body into a [`SessionDescription`] that keeps every
 //! original line, and [`rewrite`] re-emits it with relay addresses and ports. The
-//! output layout mirrors rtpengine 10.5 byte for byte (see `control/SDP-NOTES.md`),
+//! output layout mirrors rtpengine 10.5 byte for byte (see `control/ng/SDP-NOTES.md`),
 //! because Kamailio setups and their tests are written against rtpengine's output.
 
 use std::net::IpAddr;

@@ -1,6 +1,6 @@
 //! Golden tests: each expected output is verbatim rtpengine 10.5 output for the
 //! same input (flags `replace: [origin, session-connection]` unless noted), fed
-//! the ports rtpengine picked. See `control/SDP-NOTES.md`.
+//! the ports rtpengine picked. See `control/ng/SDP-NOTES.md`.
 
 use super::*;
 use std::net::Ipv6Addr;

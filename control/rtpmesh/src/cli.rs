@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::bencode::{dict, Value};
-use crate::client::NgClient;
+use rtpmesh_ng::bencode::{dict, Value};
+use rtpmesh_ng_udp::client::NgClient;
 
 fn client(ng: SocketAddr) -> anyhow::Result<NgClient> {
     NgClient::new(ng).context("cannot open ng client socket")
@@ -32,7 +32,7 @@ fn int(v: Option<&Value>) -> i64 {
 }
 
 /// `rtpmesh ping`.
-pub fn ping(ng: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn ping(ng: SocketAddr) -> anyhow::Result<()> {
     let t = Instant::now();
     ok(client(ng)?.request(&dict([("command", "ping".into())]))?)?;
     println!(
@@ -43,7 +43,7 @@ pub fn ping(ng: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// `rtpmesh calls`: one line per call.
-pub fn calls(ng: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn calls(ng: SocketAddr) -> anyhow::Result<()> {
     let mut c = client(ng)?;
     let list = ok(c.request(&dict([
         ("command", "list".into()),
@@ -87,7 +87,7 @@ pub fn calls(ng: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// `rtpmesh call ID`: every stream of one call.
-pub fn call(ng: SocketAddr, id: &str) -> anyhow::Result<()> {
+pub(crate) fn call(ng: SocketAddr, id: &str) -> anyhow::Result<()> {
     let q = ok(client(ng)?.request(&dict([("command", "query".into()), ("call-id", id.into())]))?)?;
     println!("call {id}");
     println!(
@@ -158,14 +158,14 @@ fn relay_addr(reply: &Value) -> anyhow::Result<SocketAddr> {
         .get("sdp")
         .and_then(Value::as_str)
         .context("reply has no sdp")?;
-    let sdp = crate::sdp::parse(text).context("reply SDP does not parse")?;
+    let sdp = rtpmesh_ng::sdp::parse(text).context("reply SDP does not parse")?;
     let m = sdp.media().first().context("reply SDP has no m= line")?;
     let c = m.connection.as_ref().context("reply SDP has no c= line")?;
     Ok(SocketAddr::new(c.address, m.port))
 }
 
 /// An RTP packet: PCMU, 160 bytes of payload.
-pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
+pub(crate) fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
     let mut p = vec![0x80, 0x00];
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
@@ -178,7 +178,7 @@ pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
 /// Sets up a call through a node (or a regional controller, with a callee
 /// endpoint and the caller's region), sends RTP both ways and prints what
 /// was relayed.
-pub fn demo(
+pub(crate) fn demo(
     ng: SocketAddr,
     packets: u32,
     callee: Option<&str>,
