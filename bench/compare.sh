@@ -20,7 +20,7 @@ if ! command -v rtpengine >/dev/null; then
     # The package starts a service using the default config; we run our own.
     systemctl stop rtpengine-daemon 2>/dev/null || true
 fi
-cargo build --release -q -p rtpmesh-control -p rtpmesh-bench
+cargo build --release -q -p rtpmesh -p rtpmesh-bench
 
 mkdir -p "$OUT"
 TMP=$(mktemp -d)

@@ -19,7 +19,7 @@ MAXPT=$(( (LIMIT - 200) / 2 / 100 * 100 ))
 STREAMS=${STREAMS:-"1000,10000,100000"}
 PTS=$(echo "$STREAMS" | tr ',' '\n' | awk -v m="$MAXPT" '{ if ($1 > m) { print m; exit } else print $1 }' | paste -sd,)
 echo "fd limit $LIMIT: points $PTS (asked $STREAMS)" >&2
-cargo build --release -q -p rtpmesh-control -p rtpmesh-bench
+cargo build --release -q -p rtpmesh -p rtpmesh-bench
 nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/rtpmesh" node --listen-ng 127.0.0.1:22310 --port-min 1024 \
     --port-max 65535 --backend "$BACKEND" --workers 1 >/tmp/rtpmesh-scale.log 2>&1 &
 PID=$!

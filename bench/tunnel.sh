@@ -20,7 +20,7 @@ SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-4}
 TARGET=${CARGO_TARGET_DIR:-target}/release
 OUT=bench/results
-cargo build --release -q -p rtpmesh-control -p rtpmesh-bench
+cargo build --release -q -p rtpmesh -p rtpmesh-bench
 mkdir -p "$OUT"
 CMD="NODE_CPUS=$NODE_CPUS GEN_CPU=$GEN_CPU NICE=$NICE PPS=$PPS CALLS=$CALLS SECS=$SECS ROUNDS=$ROUNDS bench/tunnel.sh"
 # The bench starts the nodes and the controller itself (through taskset on
