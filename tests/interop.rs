@@ -16,13 +16,16 @@ mod common;
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{at, eventually, int_at, result, Node};
+use common::json::{at, int_at};
+use common::pcap::count_records;
+use common::process::{Process, Spec};
+use common::{eventually, result, wait_for_ping, Ng, Node};
 use rtpmesh_ng::bencode::Value;
 
 /// Where the Kamailio cfg, the sipp scenarios and the capture live.
@@ -57,11 +60,15 @@ fn require_tools() {
         .any(|e| e.path().join("kamailio/modules/rtpengine.so").exists());
     assert!(module, "Kamailio's rtpengine.so is not installed: {HINT}");
     // play_pcap_audio writes its RTP through a raw socket.
+    // SAFETY: socket(2) takes plain integers and touches no memory of
+    // ours; the result is checked before use.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
     assert!(
         fd >= 0,
         "sipp's play_pcap_audio needs raw sockets (CAP_NET_RAW): run the interop test as root"
     );
+    // SAFETY: `fd` is the socket just opened, owned by nothing else and
+    // closed once.
     unsafe { libc::close(fd) };
 }
 
@@ -110,39 +117,15 @@ impl Drop for Scratch {
     }
 }
 
-/// Sends SIGTERM and waits up to 5 s, then SIGKILL.
-fn stop(child: &mut Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    if !eventually(Duration::from_secs(5), || {
-        child.try_wait().ok().flatten().is_some()
-    }) {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Waits for `child` to exit within `limit`; kills it and panics otherwise.
-fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+/// How long Kamailio, sipp and the controller get between SIGTERM and
+/// SIGKILL when a test ends.
+const GRACE: Duration = Duration::from_secs(5);
 
 /// A Kamailio instance on loopback with its own runtime dir and pid file
 /// (never the system service), pointed at one rtpmesh node.
 struct Kamailio {
-    child: Child,
+    process: Process,
     port: u16,
-    log: PathBuf,
 }
 
 impl Kamailio {
@@ -159,12 +142,11 @@ impl Kamailio {
         ng: std::net::SocketAddr,
         defines: &[String],
     ) -> Self {
-        let log = scratch.path("kamailio.log");
-        let mut cmd = Command::new("kamailio");
+        let mut spec = Spec::new("kamailio", "kamailio");
         for d in defines {
-            cmd.arg("-A").arg(d);
+            spec = spec.arg("-A").arg(d);
         }
-        let child = cmd
+        let process = spec
             .arg("-f")
             .arg(interop_dir().join(cfg))
             // Foreground, log to stderr, two workers, private runtime files.
@@ -177,11 +159,10 @@ impl Kamailio {
             .arg(format!("SIP_PORT={port}"))
             .arg("-A")
             .arg(format!("NG_SOCK=\"udp:{ng}\""))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start kamailio");
-        let mut k = Self { child, port, log };
+            .log_to(scratch.path("kamailio.log"))
+            .grace(GRACE)
+            .start();
+        let mut k = Self { process, port };
         k.wait_ready();
         k
     }
@@ -193,50 +174,31 @@ impl Kamailio {
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let me = sock.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for n in 0.. {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                panic!("kamailio exited at start ({s}): {}", self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kamailio did not answer OPTIONS: {}",
-                self.log_text()
-            );
-            let options = format!(
-                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
-                 Via: SIP/2.0/UDP {me};branch=z9hG4bK-ready-{n}\r\n\
-                 From: <sip:probe@{me}>;tag=probe\r\n\
-                 To: <sip:127.0.0.1:{port}>\r\n\
-                 Call-ID: ready-{n}@{me}\r\n\
-                 CSeq: {n} OPTIONS\r\n\
-                 Max-Forwards: 70\r\n\
-                 Content-Length: 0\r\n\r\n",
-                port = self.port,
-                n = n + 1,
-            );
-            sock.send_to(options.as_bytes(), ("127.0.0.1", self.port))
-                .unwrap();
-            let mut buf = [0u8; 2048];
-            if let Ok(len) = sock.recv(&mut buf) {
-                if buf[..len].starts_with(b"SIP/2.0 200") {
-                    return;
-                }
-            }
-        }
+        let port = self.port;
+        let mut n = 0;
+        self.process
+            .wait_ready(Duration::from_secs(10), "OPTIONS answered", || {
+                n += 1;
+                let options = format!(
+                    "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
+                     Via: SIP/2.0/UDP {me};branch=z9hG4bK-ready-{n}\r\n\
+                     From: <sip:probe@{me}>;tag=probe\r\n\
+                     To: <sip:127.0.0.1:{port}>\r\n\
+                     Call-ID: ready-{n}@{me}\r\n\
+                     CSeq: {n} OPTIONS\r\n\
+                     Max-Forwards: 70\r\n\
+                     Content-Length: 0\r\n\r\n",
+                );
+                sock.send_to(options.as_bytes(), ("127.0.0.1", port))
+                    .unwrap();
+                let mut buf = [0u8; 2048];
+                sock.recv(&mut buf)
+                    .is_ok_and(|len| buf[..len].starts_with(b"SIP/2.0 200"))
+            });
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-        if thread::panicking() {
-            eprintln!("--- kamailio log ---\n{}", self.log_text());
-        }
+        self.process.log_text()
     }
 }
 
@@ -300,8 +262,8 @@ fn run_calls_to(
     let uac_media = free_port_run();
     let file = |f: &str| scratch.path(&format!("{tag}-{f}"));
     let sipp = |role: &str, scenario: &str| {
-        let mut c = Command::new("sipp");
-        c.current_dir(interop_dir())
+        Spec::new(&format!("sipp {role}"), "sipp")
+            .current_dir(&interop_dir())
             .arg("-sf")
             .arg(format!("{scenario}.xml"))
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
@@ -314,10 +276,9 @@ fn run_calls_to(
             .arg("-trace_err")
             .arg("-error_file")
             .arg(file(&format!("{role}-errors.log")))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(file(&format!("{role}.out"))).unwrap())
-            .stderr(Stdio::null());
-        c
+            .stdout_to(file(&format!("{role}.out")))
+            .log_to(file(&format!("{role}.err")))
+            .grace(GRACE)
     };
     let mut uas = sipp("uas", calls.uas)
         .args(["-p", &uas_port.to_string()])
@@ -325,8 +286,7 @@ fn run_calls_to(
         .args(["-m", &calls.answered.to_string()])
         // Bounded even if calls never arrive.
         .args(["-timeout", "40s"])
-        .spawn()
-        .expect("start sipp UAS");
+        .start();
     // The UAS binds its SIP port at once; wait for it, not a fixed time.
     assert!(
         eventually(Duration::from_secs(5), || UdpSocket::bind((
@@ -347,10 +307,9 @@ fn run_calls_to(
         .args(["-m", &calls.total.to_string()])
         .args(["-r", &calls.rate.to_string()])
         .args(["-timeout", "30s", "-timeout_error"])
-        .spawn()
-        .expect("start sipp UAC");
-    let uac_status = wait_exit(&mut uac, Duration::from_secs(35), "sipp UAC");
-    let uas_status = wait_exit(&mut uas, Duration::from_secs(10), "sipp UAS");
+        .start();
+    let uac_status = uac.wait_exit(Duration::from_secs(35));
+    let uas_status = uas.wait_exit(Duration::from_secs(10));
     Outcome {
         uac: uac_status,
         uas: uas_status,
@@ -386,23 +345,11 @@ fn counter(o: &Outcome, name: &str) -> u64 {
 /// `capture_holds_what_the_counts_assume`).
 const CAPTURE_PACKETS: i64 = 50;
 
-/// Counts the records of a classic pcap file.
-fn pcap_records(data: &[u8]) -> i64 {
-    let mut off = 24;
-    let mut n = 0;
-    while off + 16 <= data.len() {
-        let caplen = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
-        off += 16 + caplen;
-        n += 1;
-    }
-    n
-}
-
 #[test]
 fn capture_holds_what_the_counts_assume() {
     let data = std::fs::read(interop_dir().join("pcmu-1s.pcap")).unwrap();
     assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
-    assert_eq!(pcap_records(&data), CAPTURE_PACKETS);
+    assert_eq!(count_records(&data) as i64, CAPTURE_PACKETS);
 }
 
 /// The SIP messages a sipp `-trace_msg` log shows as received.
@@ -883,13 +830,13 @@ fn busy_callee_leaves_no_call(backend: &str) {
 
 /// `rtpmesh control` on loopback with the embedded store; stopped on drop.
 struct Controller {
-    child: Child,
+    process: Process,
     ng: std::net::SocketAddr,
     http: std::net::SocketAddr,
-    log: PathBuf,
 }
 
 impl Controller {
+    /// Starts the controller and waits until it answers `ping`.
     fn start(scratch: &Scratch, seed: &Path) -> Self {
         let ng: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
             .parse()
@@ -897,24 +844,18 @@ impl Controller {
         let http: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
             .parse()
             .unwrap();
-        let log = scratch.path("controller.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+        let mut process = Spec::new("controller", env!("CARGO_BIN_EXE_rtpmesh"))
             .arg("control")
             .args(["--listen-ng", &ng.to_string()])
             .args(["--http", &http.to_string()])
             .arg("--seed")
             .arg(seed)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start rtpmesh control");
-        Self {
-            child,
-            ng,
-            http,
-            log,
-        }
+            .log_to(scratch.path("controller.log"))
+            .grace(GRACE)
+            .start();
+        wait_for_ping(&mut process, ng);
+        Self { process, ng, http }
     }
 
     /// `GET path` on the HTTP API: status and body.
@@ -934,26 +875,12 @@ impl Controller {
         Some((head.get(9..12)?.parse().ok()?, body.to_owned()))
     }
 
-    fn client(&self) -> common::Ng {
-        common::Ng {
-            c: rtpmesh_ng_udp::client::NgClient::new(self.ng)
-                .unwrap()
-                .with_retries(Duration::from_millis(2000), 2)
-                .unwrap(),
-        }
+    fn client(&self) -> Ng {
+        Ng::new(self.ng)
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-        if thread::panicking() {
-            eprintln!("--- controller log ---\n{}", self.log_text());
-        }
+        self.process.log_text()
     }
 }
 
