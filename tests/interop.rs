@@ -30,7 +30,7 @@ use rtpmesh_ng::bencode::Value;
 
 /// Where the Kamailio cfg, the sipp scenarios and the capture live.
 fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
 }
 
 /// Fails (never skips) when a tool the test drives is missing.

@@ -24,7 +24,7 @@ pub struct Regions {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns-regions.sh")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/netns-regions.sh")
 }
 
 impl Regions {
