@@ -68,6 +68,118 @@ fn node_ids() -> Vec<(String, u8, u8)> {
     v
 }
 
+/// Redis in r1 (host .9), accepting connections.
+fn start_redis(regions: &Regions, dir: &Path) -> (Process, SocketAddr) {
+    let redis_addr = SocketAddr::new(regions.addr(1, 9), 6379);
+    let mut redis = spawn(
+        regions,
+        1,
+        "redis",
+        "redis-server",
+        &[
+            "--bind".into(),
+            redis_addr.ip().to_string(),
+            "--port".into(),
+            "6379".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+        ],
+        dir,
+    );
+    redis.wait_ready(Duration::from_secs(10), "port open", || {
+        regions.run_in(1, || {
+            TcpStream::connect_timeout(&redis_addr, Duration::from_millis(200)).is_ok()
+        })
+    });
+    (redis, redis_addr)
+}
+
+/// The controller in r1 (host .8), with the seed written to the registry.
+fn start_controller(regions: &Regions, dir: &Path, registry: &str) -> Process {
+    let seed = dir.join("seed.toml");
+    std::fs::write(&seed, seed_text(regions)).unwrap();
+    let ctl_ng = SocketAddr::new(regions.addr(1, 8), 2222);
+    let mut controller = spawn(
+        regions,
+        1,
+        "controller",
+        env!("CARGO_BIN_EXE_rtpmesh"),
+        &[
+            "control".into(),
+            "--listen-ng".into(),
+            ctl_ng.to_string(),
+            "--registry".into(),
+            registry.to_owned(),
+            "--seed".into(),
+            seed.display().to_string(),
+        ],
+        dir,
+    );
+    // The controller writes the seed's regions to the registry before
+    // it answers ng; a node registering in a region not there yet
+    // exits, so the nodes start after this.
+    let mut ping = controller_ng(regions, Duration::from_millis(200), 1);
+    controller.wait_ready(Duration::from_secs(10), "ng ping", || ping.pings());
+    controller
+}
+
+/// Two nodes per region, started (not waited for: the world's readiness
+/// check covers them).
+fn start_nodes(
+    regions: &Regions,
+    dir: &Path,
+    registry: &str,
+    backend: &str,
+    workers: u8,
+) -> HashMap<String, Process> {
+    let bin = env!("CARGO_BIN_EXE_rtpmesh");
+    let mut nodes = HashMap::new();
+    for (id, r, h) in node_ids() {
+        let ip = regions.addr(r, h);
+        let rec = dir.join(format!("rec-{id}"));
+        let args: Vec<String> = [
+            "node",
+            "--listen-ng",
+            &format!("{ip}:2223"),
+            "--interface",
+            &ip.to_string(),
+            "--port-min",
+            "30000",
+            "--port-max",
+            "30999",
+            "--workers",
+            &workers.to_string(),
+            "--backend",
+            backend,
+            "--tunnel-address",
+            &format!("{ip}:7000"),
+            "--tunnel-secret",
+            "test cluster secret",
+            "--recording-dir",
+            &rec.display().to_string(),
+            "--registry",
+            registry,
+            "--node-id",
+            &id,
+            "--region",
+            &format!("r{r}"),
+            "--heartbeat-ms",
+            &HEARTBEAT_MS.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        nodes.insert(id.clone(), spawn(regions, r, &id, bin, &args, dir));
+    }
+    nodes
+}
+
 impl World {
     /// Brings up a world whose nodes use `backend` and `workers` threads.
     fn up(name: &str, backend: &str, workers: u8) -> Self {
@@ -78,92 +190,10 @@ impl World {
         let dir = std::env::temp_dir().join(format!("rtpmesh-{}", regions.prefix()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let redis_addr = SocketAddr::new(regions.addr(1, 9), 6379);
-        let mut redis = spawn(
-            &regions,
-            1,
-            "redis",
-            "redis-server",
-            &[
-                "--bind".into(),
-                redis_addr.ip().to_string(),
-                "--port".into(),
-                "6379".into(),
-                "--save".into(),
-                String::new(),
-                "--appendonly".into(),
-                "no".into(),
-                "--protected-mode".into(),
-                "no".into(),
-                "--dir".into(),
-                dir.display().to_string(),
-            ],
-            &dir,
-        );
-        redis.wait_ready(Duration::from_secs(10), "port open", || {
-            regions.run_in(1, || {
-                TcpStream::connect_timeout(&redis_addr, Duration::from_millis(200)).is_ok()
-            })
-        });
+        let (redis, redis_addr) = start_redis(&regions, &dir);
         let registry = format!("redis://{redis_addr}");
-        let bin = env!("CARGO_BIN_EXE_rtpmesh");
-        let mut nodes = HashMap::new();
-        for (id, r, h) in node_ids() {
-            let ip = regions.addr(r, h);
-            let rec = dir.join(format!("rec-{id}"));
-            let args: Vec<String> = [
-                "node",
-                "--listen-ng",
-                &format!("{ip}:2223"),
-                "--interface",
-                &ip.to_string(),
-                "--port-min",
-                "30000",
-                "--port-max",
-                "30999",
-                "--workers",
-                &workers.to_string(),
-                "--backend",
-                backend,
-                "--tunnel-address",
-                &format!("{ip}:7000"),
-                "--tunnel-secret",
-                "test cluster secret",
-                "--recording-dir",
-                &rec.display().to_string(),
-                "--registry",
-                &registry,
-                "--node-id",
-                &id,
-                "--region",
-                &format!("r{r}"),
-                "--heartbeat-ms",
-                &HEARTBEAT_MS.to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            nodes.insert(id.clone(), spawn(&regions, r, &id, bin, &args, &dir));
-        }
-        let seed = dir.join("seed.toml");
-        std::fs::write(&seed, seed_text(&regions)).unwrap();
-        let ctl_ng = SocketAddr::new(regions.addr(1, 8), 2222);
-        let controller = spawn(
-            &regions,
-            1,
-            "controller",
-            bin,
-            &[
-                "control".into(),
-                "--listen-ng".into(),
-                ctl_ng.to_string(),
-                "--registry".into(),
-                registry.clone(),
-                "--seed".into(),
-                seed.display().to_string(),
-            ],
-            &dir,
-        );
+        let controller = start_controller(&regions, &dir, &registry);
+        let nodes = start_nodes(&regions, &dir, &registry, backend, workers);
         let w = Self {
             controller,
             nodes,
@@ -194,13 +224,7 @@ impl World {
 
     /// An ng client for the controller, from the proxy's place in r1.
     fn ng(&self) -> Ng {
-        let s = self.regions.udp_socket(1, 3, 0);
-        Ng {
-            c: NgClient::from_socket(s, SocketAddr::new(self.regions.addr(1, 8), 2222))
-                .unwrap()
-                .with_retries(Duration::from_millis(3000), 2)
-                .unwrap(),
-        }
+        controller_ng(&self.regions, Duration::from_millis(3000), 2)
     }
 
     /// An ng client for a node.
@@ -229,6 +253,18 @@ impl World {
             .find(|(_, r, h)| self.regions.addr(*r, *h) == ip)
             .map(|(n, _, _)| n)
             .unwrap_or_else(|| panic!("no node at {ip}"))
+    }
+}
+
+/// An ng client for the controller from the proxy's place in r1, waiting
+/// `wait` for a reply, `tries` times.
+fn controller_ng(regions: &Regions, wait: Duration, tries: u32) -> Ng {
+    let s = regions.udp_socket(1, 3, 0);
+    Ng {
+        c: NgClient::from_socket(s, SocketAddr::new(regions.addr(1, 8), 2222))
+            .unwrap()
+            .with_retries(wait, tries)
+            .unwrap(),
     }
 }
 
