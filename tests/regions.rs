@@ -393,6 +393,8 @@ fn stream_packets(q: &Value, leg: usize) -> i64 {
 }
 
 #[test]
+// Long: the numbered steps share one world (regions, Redis, six nodes),
+// which takes seconds to bring up.
 fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     // io_uring, one worker per node.
     let w = World::up("rg", "uring", 1);
@@ -573,6 +575,8 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
 }
 
 #[test]
+// Long: one running call is followed through a stopped, a crashed and a
+// restarted node and a restarted controller.
 fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
     // epoll, two workers per node: calls and their tunnel sockets spread
     // over both.

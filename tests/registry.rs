@@ -172,6 +172,7 @@ fn two_stores_see_each_others_changes() {
 }
 
 #[test]
+// Long: most of it is the list of changes, one of each kind.
 fn a_new_store_snapshot_rebuilds_the_same_registry() {
     let server = RedisServer::start();
     let a = RedisStore::connect(&server.url()).unwrap();

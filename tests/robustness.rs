@@ -140,6 +140,8 @@ fn call_ids(ng: &mut Ng) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // 1. Malformed ng input.
 
+// Long: most of it is the table of malformed requests and their errors,
+// each checked against the same live call.
 fn malformed_ng_input_gets_rtpengine_errors(backend: &str) {
     let node = Node::start(backend);
     let mut ng = node.client();
@@ -523,6 +525,7 @@ fn assert_fails<S: AsRef<str>>(args: &[S], mentions: &[&str]) {
 }
 
 #[test]
+// Long: a list of independent bad command lines, each one call.
 fn cli_and_config_errors_are_reported() {
     let ng = format!("127.0.0.1:{}", common::free_port());
     let node = |extra: &[&str]| -> Vec<String> {

@@ -230,7 +230,12 @@ impl Process {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child_mut().try_wait().unwrap().is_none()
+        let exited = self.child_mut().try_wait().unwrap().is_some();
+        if exited {
+            // Reaped: its pid may be reused, so it is never signalled again.
+            self.child = None;
+        }
+        !exited
     }
 
     /// Sends `sig` and waits for the exit (10 s at most, else SIGKILL and
@@ -299,9 +304,10 @@ impl Process {
 /// Sends `sig` to `child`.
 fn send(child: &Child, sig: i32) {
     let pid = i32::try_from(child.id()).expect("pid fits in pid_t");
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours;
-    // the pid is our own child's, not yet reaped (we hold its `Child` and
-    // only `wait` reaps it), so it cannot name a recycled process.
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    // The pid is our own child's and not yet reaped: a `Process` drops its
+    // `Child` as soon as a wait has seen it exit, and only waits reap, so
+    // the pid cannot name a recycled process.
     unsafe { libc::kill(pid, sig) };
 }
 
