@@ -12,438 +12,36 @@
 //! never skip it.
 
 mod common;
+#[path = "interop/sip.rs"]
+mod sip;
 
 use std::collections::HashMap;
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{at, eventually, int_at, result, Node};
+use common::json::{at, int_at};
+use common::pcap::count_records;
+use common::process::{Process, Spec};
+use common::{eventually, result, wait_for_ping, Ng, Node};
 use rtpmesh_ng::bencode::Value;
-
-/// Where the Kamailio cfg, the sipp scenarios and the capture live.
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
-}
-
-/// Fails (never skips) when a tool the test drives is missing.
-fn require_tools() {
-    const HINT: &str =
-        "run scripts/install-test-deps.sh (installs Debian's kamailio and sip-tester)";
-    for (bin, arg) in [("kamailio", "-v"), ("sipp", "-v")] {
-        let found = Command::new(bin)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        assert!(found, "`{bin}` is not installed: {HINT}");
-    }
-    // The module lives in an architecture-specific directory.
-    let module = std::fs::read_dir("/usr/lib")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .chain(
-            std::fs::read_dir("/usr/lib64")
-                .into_iter()
-                .flatten()
-                .flatten(),
-        )
-        .any(|e| e.path().join("kamailio/modules/rtpengine.so").exists());
-    assert!(module, "Kamailio's rtpengine.so is not installed: {HINT}");
-    // play_pcap_audio writes its RTP through a raw socket.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
-    assert!(
-        fd >= 0,
-        "sipp's play_pcap_audio needs raw sockets (CAP_NET_RAW): run the interop test as root"
-    );
-    unsafe { libc::close(fd) };
-}
-
-/// A free even port whose next three ports are free too (sipp's echo uses
-/// the media port and media port + 2; RTCP would use the odd ones).
-fn free_port_run() -> u16 {
-    loop {
-        let p = common::free_port();
-        if p.is_multiple_of(2)
-            && p < 65530
-            && (1..4).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok())
-        {
-            return p;
-        }
-    }
-}
-
-/// A scratch directory, removed on drop unless the test failed (then its
-/// logs are worth reading, and the path is printed).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "rtpmesh-interop-{}-{}-{}",
-            name,
-            std::process::id(),
-            common::free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("interop logs kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// Sends SIGTERM and waits up to 5 s, then SIGKILL.
-fn stop(child: &mut Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    if !eventually(Duration::from_secs(5), || {
-        child.try_wait().ok().flatten().is_some()
-    }) {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Waits for `child` to exit within `limit`; kills it and panics otherwise.
-fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A Kamailio instance on loopback with its own runtime dir and pid file
-/// (never the system service), pointed at one rtpmesh node.
-struct Kamailio {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Kamailio {
-    fn start(scratch: &Scratch, ng: std::net::SocketAddr) -> Self {
-        Self::start_cfg(scratch, "kamailio.cfg", common::free_port(), ng, &[])
-    }
-
-    /// Kamailio with `cfg` from tests/interop on `port`, its relay set
-    /// `ng`, and more `-A NAME=VALUE` defines.
-    fn start_cfg(
-        scratch: &Scratch,
-        cfg: &str,
-        port: u16,
-        ng: std::net::SocketAddr,
-        defines: &[String],
-    ) -> Self {
-        let log = scratch.path("kamailio.log");
-        let mut cmd = Command::new("kamailio");
-        for d in defines {
-            cmd.arg("-A").arg(d);
-        }
-        let child = cmd
-            .arg("-f")
-            .arg(interop_dir().join(cfg))
-            // Foreground, log to stderr, two workers, private runtime files.
-            .args(["-DD", "-E", "-n", "2", "-m", "32", "-M", "8"])
-            .arg("-Y")
-            .arg(&scratch.0)
-            .arg("-P")
-            .arg(scratch.path("kamailio.pid"))
-            .arg("-A")
-            .arg(format!("SIP_PORT={port}"))
-            .arg("-A")
-            .arg(format!("NG_SOCK=\"udp:{ng}\""))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start kamailio");
-        let mut k = Self { child, port, log };
-        k.wait_ready();
-        k
-    }
-
-    /// Kamailio answers OPTIONS once its SIP workers run (the cfg replies
-    /// 200 to OPTIONS for itself).
-    fn wait_ready(&mut self) {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let me = sock.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for n in 0.. {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                panic!("kamailio exited at start ({s}): {}", self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kamailio did not answer OPTIONS: {}",
-                self.log_text()
-            );
-            let options = format!(
-                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
-                 Via: SIP/2.0/UDP {me};branch=z9hG4bK-ready-{n}\r\n\
-                 From: <sip:probe@{me}>;tag=probe\r\n\
-                 To: <sip:127.0.0.1:{port}>\r\n\
-                 Call-ID: ready-{n}@{me}\r\n\
-                 CSeq: {n} OPTIONS\r\n\
-                 Max-Forwards: 70\r\n\
-                 Content-Length: 0\r\n\r\n",
-                port = self.port,
-                n = n + 1,
-            );
-            sock.send_to(options.as_bytes(), ("127.0.0.1", self.port))
-                .unwrap();
-            let mut buf = [0u8; 2048];
-            if let Ok(len) = sock.recv(&mut buf) {
-                if buf[..len].starts_with(b"SIP/2.0 200") {
-                    return;
-                }
-            }
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-        if thread::panicking() {
-            eprintln!("--- kamailio log ---\n{}", self.log_text());
-        }
-    }
-}
-
-/// One sipp run's settings.
-struct Calls {
-    /// Calls the UAC places.
-    total: u32,
-    /// Most at once (`-l`).
-    concurrent: u32,
-    /// Calls per second (`-r`).
-    rate: u32,
-    /// Calls the UAS expects to answer.
-    answered: u32,
-    /// The UAS scenario (`uas`, or `uas-busy` to reject every call).
-    uas: &'static str,
-}
-
-/// What a sipp pair did, read from its files.
-struct Outcome {
-    uac: ExitStatus,
-    uas: ExitStatus,
-    /// UAC `-trace_stat` counters.
-    uac_stats: HashMap<String, String>,
-    /// Messages the UAC received.
-    uac_received: Vec<String>,
-    /// Messages the UAS received.
-    uas_received: Vec<String>,
-}
-
-/// Runs a sipp UAS and a sipp UAC that calls it through Kamailio; the files
-/// go to `scratch` under `tag`.
-fn run_calls(scratch: &Scratch, kamailio: &Kamailio, calls: &Calls, tag: &str) -> Outcome {
-    run_calls_to(scratch, kamailio, calls, tag, Target::Uas)
-}
-
-/// Where the UAC addresses its INVITEs.
-enum Target {
-    /// The UAS itself (on a port of its own): Kamailio relays to the
-    /// Request-URI.
-    Uas,
-    /// `user` at Kamailio, the UAS listening on `uas_port`: Kamailio has to
-    /// find the UAS itself.
-    Proxy { user: &'static str, uas_port: u16 },
-}
-
-fn run_calls_to(
-    scratch: &Scratch,
-    kamailio: &Kamailio,
-    calls: &Calls,
-    tag: &str,
-    target: Target,
-) -> Outcome {
-    let (uas_port, uri_port, service) = match target {
-        Target::Uas => {
-            let p = common::free_port();
-            (p, p, "service")
-        }
-        Target::Proxy { user, uas_port } => (uas_port, kamailio.port, user),
-    };
-    let uas_media = free_port_run();
-    let uac_media = free_port_run();
-    let file = |f: &str| scratch.path(&format!("{tag}-{f}"));
-    let sipp = |role: &str, scenario: &str| {
-        let mut c = Command::new("sipp");
-        c.current_dir(interop_dir())
-            .arg("-sf")
-            .arg(format!("{scenario}.xml"))
-            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
-            .arg("-trace_msg")
-            .arg("-message_file")
-            .arg(file(&format!("{role}.msg")))
-            .arg("-trace_stat")
-            .arg("-stf")
-            .arg(file(&format!("{role}.csv")))
-            .arg("-trace_err")
-            .arg("-error_file")
-            .arg(file(&format!("{role}-errors.log")))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(file(&format!("{role}.out"))).unwrap())
-            .stderr(Stdio::null());
-        c
-    };
-    let mut uas = sipp("uas", calls.uas)
-        .args(["-p", &uas_port.to_string()])
-        .args(["-mp", &uas_media.to_string(), "-rtp_echo"])
-        .args(["-m", &calls.answered.to_string()])
-        // Bounded even if calls never arrive.
-        .args(["-timeout", "40s"])
-        .spawn()
-        .expect("start sipp UAS");
-    // The UAS binds its SIP port at once; wait for it, not a fixed time.
-    assert!(
-        eventually(Duration::from_secs(5), || UdpSocket::bind((
-            "127.0.0.1",
-            uas_port
-        ))
-        .is_err()),
-        "sipp UAS did not bind its port"
-    );
-    let mut uac = sipp("uac", "uac")
-        .arg(format!("127.0.0.1:{}", kamailio.port))
-        // Its own port, or sipp advertises 5060 in Via and Contact.
-        .args(["-p", &common::free_port().to_string()])
-        .args(["-key", "uas_port", &uri_port.to_string()])
-        .args(["-s", service])
-        .args(["-mp", &uac_media.to_string()])
-        .args(["-l", &calls.concurrent.to_string()])
-        .args(["-m", &calls.total.to_string()])
-        .args(["-r", &calls.rate.to_string()])
-        .args(["-timeout", "30s", "-timeout_error"])
-        .spawn()
-        .expect("start sipp UAC");
-    let uac_status = wait_exit(&mut uac, Duration::from_secs(35), "sipp UAC");
-    let uas_status = wait_exit(&mut uas, Duration::from_secs(10), "sipp UAS");
-    Outcome {
-        uac: uac_status,
-        uas: uas_status,
-        uac_stats: stat_counters(&std::fs::read_to_string(file("uac.csv")).unwrap_or_default()),
-        uac_received: received(&std::fs::read_to_string(file("uac.msg")).unwrap_or_default()),
-        uas_received: received(&std::fs::read_to_string(file("uas.msg")).unwrap_or_default()),
-    }
-}
-
-/// The last row of a sipp `-trace_stat` file, keyed by its header.
-fn stat_counters(csv: &str) -> HashMap<String, String> {
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let Some(header) = lines.next() else {
-        return HashMap::new();
-    };
-    let last = lines.next_back().unwrap_or_default();
-    header
-        .split(';')
-        .zip(last.split(';'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn counter(o: &Outcome, name: &str) -> u64 {
-    o.uac_stats
-        .get(name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in sipp's stats: {:?}", o.uac_stats))
-}
+use sip::{
+    call_id, counter, interop_dir, require_tools, run_calls, run_calls_to, sdp_media, Calls,
+    Kamailio, Scratch, Target, GRACE,
+};
 
 /// RTP packets in tests/interop/pcmu-1s.pcap, which the caller plays (1 s
 /// of PCMU at 50 packets a second; checked against the file in
 /// `capture_holds_what_the_counts_assume`).
 const CAPTURE_PACKETS: i64 = 50;
 
-/// Counts the records of a classic pcap file.
-fn pcap_records(data: &[u8]) -> i64 {
-    let mut off = 24;
-    let mut n = 0;
-    while off + 16 <= data.len() {
-        let caplen = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
-        off += 16 + caplen;
-        n += 1;
-    }
-    n
-}
-
 #[test]
 fn capture_holds_what_the_counts_assume() {
     let data = std::fs::read(interop_dir().join("pcmu-1s.pcap")).unwrap();
     assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
-    assert_eq!(pcap_records(&data), CAPTURE_PACKETS);
-}
-
-/// The SIP messages a sipp `-trace_msg` log shows as received.
-fn received(log: &str) -> Vec<String> {
-    // Each entry starts with a dashed line and a time stamp, then
-    // "UDP message received [N] bytes :" or "... sent ...", a blank line,
-    // and the message.
-    log.split("----------------------------------------------- ")
-        .filter_map(|entry| {
-            let (_, rest) = entry.split_once(" message received [")?;
-            let (_, msg) = rest.split_once("bytes :")?;
-            Some(msg.trim_start().to_owned())
-        })
-        .collect()
-}
-
-/// The `c=` address and `m=audio` port of a message's SDP body.
-fn sdp_media(msg: &str) -> Option<(String, u16)> {
-    let (_, body) = msg.split_once("\r\n\r\n")?;
-    let c = body
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))?
-        .trim()
-        .to_owned();
-    let port = body
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("m=audio "))?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()?;
-    Some((c, port))
-}
-
-/// The Call-ID header of a message.
-fn call_id(msg: &str) -> String {
-    msg.lines()
-        .find_map(|l| l.strip_prefix("Call-ID:"))
-        .unwrap_or("")
-        .trim()
-        .to_owned()
+    assert_eq!(count_records(&data) as i64, CAPTURE_PACKETS);
 }
 
 /// Asserts that each message's SDP sends media to the node: `c=` is the
@@ -541,6 +139,8 @@ fn listed(node: &Node) -> usize {
 /// 20 calls, 5 at a time, through Kamailio and rtpmesh: all succeed, both
 /// parties see rtpmesh in the SDP, media flows both ways through it, and
 /// every call is gone from the node after its BYE.
+// Long: one sipp run is checked at each level in turn (SIP, SDP, hold and
+// resume, media, node statistics); the checks share its outcome.
 fn twenty_calls_through_kamailio(backend: &str) {
     require_tools();
     // Kamailio's plain rtpengine_delete() sends no delete-delay, so the
@@ -715,6 +315,8 @@ fn twenty_calls_through_kamailio(backend: &str) {
 /// before they reach the callee. The admitted call completes with media, and
 /// once it is over the same Kamailio places a new call through the node
 /// (the load limit did not get the relay marked dead).
+// Long: a refused burst and the call after it are one scenario on one
+// Kamailio, whose relay set must survive the refusals.
 fn drained_node_refuses_cleanly(backend: &str) {
     require_tools();
     let node = Node::builder(backend)
@@ -883,13 +485,13 @@ fn busy_callee_leaves_no_call(backend: &str) {
 
 /// `rtpmesh control` on loopback with the embedded store; stopped on drop.
 struct Controller {
-    child: Child,
+    process: Process,
     ng: std::net::SocketAddr,
     http: std::net::SocketAddr,
-    log: PathBuf,
 }
 
 impl Controller {
+    /// Starts the controller and waits until it answers `ping`.
     fn start(scratch: &Scratch, seed: &Path) -> Self {
         let ng: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
             .parse()
@@ -897,24 +499,18 @@ impl Controller {
         let http: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
             .parse()
             .unwrap();
-        let log = scratch.path("controller.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+        let mut process = Spec::new("controller", env!("CARGO_BIN_EXE_rtpmesh"))
             .arg("control")
             .args(["--listen-ng", &ng.to_string()])
             .args(["--http", &http.to_string()])
             .arg("--seed")
             .arg(seed)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start rtpmesh control");
-        Self {
-            child,
-            ng,
-            http,
-            log,
-        }
+            .log_to(scratch.path("controller.log"))
+            .grace(GRACE)
+            .start();
+        wait_for_ping(&mut process, ng);
+        Self { process, ng, http }
     }
 
     /// `GET path` on the HTTP API: status and body.
@@ -934,26 +530,12 @@ impl Controller {
         Some((head.get(9..12)?.parse().ok()?, body.to_owned()))
     }
 
-    fn client(&self) -> common::Ng {
-        common::Ng {
-            c: rtpmesh_ng_udp::client::NgClient::new(self.ng)
-                .unwrap()
-                .with_retries(Duration::from_millis(2000), 2)
-                .unwrap(),
-        }
+    fn client(&self) -> Ng {
+        Ng::new(self.ng)
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-        if thread::panicking() {
-            eprintln!("--- controller log ---\n{}", self.log_text());
-        }
+        self.process.log_text()
     }
 }
 
@@ -989,6 +571,8 @@ fn assert_sdp_names(msg: &str, ip: &str, node: &Node, side: &str) {
 /// port with `callee=$rU gateway=gw1` flags. The controller places the call
 /// on the r1 node (caller side) and the r2 node (callee side), joined by
 /// the authenticated tunnel.
+// Long: one call is followed through seed, route lookup, both nodes, the
+// tunnel and the BYE; the steps share its processes and Call-ID.
 fn controller_routes_a_cross_region_call_through_kamailio(backend: &str) {
     require_tools();
     let has_http_client = ["/usr/lib", "/usr/lib64"]

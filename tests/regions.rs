@@ -13,113 +13,47 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::Child;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::json::{at, first_media_streams, int_at, str_at};
 use common::netns::Regions;
-use common::{audio_sdp, eventually, media_addr, pcap_records, rtp, sdp_of};
-use rtpmesh_ng::bencode::{dict, Value};
+use common::ng::{self, reason, result, sdp_of, Ng};
+use common::process::Process;
+use common::{audio_sdp, eventually, media_addr, pcap_records, rtp};
+use rtpmesh_ng::bencode::Value;
 use rtpmesh_ng_udp::client::NgClient;
 
 /// Heartbeat interval of the nodes under test.
 const HEARTBEAT_MS: u64 = 500;
 
-/// A process in a namespace; stopped on drop, its log shown on failure.
-struct Proc {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-    /// How to start it again: region, program, arguments, log directory.
-    how: (u8, String, Vec<String>, PathBuf),
-}
-
-impl Proc {
-    fn spawn(
-        regions: &Regions,
-        region: u8,
-        name: &str,
-        program: &str,
-        args: &[String],
-        dir: &std::path::Path,
-    ) -> Self {
-        let log = dir.join(format!(
-            "{name}-{}.log",
-            Instant::now().elapsed().as_nanos() + unique()
-        ));
-        let mut cmd = regions.command(region, program);
-        cmd.args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RTPMESH_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(std::fs::File::create(dir.join(format!("{name}.out"))).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Self {
-            name: name.to_owned(),
-            child: Some(child),
-            log,
-            how: (region, program.to_owned(), args.to_vec(), dir.to_owned()),
-        }
-    }
-
-    /// Starts the process again with the same command line.
-    fn restart(&mut self, regions: &Regions) {
-        assert!(self.child.is_none(), "{} still running", self.name);
-        let (region, program, args, dir) = self.how.clone();
-        *self = Self::spawn(regions, region, &self.name.clone(), &program, &args, &dir);
-    }
-
-    fn signal(&mut self, sig: i32) {
-        let mut child = self.child.take().expect("running");
-        // `ip netns exec` execs the program: the pid is the program's.
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "{} ignored signal {sig}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            if !eventually(Duration::from_secs(10), || {
-                c.try_wait().ok().flatten().is_some()
-            }) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        if std::thread::panicking() {
-            eprintln!("--- {} log ---\n{}", self.name, self.log_text());
-        }
-    }
-}
-
-/// A number no other log file of this process used.
-fn unique() -> u128 {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    u128::from(N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+/// Starts `program` in `region`, its log and output in `dir`.
+fn spawn(
+    regions: &Regions,
+    region: u8,
+    name: &str,
+    program: &str,
+    args: &[String],
+    dir: &Path,
+) -> Process {
+    regions
+        .spec(region, name, program)
+        .args(args)
+        .env(
+            "RUST_LOG",
+            &std::env::var("RTPMESH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout_to(dir.join(format!("{name}.out")))
+        .log_to(dir.join(format!("{name}.log")))
+        .start()
 }
 
 /// Three regions, Redis, six nodes, a controller.
 struct World {
     // Dropped in field order: processes first, then the namespaces.
-    controller: Proc,
-    nodes: HashMap<String, Proc>,
-    _redis: Proc,
+    controller: Process,
+    nodes: HashMap<String, Process>,
+    _redis: Process,
     dir: PathBuf,
     regions: Regions,
 }
@@ -134,6 +68,118 @@ fn node_ids() -> Vec<(String, u8, u8)> {
     v
 }
 
+/// Redis in r1 (host .9), accepting connections.
+fn start_redis(regions: &Regions, dir: &Path) -> (Process, SocketAddr) {
+    let redis_addr = SocketAddr::new(regions.addr(1, 9), 6379);
+    let mut redis = spawn(
+        regions,
+        1,
+        "redis",
+        "redis-server",
+        &[
+            "--bind".into(),
+            redis_addr.ip().to_string(),
+            "--port".into(),
+            "6379".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+        ],
+        dir,
+    );
+    redis.wait_ready(Duration::from_secs(10), "port open", || {
+        regions.run_in(1, || {
+            TcpStream::connect_timeout(&redis_addr, Duration::from_millis(200)).is_ok()
+        })
+    });
+    (redis, redis_addr)
+}
+
+/// The controller in r1 (host .8), with the seed written to the registry.
+fn start_controller(regions: &Regions, dir: &Path, registry: &str) -> Process {
+    let seed = dir.join("seed.toml");
+    std::fs::write(&seed, seed_text(regions)).unwrap();
+    let ctl_ng = SocketAddr::new(regions.addr(1, 8), 2222);
+    let mut controller = spawn(
+        regions,
+        1,
+        "controller",
+        env!("CARGO_BIN_EXE_rtpmesh"),
+        &[
+            "control".into(),
+            "--listen-ng".into(),
+            ctl_ng.to_string(),
+            "--registry".into(),
+            registry.to_owned(),
+            "--seed".into(),
+            seed.display().to_string(),
+        ],
+        dir,
+    );
+    // The controller writes the seed's regions to the registry before
+    // it answers ng; a node registering in a region not there yet
+    // exits, so the nodes start after this.
+    let mut ping = controller_ng(regions, Duration::from_millis(200), 1);
+    controller.wait_ready(Duration::from_secs(10), "ng ping", || ping.pings());
+    controller
+}
+
+/// Two nodes per region, started (not waited for: the world's readiness
+/// check covers them).
+fn start_nodes(
+    regions: &Regions,
+    dir: &Path,
+    registry: &str,
+    backend: &str,
+    workers: u8,
+) -> HashMap<String, Process> {
+    let bin = env!("CARGO_BIN_EXE_rtpmesh");
+    let mut nodes = HashMap::new();
+    for (id, r, h) in node_ids() {
+        let ip = regions.addr(r, h);
+        let rec = dir.join(format!("rec-{id}"));
+        let args: Vec<String> = [
+            "node",
+            "--listen-ng",
+            &format!("{ip}:2223"),
+            "--interface",
+            &ip.to_string(),
+            "--port-min",
+            "30000",
+            "--port-max",
+            "30999",
+            "--workers",
+            &workers.to_string(),
+            "--backend",
+            backend,
+            "--tunnel-address",
+            &format!("{ip}:7000"),
+            "--tunnel-secret",
+            "test cluster secret",
+            "--recording-dir",
+            &rec.display().to_string(),
+            "--registry",
+            registry,
+            "--node-id",
+            &id,
+            "--region",
+            &format!("r{r}"),
+            "--heartbeat-ms",
+            &HEARTBEAT_MS.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        nodes.insert(id.clone(), spawn(regions, r, &id, bin, &args, dir));
+    }
+    nodes
+}
+
 impl World {
     /// Brings up a world whose nodes use `backend` and `workers` threads.
     fn up(name: &str, backend: &str, workers: u8) -> Self {
@@ -144,93 +190,10 @@ impl World {
         let dir = std::env::temp_dir().join(format!("rtpmesh-{}", regions.prefix()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let redis_addr = SocketAddr::new(regions.addr(1, 9), 6379);
-        let redis = Proc::spawn(
-            &regions,
-            1,
-            "redis",
-            "redis-server",
-            &[
-                "--bind".into(),
-                redis_addr.ip().to_string(),
-                "--port".into(),
-                "6379".into(),
-                "--save".into(),
-                String::new(),
-                "--appendonly".into(),
-                "no".into(),
-                "--protected-mode".into(),
-                "no".into(),
-                "--dir".into(),
-                dir.display().to_string(),
-            ],
-            &dir,
-        );
-        let up = eventually(Duration::from_secs(10), || {
-            regions.run_in(1, || {
-                TcpStream::connect_timeout(&redis_addr, Duration::from_millis(200)).is_ok()
-            })
-        });
-        assert!(up, "redis did not start: {}", redis.log_text());
+        let (redis, redis_addr) = start_redis(&regions, &dir);
         let registry = format!("redis://{redis_addr}");
-        let bin = env!("CARGO_BIN_EXE_rtpmesh");
-        let mut nodes = HashMap::new();
-        for (id, r, h) in node_ids() {
-            let ip = regions.addr(r, h);
-            let rec = dir.join(format!("rec-{id}"));
-            let args: Vec<String> = [
-                "node",
-                "--listen-ng",
-                &format!("{ip}:2223"),
-                "--interface",
-                &ip.to_string(),
-                "--port-min",
-                "30000",
-                "--port-max",
-                "30999",
-                "--workers",
-                &workers.to_string(),
-                "--backend",
-                backend,
-                "--tunnel-address",
-                &format!("{ip}:7000"),
-                "--tunnel-secret",
-                "test cluster secret",
-                "--recording-dir",
-                &rec.display().to_string(),
-                "--registry",
-                &registry,
-                "--node-id",
-                &id,
-                "--region",
-                &format!("r{r}"),
-                "--heartbeat-ms",
-                &HEARTBEAT_MS.to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            nodes.insert(id.clone(), Proc::spawn(&regions, r, &id, bin, &args, &dir));
-        }
-        let seed = dir.join("seed.toml");
-        std::fs::write(&seed, seed_text(&regions)).unwrap();
-        let ctl_ng = SocketAddr::new(regions.addr(1, 8), 2222);
-        let controller = Proc::spawn(
-            &regions,
-            1,
-            "controller",
-            bin,
-            &[
-                "control".into(),
-                "--listen-ng".into(),
-                ctl_ng.to_string(),
-                "--registry".into(),
-                registry.clone(),
-                "--seed".into(),
-                seed.display().to_string(),
-            ],
-            &dir,
-        );
+        let controller = start_controller(&regions, &dir, &registry);
+        let nodes = start_nodes(&regions, &dir, &registry, backend, workers);
         let w = Self {
             controller,
             nodes,
@@ -244,19 +207,10 @@ impl World {
         let ready = eventually(Duration::from_secs(20), || {
             (1..=3u8).all(|r| {
                 let call = format!("ready-{r}");
-                let v = ng.request(&dict([
-                    ("command", "offer".into()),
-                    ("call-id", call.as_str().into()),
-                    ("from-tag", "t".into()),
-                    ("region", format!("r{r}").into()),
-                    ("sdp", audio_sdp(w.regions.addr(r, 3), 4000).into()),
-                ]));
-                let ok = v.as_ref().is_ok_and(|v| common::result(v) == "ok");
-                let _ = ng.request(&dict([
-                    ("command", "delete".into()),
-                    ("call-id", call.as_str().into()),
-                    ("delete-delay", 0u64.into()),
-                ]));
+                let mut items = ng::offer(&call, "t", &audio_sdp(w.regions.addr(r, 3), 4000));
+                items.push(("region", format!("r{r}").into()));
+                let ok = ng.try_req(items).is_ok_and(|v| result(&v) == "ok");
+                let _ = ng.try_req(delete_now(&call));
                 ok
             })
         });
@@ -269,22 +223,20 @@ impl World {
     }
 
     /// An ng client for the controller, from the proxy's place in r1.
-    fn ng(&self) -> NgClient {
-        let s = self.regions.udp_socket(1, 3, 0);
-        NgClient::from_socket(s, SocketAddr::new(self.regions.addr(1, 8), 2222))
-            .unwrap()
-            .with_retries(Duration::from_millis(3000), 2)
-            .unwrap()
+    fn ng(&self) -> Ng {
+        controller_ng(&self.regions, Duration::from_millis(3000), 2)
     }
 
     /// An ng client for a node.
-    fn node_ng(&self, id: &str) -> NgClient {
+    fn node_ng(&self, id: &str) -> Ng {
         let (_, r, h) = node_ids().into_iter().find(|(n, _, _)| n == id).unwrap();
         let s = self.regions.udp_socket(r, 3, 0);
-        NgClient::from_socket(s, SocketAddr::new(self.regions.addr(r, h), 2223))
-            .unwrap()
-            .with_retries(Duration::from_millis(2000), 2)
-            .unwrap()
+        Ng {
+            c: NgClient::from_socket(s, SocketAddr::new(self.regions.addr(r, h), 2223))
+                .unwrap()
+                .with_retries(Duration::from_millis(2000), 2)
+                .unwrap(),
+        }
     }
 
     /// A party's socket in `region` (host .3, or .4 for `resource`).
@@ -301,6 +253,18 @@ impl World {
             .find(|(_, r, h)| self.regions.addr(*r, *h) == ip)
             .map(|(n, _, _)| n)
             .unwrap_or_else(|| panic!("no node at {ip}"))
+    }
+}
+
+/// An ng client for the controller from the proxy's place in r1, waiting
+/// `wait` for a reply, `tries` times.
+fn controller_ng(regions: &Regions, wait: Duration, tries: u32) -> Ng {
+    let s = regions.udp_socket(1, 3, 0);
+    Ng {
+        c: NgClient::from_socket(s, SocketAddr::new(regions.addr(1, 8), 2222))
+            .unwrap()
+            .with_retries(wait, tries)
+            .unwrap(),
     }
 }
 
@@ -357,55 +321,39 @@ gateway = "gw3"
     )
 }
 
-fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, k| v.get(k))
-}
-
-fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    get(v, path).and_then(Value::as_str).unwrap_or("")
-}
-
-fn int(v: &Value, path: &[&str]) -> i64 {
-    get(v, path).and_then(Value::as_int).unwrap_or(-1)
-}
-
 /// An offer from r1's gateway for `callee`, by the party at `caller`.
-fn offer(ng: &mut NgClient, w: &World, call: &str, callee: &str, caller: SocketAddr) -> Value {
-    ng.request(&dict([
-        ("command", "offer".into()),
-        ("call-id", call.into()),
-        ("from-tag", "caller".into()),
+fn offer(ng: &mut Ng, w: &World, call: &str, callee: &str, caller: SocketAddr) -> Value {
+    let mut items = ng::offer(call, "caller", &audio_sdp(caller.ip(), caller.port()));
+    items.extend([
         ("callee", callee.into()),
         (
             "received-from",
             Value::List(vec!["IP4".into(), w.regions.addr(1, 5).to_string().into()]),
         ),
         ("supports", Value::List(vec!["load limit".into()])),
-        ("sdp", audio_sdp(caller.ip(), caller.port()).into()),
-    ]))
-    .expect("offer reply")
+    ]);
+    ng.req(items)
 }
 
-fn answer(ng: &mut NgClient, call: &str, callee: SocketAddr) -> Value {
-    ng.request(&dict([
-        ("command", "answer".into()),
-        ("call-id", call.into()),
-        ("from-tag", "caller".into()),
-        ("to-tag", "callee".into()),
-        ("sdp", audio_sdp(callee.ip(), callee.port()).into()),
-    ]))
-    .expect("answer reply")
+fn answer(ng: &mut Ng, call: &str, callee: SocketAddr) -> Value {
+    ng.req(ng::answer(
+        call,
+        "caller",
+        "callee",
+        &audio_sdp(callee.ip(), callee.port()),
+    ))
 }
 
-fn delete(ng: &mut NgClient, call: &str) {
-    let r = ng
-        .request(&dict([
-            ("command", "delete".into()),
-            ("call-id", call.into()),
-            ("delete-delay", 0u64.into()),
-        ]))
-        .expect("delete reply");
-    assert_eq!(common::result(&r), "ok", "{r:?}");
+/// `delete` of every leg of `call`, at once.
+fn delete_now<'a>(call: &str) -> ng::Items<'a> {
+    let mut items = ng::delete(call);
+    items.push(("delete-delay", 0u64.into()));
+    items
+}
+
+fn delete(ng: &mut Ng, call: &str) {
+    let r = ng.req(delete_now(call));
+    assert_eq!(result(&r), "ok", "{r:?}");
 }
 
 /// Sends `n` RTP packets (sequence from `first`), paced so the delayer in
@@ -437,19 +385,16 @@ fn receive(sock: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
     got
 }
 
+/// RTP packets received on leg `leg` (by tag order) of a query reply.
 fn stream_packets(q: &Value, leg: usize) -> i64 {
-    let tags = get(q, &["tags"]).and_then(Value::as_dict).expect("tags");
+    let tags = at(q, &["tags"]).and_then(Value::as_dict).expect("tags");
     let leg = tags.values().nth(leg).expect("leg");
-    let media = get(leg, &["medias"])
-        .and_then(Value::as_list)
-        .expect("medias");
-    let streams = get(&media[0], &["streams"])
-        .and_then(Value::as_list)
-        .expect("streams");
-    int(&streams[0], &["stats", "packets"])
+    int_at(&first_media_streams(leg)[0], &["stats", "packets"])
 }
 
 #[test]
+// Long: the numbered steps share one world (regions, Redis, six nodes),
+// which takes seconds to bring up.
 fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     // io_uring, one worker per node.
     let w = World::up("rg", "uring", 1);
@@ -467,7 +412,7 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
             "dave",
             caller.local_addr().unwrap(),
         );
-        let gw = text(&r, &["route", "gateway"]).to_owned();
+        let gw = str_at(&r, &["route", "gateway"]).to_owned();
         delete(&mut ng, "probe-dave");
         gw == "gw2"
     });
@@ -479,27 +424,27 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
 
     // 2. Same region first: carol is at gw1 (r1) and gw3 (r3).
     let r = offer(&mut ng, &w, "same", "carol", caller.local_addr().unwrap());
-    assert_eq!(common::result(&r), "ok", "{r:?}");
-    assert_eq!(text(&r, &["route", "gateway"]), "gw1");
+    assert_eq!(result(&r), "ok", "{r:?}");
+    assert_eq!(str_at(&r, &["route", "gateway"]), "gw1");
     assert_eq!(
-        text(&r, &["route", "node"]),
-        text(&r, &["route", "callee-node"])
+        str_at(&r, &["route", "node"]),
+        str_at(&r, &["route", "callee-node"])
     );
-    assert!(text(&r, &["route", "node"]).starts_with("n1"));
+    assert!(str_at(&r, &["route", "node"]).starts_with("n1"));
     delete(&mut ng, "same");
 
     // 3. A cross-region call: caller (r1) → node in r1 → tunnel → node in
     // r2 → callee (r2), and back.
     let callee = w.party(2, 3);
     let r = offer(&mut ng, &w, "x1", "bob", caller.local_addr().unwrap());
-    assert_eq!(common::result(&r), "ok", "{r:?}");
-    assert_eq!(text(&r, &["route", "gateway"]), "gw2");
+    assert_eq!(result(&r), "ok", "{r:?}");
+    assert_eq!(str_at(&r, &["route", "gateway"]), "gw2");
     assert_eq!(
-        text(&r, &["route", "sip"]),
+        str_at(&r, &["route", "sip"]),
         SocketAddr::new(w.regions.addr(2, 5), 5060).to_string()
     );
-    let a = text(&r, &["route", "node"]).to_owned();
-    let b = text(&r, &["route", "callee-node"]).to_owned();
+    let a = str_at(&r, &["route", "node"]).to_owned();
+    let b = str_at(&r, &["route", "callee-node"]).to_owned();
     assert!(a.starts_with("n1") && b.starts_with("n2"), "{a} {b}");
     let to_callee_side = media_addr(&sdp_of(&r), 0);
     assert_eq!(
@@ -508,7 +453,7 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
         "the callee is offered the r2 node"
     );
     let r = answer(&mut ng, "x1", callee.local_addr().unwrap());
-    assert_eq!(common::result(&r), "ok", "{r:?}");
+    assert_eq!(result(&r), "ok", "{r:?}");
     let to_caller_side = media_addr(&sdp_of(&r), 0);
     assert_eq!(
         w.node_at(to_caller_side.ip()),
@@ -535,20 +480,8 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     }
     // Each node saw the media on the expected legs: A received 50 from the
     // caller and 50 through the tunnel; B the reverse.
-    let qa = w
-        .node_ng(&a)
-        .request(&dict([
-            ("command", "query".into()),
-            ("call-id", "x1".into()),
-        ]))
-        .unwrap();
-    let qb = w
-        .node_ng(&b)
-        .request(&dict([
-            ("command", "query".into()),
-            ("call-id", "x1".into()),
-        ]))
-        .unwrap();
+    let qa = w.node_ng(&a).query("x1");
+    let qb = w.node_ng(&b).query("x1");
     assert_eq!(
         (stream_packets(&qa, 0), stream_packets(&qa, 1)),
         (50, 50),
@@ -559,12 +492,8 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
         (50, 50),
         "{qb:?}"
     );
-    let stats = |id: &str| {
-        w.node_ng(id)
-            .request(&dict([("command", "statistics".into())]))
-            .unwrap()
-    };
-    assert!(int(&stats(&a), &["statistics", "tunnel", "packets"]) >= 50);
+    let stats = |id: &str| w.node_ng(id).req(vec![("command", "statistics".into())]);
+    assert!(int_at(&stats(&a), &["statistics", "tunnel", "packets"]) >= 50);
 
     // 4. A forged tunnel packet is dropped and counted; media goes on.
     let forger = w.party(2, 4);
@@ -572,12 +501,12 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     let mut forged = vec![0x52, 0x4D, 1, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1];
     forged.extend_from_slice(&[0xAB; 16]);
     forged.extend_from_slice(&rtp(7, 0x6666, 160));
-    let before = int(&stats(&a), &["statistics", "tunnel", "authfailures"]);
+    let before = int_at(&stats(&a), &["statistics", "tunnel", "authfailures"]);
     forger
         .send_to(&forged, SocketAddr::new(a_ip, 7000))
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(3), || int(
+        eventually(Duration::from_secs(3), || int_at(
             &stats(&a),
             &["statistics", "tunnel", "authfailures"]
         ) == before + 1),
@@ -593,21 +522,19 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     // 5. A branch of the caller's media to a resource in r3: through a
     // tunnel to a node in r3, and recorded on A.
     let resource = w.party(3, 4);
-    let r = ng
-        .request(&dict([
-            ("command", "start branch".into()),
-            ("call-id", "x1".into()),
-            ("from-tag", "caller".into()),
-            ("branch", "rec".into()),
-            (
-                "destination",
-                resource.local_addr().unwrap().to_string().into(),
-            ),
-            ("region", "r3".into()),
-        ]))
-        .unwrap();
-    assert_eq!(common::result(&r), "ok", "{r:?}");
-    assert!(text(&r, &["branch-node"]).starts_with("n3"), "{r:?}");
+    let r = ng.req(vec![
+        ("command", "start branch".into()),
+        ("call-id", "x1".into()),
+        ("from-tag", "caller".into()),
+        ("branch", "rec".into()),
+        (
+            "destination",
+            resource.local_addr().unwrap().to_string().into(),
+        ),
+        ("region", "r3".into()),
+    ]);
+    assert_eq!(result(&r), "ok", "{r:?}");
+    assert!(str_at(&r, &["branch-node"]).starts_with("n3"), "{r:?}");
     let forked = send_rtp(&caller, to_caller_side, 100, 40);
     let at_resource = receive(&resource, 40);
     let at_callee = receive(&callee, 40);
@@ -621,14 +548,12 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     for ((d, _), p) in at_resource.iter().zip(&forked) {
         assert_eq!(d, p);
     }
-    let r = ng
-        .request(&dict([
-            ("command", "stop branch".into()),
-            ("call-id", "x1".into()),
-            ("branch", "rec".into()),
-        ]))
-        .unwrap();
-    assert_eq!(common::result(&r), "ok", "{r:?}");
+    let r = ng.req(vec![
+        ("command", "stop branch".into()),
+        ("call-id", "x1".into()),
+        ("branch", "rec".into()),
+    ]);
+    assert_eq!(result(&r), "ok", "{r:?}");
     let pcap = w.dir.join(format!("rec-{a}")).join(format!(
         "{}.pcap",
         rtpmesh_control::record::file_stem("x1", "caller", 1)
@@ -650,6 +575,8 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
 }
 
 #[test]
+// Long: one running call is followed through a stopped, a crashed and a
+// restarted node and a restarted controller.
 fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
     // epoll, two workers per node: calls and their tunnel sockets spread
     // over both.
@@ -659,9 +586,9 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
     let callee = w.party(2, 3);
     // A running cross-region call.
     let r = offer(&mut ng, &w, "keep", "bob", caller.local_addr().unwrap());
-    assert_eq!(common::result(&r), "ok", "{r:?}");
-    let a = text(&r, &["route", "node"]).to_owned();
-    let kb = text(&r, &["route", "callee-node"]).to_owned();
+    assert_eq!(result(&r), "ok", "{r:?}");
+    let a = str_at(&r, &["route", "node"]).to_owned();
+    let kb = str_at(&r, &["route", "callee-node"]).to_owned();
     let to_callee_side = media_addr(&sdp_of(&r), 0);
     let r = answer(&mut ng, "keep", callee.local_addr().unwrap());
     let to_caller_side = media_addr(&sdp_of(&r), 0);
@@ -672,14 +599,14 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
     // call from r1 goes to the node that carries the running call.
     let other = if a == "n1a" { "n1b" } else { "n1a" };
     let stopped_at = Instant::now();
-    w.nodes.get_mut(other).unwrap().signal(libc::SIGTERM);
+    w.nodes.get_mut(other).unwrap().terminate();
     std::thread::sleep(Duration::from_millis(HEARTBEAT_MS).saturating_sub(stopped_at.elapsed()));
     for i in 0..4 {
         let call = format!("after-{i}");
         let r = offer(&mut ng, &w, &call, "carol", caller.local_addr().unwrap());
-        assert_eq!(common::result(&r), "ok", "{r:?}");
+        assert_eq!(result(&r), "ok", "{r:?}");
         assert_eq!(
-            text(&r, &["route", "node"]),
+            str_at(&r, &["route", "node"]),
             a,
             "a new call went to the stopped node"
         );
@@ -697,23 +624,20 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
     for i in 0..3 {
         let call = format!("crash-{i}");
         let r = offer(&mut ng, &w, &call, "bob", caller.local_addr().unwrap());
-        assert_eq!(common::result(&r), "ok", "{r:?}");
-        assert_eq!(text(&r, &["route", "callee-node"]), kb);
+        assert_eq!(result(&r), "ok", "{r:?}");
+        assert_eq!(str_at(&r, &["route", "callee-node"]), kb);
         delete(&mut ng, &call);
     }
 
     // Restart the node that carries the running call: it takes the call
     // back from Redis on the same ports and flow ids, and media flows
     // through the tunnel again without any signalling.
-    w.nodes.get_mut(&a).unwrap().signal(libc::SIGTERM);
-    w.nodes.get_mut(&a).unwrap().restart(&w.regions);
+    w.nodes.get_mut(&a).unwrap().terminate();
+    w.nodes.get_mut(&a).unwrap().restart();
     let mut a_ng = w.node_ng(&a);
     let back = eventually(Duration::from_secs(10), || {
-        a_ng.request(&dict([
-            ("command", "query".into()),
-            ("call-id", "keep".into()),
-        ]))
-        .is_ok_and(|q| common::result(&q) == "ok")
+        a_ng.try_req(ng::query("keep"))
+            .is_ok_and(|q| result(&q) == "ok")
     });
     assert!(
         back,
@@ -736,16 +660,12 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
 
     // Restart the controller too: its journal in Redis still says which
     // nodes carry the call, so the BYE's delete reaches both.
-    w.controller.signal(libc::SIGTERM);
-    w.controller.restart(&w.regions);
+    w.controller.terminate();
+    w.controller.restart();
     let mut ng = w.ng();
     let deleted = eventually(Duration::from_secs(10), || {
-        ng.request(&dict([
-            ("command", "delete".into()),
-            ("call-id", "keep".into()),
-            ("delete-delay", 0u64.into()),
-        ]))
-        .is_ok_and(|r| common::result(&r) == "ok" && r.get("warning").is_none())
+        ng.try_req(delete_now("keep"))
+            .is_ok_and(|r| result(&r) == "ok" && r.get("warning").is_none())
     });
     assert!(
         deleted,
@@ -753,18 +673,8 @@ fn a_stopped_node_is_avoided_at_once_and_other_calls_are_untouched() {
         w.controller.log_text()
     );
     for node in [&a, &kb] {
-        let q = w
-            .node_ng(node)
-            .request(&dict([
-                ("command", "query".into()),
-                ("call-id", "keep".into()),
-            ]))
-            .unwrap();
-        assert_eq!(
-            common::reason(&q),
-            "Unknown call-id",
-            "{node} still has the call"
-        );
+        let q = w.node_ng(node).query("keep");
+        assert_eq!(reason(&q), "Unknown call-id", "{node} still has the call");
     }
     let _ = &w.dir;
 }

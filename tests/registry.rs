@@ -3,12 +3,16 @@
 //! port with persistence off, so tests run side by side and leave nothing.
 //! A missing `redis-server` fails the tests: it does not skip them.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{Process, Spec};
+
 use crossbeam_channel::Receiver;
+use rtpmesh_control::region::store::unix_ms;
 use rtpmesh_control::region::{
     select, Change, Gateway, GatewayState, Latency, LatencySource, NodeInfo, Origin, Query,
     RedisStore, Region, Registry, RegistryError, Route, Store, StoreError,
@@ -21,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(10);
 struct RedisServer {
     port: u16,
     dir: PathBuf,
-    child: Child,
+    process: Process,
 }
 
 impl RedisServer {
@@ -35,23 +39,17 @@ impl RedisServer {
             .port();
         let dir = std::env::temp_dir().join(format!("rtpmesh-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Self::spawn(port, &dir);
-        let mut server = Self { port, dir, child };
-        server.wait_ready();
-        server
-    }
-
-    fn spawn(port: u16, dir: &PathBuf) -> Child {
-        Command::new("redis-server")
+        let process = Spec::new(&format!("redis-server-{port}"), "redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): run scripts/install-test-deps.sh")
-            })
+            .arg(&dir)
+            .stdout_to_log()
+            .hint("(run scripts/install-test-deps.sh)")
+            .start();
+        let mut server = Self { port, dir, process };
+        server.wait_ready();
+        server
     }
 
     fn url(&self) -> String {
@@ -61,35 +59,23 @@ impl RedisServer {
     /// Waits until the server answers PING.
     fn wait_ready(&mut self) {
         let client = redis::Client::open(self.url()).unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("redis-server on port {} exited: {status}", self.port);
-            }
-            let pong = client
+        self.process.wait_ready(WAIT, "PING answered", || {
+            client
                 .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if pong.is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer: {pong:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
+        });
     }
 
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 
     /// Stops the server and starts a fresh one on the same port (empty:
     /// persistence is off).
     fn restart(&mut self) {
         self.stop();
-        self.child = Self::spawn(self.port, &self.dir);
+        self.process.restart();
         self.wait_ready();
     }
 
@@ -107,13 +93,6 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 fn region(name: &str) -> Change {
@@ -167,7 +146,7 @@ fn two_stores_see_each_others_changes() {
     let mut reg_a = Registry::new();
     let mut reg_b = Registry::new();
 
-    let t = now_ms();
+    let t = unix_ms();
     a.publish(&region("r1")).unwrap();
     b.publish(&node("r1-a", "r1", t)).unwrap();
     let hb = Change::Heartbeat {
@@ -193,10 +172,11 @@ fn two_stores_see_each_others_changes() {
 }
 
 #[test]
+// Long: most of it is the list of changes, one of each kind.
 fn a_new_store_snapshot_rebuilds_the_same_registry() {
     let server = RedisServer::start();
     let a = RedisStore::connect(&server.url()).unwrap();
-    let t = now_ms();
+    let t = unix_ms();
     let changes = vec![
         region("r1"),
         region("r2"),
@@ -267,7 +247,7 @@ fn a_new_store_snapshot_rebuilds_the_same_registry() {
         a.publish(c).unwrap();
         want.apply(c).unwrap();
     }
-    want.prune_routes(now_ms());
+    want.prune_routes(unix_ms());
 
     let fresh = RedisStore::connect(&server.url()).unwrap();
     let snap = fresh.snapshot().unwrap();
@@ -276,7 +256,7 @@ fn a_new_store_snapshot_rebuilds_the_same_registry() {
     assert_eq!(got.node("r1-a").unwrap().load, 12);
     assert!(got.node("r2-a").unwrap().draining);
     assert_eq!(got.latency("r2", "r1"), Some(17));
-    assert_eq!(got.routes("alice", now_ms()).count(), 2);
+    assert_eq!(got.routes("alice", unix_ms()).count(), 2);
     // And it routes the same.
     let q = Query {
         origin: Origin::Region("r1".into()),

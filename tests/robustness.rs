@@ -8,11 +8,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
+use common::json::{at, first_media_streams, int_at};
+use common::process::{self, Spec};
 use common::{
-    audio_sdp, eventually, int_at, media_addr, reason, result, rtp, sdp_of, Ng, Node, Party,
+    audio_sdp, eventually, media_addr, reason, result, rtp, sdp_of, wait_for_ping, Ng, Node, Party,
 };
 use rtpmesh_ng::bencode::{self, dict, Value};
 use rtpmesh_ng::ng::reason as why;
@@ -112,34 +114,16 @@ fn raw_client(node: &Node, wait: Duration) -> NgClient {
         .unwrap()
 }
 
-/// `stats` of stream `stream` (0: RTP, 1: RTCP) of the first media of tag
-/// `tag` in a query reply.
+/// `stats.key` of stream `stream` (0: RTP, 1: RTCP) of the first media of
+/// tag `tag` in a query reply.
 fn stream_stat(q: &Value, tag: &str, stream: usize, key: &str) -> i64 {
-    let medias = q
-        .get("tags")
-        .and_then(|t| t.get(tag))
-        .and_then(|t| t.get("medias"))
-        .and_then(Value::as_list)
-        .unwrap_or_else(|| panic!("no medias for tag {tag}: {q:?}"));
-    let streams = medias[0]
-        .get("streams")
-        .and_then(Value::as_list)
-        .expect("streams");
-    int_at(&streams[stream], &["stats", key])
+    stream_field(q, tag, stream, &["stats", key])
 }
 
-fn stream_field(q: &Value, tag: &str, stream: usize, key: &str) -> i64 {
-    let medias = q
-        .get("tags")
-        .and_then(|t| t.get(tag))
-        .and_then(|t| t.get("medias"))
-        .and_then(Value::as_list)
-        .unwrap_or_else(|| panic!("no medias for tag {tag}: {q:?}"));
-    let streams = medias[0]
-        .get("streams")
-        .and_then(Value::as_list)
-        .expect("streams");
-    int_at(&streams[stream], &[key])
+/// The integer at `path` in stream `stream` of the first media of tag `tag`.
+fn stream_field(q: &Value, tag: &str, stream: usize, path: &[&str]) -> i64 {
+    let leg = at(q, &["tags", tag]).unwrap_or_else(|| panic!("no tag {tag}: {q:?}"));
+    int_at(&first_media_streams(leg)[stream], path)
 }
 
 fn call_ids(ng: &mut Ng) -> Vec<String> {
@@ -156,6 +140,8 @@ fn call_ids(ng: &mut Ng) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // 1. Malformed ng input.
 
+// Long: most of it is the table of malformed requests and their errors,
+// each checked against the same live call.
 fn malformed_ng_input_gets_rtpengine_errors(backend: &str) {
     let node = Node::start(backend);
     let mut ng = node.client();
@@ -443,7 +429,7 @@ fn port_exhaustion_is_an_error_and_ports_come_back(backend: &str) {
     let q = ng.query(&third.id);
     let ports: Vec<i64> = ["a", "b"]
         .iter()
-        .map(|t| stream_field(&q, t, 0, "local port"))
+        .map(|t| stream_field(&q, t, 0, &["local port"]))
         .collect();
     for p in ports {
         assert!(
@@ -492,7 +478,7 @@ fn send_errors_do_not_stop_a_flow(backend: &str) {
         "caller packets not all received: {q:?}"
     );
     assert_eq!(stream_stat(&q, "b", 0, "packets"), call.sent_b);
-    assert_eq!(stream_field(&q, "b", 0, "foreign source packets"), 20);
+    assert_eq!(stream_field(&q, "b", 0, &["foreign source packets"]), 20);
 
     // Re-answer (same tags) with the new port: media follows.
     let answer = ng.answer(
@@ -516,35 +502,14 @@ fn send_errors_do_not_stop_a_flow(backend: &str) {
 // ---------------------------------------------------------------------------
 // 5. Command-line and config errors.
 
-/// Runs `rtpmesh ARGS`, killing it if it has not exited within 20 s.
+/// Runs `rtpmesh ARGS`, killing it if it has not exited within 20 s;
+/// returns its status and its stdout followed by its stderr.
 fn run_cli(args: &[&str]) -> (ExitStatus, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+    let spec = Spec::new("rtpmesh", env!("CARGO_BIN_EXE_rtpmesh"))
         .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rtpmesh");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "rtpmesh {args:?} still running: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status, text)
+        .env("RUST_LOG", "info");
+    let out = process::run_to_end(spec, Duration::from_secs(20));
+    (out.status, format!("{}{}", out.stdout, out.stderr))
 }
 
 fn assert_fails<S: AsRef<str>>(args: &[S], mentions: &[&str]) {
@@ -560,6 +525,7 @@ fn assert_fails<S: AsRef<str>>(args: &[S], mentions: &[&str]) {
 }
 
 #[test]
+// Long: a list of independent bad command lines, each one call.
 fn cli_and_config_errors_are_reported() {
     let ng = format!("127.0.0.1:{}", common::free_port());
     let node = |extra: &[&str]| -> Vec<String> {
@@ -687,18 +653,14 @@ fn a_controller_keeps_serving_after_bad_requests() {
     let dir = std::env::temp_dir();
     let seed = dir.join(format!("rtpmesh-robust-{}-ctl.toml", std::process::id()));
     std::fs::write(&seed, "regions = [\"r1\"]\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+    let mut controller = Spec::rtpmesh("controller")
         .args(["control", "--listen-ng", &ng.to_string(), "--region", "r1"])
         .arg("--seed")
         .arg(&seed)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut c = NgClient::new(ng)
-        .unwrap()
-        .with_retries(Duration::from_millis(300), 20)
-        .unwrap();
-    let mut ask = |items: Vec<(&str, Value)>| c.request(&dict(items)).unwrap();
+        .start();
+    wait_for_ping(&mut controller, ng);
+    let mut c = Ng::with_retries(ng, Duration::from_millis(300), 20);
+    let mut ask = |items: Vec<(&str, Value)>| c.req(items);
     assert_eq!(result(&ask(vec![("command", "ping".into())])), "pong");
     let r = ask(vec![("command", "dance".into())]);
     assert_eq!(reason(&r), "Unrecognized command");
@@ -740,8 +702,7 @@ fn a_controller_keeps_serving_after_bad_requests() {
     let reply = raw.raw(b"k1 d7:command").unwrap();
     assert!(String::from_utf8_lossy(&reply).contains("Could not decode bencode dictionary"));
     assert_eq!(result(&ask(vec![("command", "ping".into())])), "pong");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(controller.terminate().success());
     let _ = std::fs::remove_file(&seed);
 }
 

@@ -218,16 +218,13 @@ fn retransmitted_offer_gets_the_same_reply_and_no_new_ports(backend: &str) {
 
 /// Runs the `rtpmesh` CLI against `node`; returns (success, stdout).
 fn cli(node: &Node, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rtpmesh"))
+    // RUST_LOG as inherited: the output is parsed, the log is not.
+    let spec = Spec::new("rtpmesh cli", env!("CARGO_BIN_EXE_rtpmesh"))
         .args(args)
         .arg("--ng")
-        .arg(node.ng.to_string())
-        .output()
-        .expect("run rtpmesh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+        .arg(node.ng.to_string());
+    let out = process::run_to_end(spec, Duration::from_secs(20));
+    (out.status.success(), out.stdout)
 }
 
 fn operator_commands_show_calls(backend: &str) {

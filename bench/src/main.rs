@@ -2,7 +2,7 @@
 //! replay for relays driven over ng.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -87,28 +87,7 @@ enum Cmd {
         search_only: Option<String>,
     },
     /// Many provisioned streams, a subset active: throughput, latency, memory.
-    Scale {
-        #[command(flatten)]
-        relay: Relay,
-        /// Relay name for the table.
-        #[arg(long, default_value = "rtpmesh-epoll")]
-        name: String,
-        /// Provisioned stream counts, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
-        streams: Vec<usize>,
-        /// Active streams at each point.
-        #[arg(long, default_value_t = 1000)]
-        active: usize,
-        /// Packets per second per active stream.
-        #[arg(long, default_value_t = 50.0)]
-        pps: f64,
-        /// Measured seconds per point.
-        #[arg(long, default_value_t = 5.0)]
-        secs: f64,
-        /// Markdown output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Scale(ScaleArgs),
     /// Writes the shipped capture (a G.711 call and a video-sized stream).
     MakePcap {
         /// Output file.
@@ -131,38 +110,7 @@ enum Cmd {
     /// on loopback, sets up same-region (1-node) and cross-region (2-node,
     /// tunnelled) calls through the controller, and compares packets per
     /// relay CPU-second at the same offered rate, alternating the paths.
-    Tunnel {
-        /// The `rtpmesh` binary [default: next to this one].
-        #[arg(long)]
-        rtpmesh: Option<PathBuf>,
-        /// Calls per path (2 streams each).
-        #[arg(long, default_value_t = 100)]
-        calls: usize,
-        /// Packets per second per stream, comma-separated: one point each.
-        #[arg(long, value_delimiter = ',', default_value = "50,100")]
-        pps: Vec<f64>,
-        /// Measured seconds per run (after 1 s of warm-up).
-        #[arg(long, default_value_t = 5.0)]
-        secs: f64,
-        /// Rounds; each measures the 1-node path, then the 2-node path.
-        #[arg(long, default_value_t = 4)]
-        rounds: usize,
-        /// Packet size in bytes.
-        #[arg(long, default_value_t = 172)]
-        size: usize,
-        /// `taskset` CPU list for the nodes and the controller.
-        #[arg(long)]
-        node_cpus: Option<String>,
-        /// Markdown output.
-        #[arg(long)]
-        md: Option<PathBuf>,
-        /// JSON output.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// The command line to record in the report [default: this one].
-        #[arg(long)]
-        command: Option<String>,
-    },
+    Tunnel(TunnelArgs),
     /// Builds bench/results/latest.{md,json} from suite outputs.
     Report {
         /// latest.md path.
@@ -174,6 +122,66 @@ enum Cmd {
         /// Suite outputs; the first named "rtpengine" is the baseline.
         files: Vec<PathBuf>,
     },
+}
+
+/// `scale` options.
+#[derive(Args)]
+struct ScaleArgs {
+    #[command(flatten)]
+    relay: Relay,
+    /// Relay name for the table.
+    #[arg(long, default_value = "rtpmesh-epoll")]
+    name: String,
+    /// Provisioned stream counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    streams: Vec<usize>,
+    /// Active streams at each point.
+    #[arg(long, default_value_t = 1000)]
+    active: usize,
+    /// Packets per second per active stream.
+    #[arg(long, default_value_t = 50.0)]
+    pps: f64,
+    /// Measured seconds per point.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Markdown output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `tunnel` options.
+#[derive(Args)]
+struct TunnelArgs {
+    /// The `rtpmesh` binary [default: next to this one].
+    #[arg(long)]
+    rtpmesh: Option<PathBuf>,
+    /// Calls per path (2 streams each).
+    #[arg(long, default_value_t = 100)]
+    calls: usize,
+    /// Packets per second per stream, comma-separated: one point each.
+    #[arg(long, value_delimiter = ',', default_value = "50,100")]
+    pps: Vec<f64>,
+    /// Measured seconds per run (after 1 s of warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Rounds; each measures the 1-node path, then the 2-node path.
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
+    /// Packet size in bytes.
+    #[arg(long, default_value_t = 172)]
+    size: usize,
+    /// `taskset` CPU list for the nodes and the controller.
+    #[arg(long)]
+    node_cpus: Option<String>,
+    /// Markdown output.
+    #[arg(long)]
+    md: Option<PathBuf>,
+    /// JSON output.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The command line to record in the report [default: this one].
+    #[arg(long)]
+    command: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -193,49 +201,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             calls,
             pps,
             secs,
-        } => {
-            let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("run"))?;
-            let mut g = Generator::new(&calls)?;
-            let n = g.streams();
-            let o = g.run(&suite::paced(
-                n,
-                n as f64 * pps,
-                1.0,
-                secs,
-                relay.size,
-                relay.pid,
-            ));
-            print_outcome("fixed", n as f64 * pps, &o);
-            setup::teardown(relay.ng, &calls);
-        }
-        Cmd::Search { relay, calls, secs } => {
-            let r = suite::search(
-                relay.ng,
-                calls,
-                20_000.0,
-                5,
-                secs,
-                relay.size,
-                relay.pid,
-                &tag("search"),
-            )?;
-            print_outcome("max", r.max_pps, &r.at_max);
-            if r.gen_limited {
-                println!("(generator-limited: the relay may go higher)");
-            }
-        }
+        } => fixed_rate(&relay, calls, pps, secs),
+        Cmd::Search { relay, calls, secs } => search(&relay, calls, secs),
         Cmd::Overload {
             relay,
             calls,
             blast_secs,
-        } => {
-            let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("ovl"))?;
-            let mut g = Generator::new(&calls)?;
-            let n = g.streams();
-            let o = suite::overload(&mut g, n, blast_secs, 50.0, relay.size, relay.pid);
-            print_outcome("after-overload", n as f64 * 50.0, &o);
-            setup::teardown(relay.ng, &calls);
-        }
+        } => overload(&relay, calls, blast_secs),
         Cmd::Suite {
             relay,
             name,
@@ -245,131 +217,182 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             search_only,
         } => {
             let rec = match search_only {
-                Some(prefix) => {
-                    let mut rec = Record::new(&name);
-                    let r = suite::search(
-                        relay.ng,
-                        search_calls,
-                        10_000.0,
-                        5,
-                        2.0,
-                        relay.size,
-                        relay.pid,
-                        &tag("q"),
-                    )?;
-                    print_outcome("max", r.max_pps, &r.at_max);
-                    put_outcome(&mut rec, &prefix, r.max_pps, &r.at_max);
-                    rec
-                }
+                Some(prefix) => search_record(&relay, &name, &prefix, search_calls)?,
                 None => run_suite(&relay, &name, calls, search_calls)?,
             };
-            std::fs::write(&out, rec.to_kv())
-                .with_context(|| format!("write {}", out.display()))?;
+            std::fs::write(&out, rec.to_kv()).with_context(|| format!("write {}", out.display()))
         }
-        Cmd::Scale {
-            relay,
-            name,
-            streams,
-            active,
-            pps,
-            secs,
-            out,
-        } => {
-            let mut points = Vec::new();
-            for n in streams {
-                eprintln!("[scale] {n} provisioned streams, {active} active at {pps} pps");
-                match scale::point(
-                    relay.ng,
-                    relay.pid,
-                    n,
-                    active,
-                    pps,
-                    secs,
-                    &tag(&format!("scale{n}")),
-                ) {
-                    Ok(p) => points.push(p),
-                    Err(e) => {
-                        eprintln!("[scale] {n} streams: {e:#}");
-                        break;
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-            let md = scale::markdown(&name, &points);
-            print!("{md}");
-            if let Some(out) = out {
-                std::fs::write(out, md)?;
-            }
-        }
+        Cmd::Scale(args) => scale_points(args),
         Cmd::MakePcap { out } => {
             let n = pcap::make(&out)?;
             println!("wrote {n} packets to {}", out.display());
+            Ok(())
         }
         Cmd::Replay {
             relay,
             pcap: path,
             fast,
             speed,
-        } => replay(&relay, &path, (!fast).then_some(speed))?,
-        Cmd::Tunnel {
-            rtpmesh,
-            calls,
-            pps,
-            secs,
-            rounds,
-            size,
-            node_cpus,
-            md,
-            json,
-            command,
-        } => {
-            let rtpmesh = match rtpmesh {
-                Some(p) => p,
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("no directory for this binary")?
-                    .join("rtpmesh"),
-            };
-            let opts = tunnel::Options {
-                rtpmesh,
-                calls,
-                pps,
-                secs,
-                rounds,
-                size,
-                node_cpus,
-                topo: tunnel::Topology::default(),
-                dir: std::env::temp_dir()
-                    .join(format!("rtpmesh-bench-tunnel-{}", std::process::id())),
-            };
-            let mut rep = tunnel::run(&opts)?;
-            rep.command = command.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
-            let text = rep.markdown();
-            print!("{text}");
-            if let Some(md) = md {
-                std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;
-            }
-            if let Some(json) = json {
-                std::fs::write(&json, rep.json())
-                    .with_context(|| format!("write {}", json.display()))?;
-            }
-        }
-        Cmd::Report { md, json, files } => {
-            let recs = report::merge(
-                files
-                    .iter()
-                    .map(|f| {
-                        std::fs::read_to_string(f)
-                            .with_context(|| format!("read {}", f.display()))
-                            .map(|s| Record::from_kv(&s))
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-            );
-            std::fs::write(&md, report::markdown(&recs))?;
-            std::fs::write(&json, report::json(&recs))?;
-            print!("{}", report::markdown(&recs));
-        }
+        } => replay(&relay, &path, (!fast).then_some(speed)),
+        Cmd::Tunnel(args) => tunnel_overhead(args),
+        Cmd::Report { md, json, files } => write_report(&md, &json, &files),
     }
+}
+
+/// `run`: a fixed rate over fresh calls.
+fn fixed_rate(relay: &Relay, calls: usize, pps: f64, secs: f64) -> anyhow::Result<()> {
+    let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("run"))?;
+    let mut g = Generator::new(&calls)?;
+    let n = g.streams();
+    let o = g.run(&suite::paced(
+        n,
+        n as f64 * pps,
+        1.0,
+        secs,
+        relay.size,
+        relay.pid,
+    ));
+    print_outcome("fixed", n as f64 * pps, &o);
+    setup::teardown(relay.ng, &calls);
+    Ok(())
+}
+
+/// `search`: the highest rate with little loss.
+fn search(relay: &Relay, calls: usize, secs: f64) -> anyhow::Result<()> {
+    let r = suite::search(
+        relay.ng,
+        calls,
+        20_000.0,
+        5,
+        secs,
+        relay.size,
+        relay.pid,
+        &tag("search"),
+    )?;
+    print_outcome("max", r.max_pps, &r.at_max);
+    if r.gen_limited {
+        println!("(generator-limited: the relay may go higher)");
+    }
+    Ok(())
+}
+
+/// `overload`: loss right after an overload.
+fn overload(relay: &Relay, calls: usize, blast_secs: f64) -> anyhow::Result<()> {
+    let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("ovl"))?;
+    let mut g = Generator::new(&calls)?;
+    let n = g.streams();
+    let o = suite::overload(&mut g, n, blast_secs, 50.0, relay.size, relay.pid);
+    print_outcome("after-overload", n as f64 * 50.0, &o);
+    setup::teardown(relay.ng, &calls);
+    Ok(())
+}
+
+/// `suite --search-only PREFIX`: only the rate search, under `prefix`.
+fn search_record(
+    relay: &Relay,
+    name: &str,
+    prefix: &str,
+    search_calls: usize,
+) -> anyhow::Result<Record> {
+    let mut rec = Record::new(name);
+    let r = suite::search(
+        relay.ng,
+        search_calls,
+        10_000.0,
+        5,
+        2.0,
+        relay.size,
+        relay.pid,
+        &tag("q"),
+    )?;
+    print_outcome("max", r.max_pps, &r.at_max);
+    put_outcome(&mut rec, prefix, r.max_pps, &r.at_max);
+    Ok(rec)
+}
+
+/// `scale`: one point per provisioned stream count, until one fails.
+fn scale_points(a: ScaleArgs) -> anyhow::Result<()> {
+    let mut points = Vec::new();
+    for n in a.streams {
+        eprintln!(
+            "[scale] {n} provisioned streams, {} active at {} pps",
+            a.active, a.pps
+        );
+        match scale::point(
+            a.relay.ng,
+            a.relay.pid,
+            n,
+            a.active,
+            a.pps,
+            a.secs,
+            &tag(&format!("scale{n}")),
+        ) {
+            Ok(p) => points.push(p),
+            Err(e) => {
+                eprintln!("[scale] {n} streams: {e:#}");
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let md = scale::markdown(&a.name, &points);
+    print!("{md}");
+    if let Some(out) = a.out {
+        std::fs::write(out, md)?;
+    }
+    Ok(())
+}
+
+/// `tunnel`: packets per relay CPU-second, one node against two.
+fn tunnel_overhead(a: TunnelArgs) -> anyhow::Result<()> {
+    let rtpmesh = match a.rtpmesh {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory for this binary")?
+            .join("rtpmesh"),
+    };
+    let opts = tunnel::Options {
+        rtpmesh,
+        calls: a.calls,
+        pps: a.pps,
+        secs: a.secs,
+        rounds: a.rounds,
+        size: a.size,
+        node_cpus: a.node_cpus,
+        topo: tunnel::Topology::default(),
+        dir: std::env::temp_dir().join(format!("rtpmesh-bench-tunnel-{}", std::process::id())),
+    };
+    let mut rep = tunnel::run(&opts)?;
+    rep.command = a
+        .command
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    let text = rep.markdown();
+    print!("{text}");
+    if let Some(md) = a.md {
+        std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;
+    }
+    if let Some(json) = a.json {
+        std::fs::write(&json, rep.json()).with_context(|| format!("write {}", json.display()))?;
+    }
+    Ok(())
+}
+
+/// `report`: merges suite outputs into latest.md and latest.json.
+fn write_report(md: &Path, json: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let recs = report::merge(
+        files
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("read {}", f.display()))
+                    .map(|s| Record::from_kv(&s))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
+    std::fs::write(md, report::markdown(&recs))?;
+    std::fs::write(json, report::json(&recs))?;
+    print!("{}", report::markdown(&recs));
     Ok(())
 }
 
@@ -500,7 +523,7 @@ fn run_suite(
     Ok(rec)
 }
 
-fn replay(relay: &Relay, path: &std::path::Path, speed: Option<f64>) -> anyhow::Result<()> {
+fn replay(relay: &Relay, path: &Path, speed: Option<f64>) -> anyhow::Result<()> {
     let cap = pcap::read(path)?;
     let pcap::CallMap {
         legs: map,

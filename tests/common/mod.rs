@@ -1,18 +1,31 @@
 //! Shared helpers for the integration tests: start the real `rtpmesh`
 //! binary, talk ng to it, and play the two parties of a call with real UDP
 //! sockets on loopback.
+//!
+//! Modules: [`process`] starts and stops any program under test, [`ng`]
+//! builds requests and reads replies, [`json`] digs into replies, [`pcap`]
+//! counts recordings, [`netns`] builds network-namespace regions.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod json;
 pub mod netns;
+pub mod ng;
+pub mod pcap;
+pub mod process;
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use rtpmesh_ng::bencode::{dict, Value};
-use rtpmesh_ng_udp::client::NgClient;
+// Each test binary uses a different subset of these.
+#[allow(unused_imports)]
+pub use json::{at, int_at};
+#[allow(unused_imports)]
+pub use ng::{reason, result, sdp_of, Ng};
+#[allow(unused_imports)]
+pub use pcap::pcap_records;
+pub use process::{Process, Spec};
 
 /// Media ports are handed out below the kernel's ephemeral range
 /// (32768+), so the test's own sockets never sit in a node's range; each
@@ -51,15 +64,14 @@ pub fn raise_fd_limit() {
     rtpmesh_control::server::raise_fd_limit();
 }
 
-/// A running node; killed (SIGTERM, then waited for) on drop.
+/// A running node; stopped (SIGTERM, then waited for) on drop, which fails
+/// the test if the node ignores SIGTERM.
 pub struct Node {
-    child: Option<Child>,
+    process: Process,
     /// ng address.
     pub ng: SocketAddr,
     /// Media range.
     pub ports: (u16, u16),
-    /// Where its log goes.
-    pub log: std::path::PathBuf,
 }
 
 /// Builder for a node's command line.
@@ -92,38 +104,27 @@ impl NodeBuilder {
     pub fn start(self) -> Node {
         let ports = port_block(self.ports);
         let ng: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let log = std::env::temp_dir().join(format!(
-            "rtpmesh-test-{}-{}.log",
-            std::process::id(),
-            ng.port()
-        ));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtpmesh"));
-        cmd.arg("node")
-            .arg("--listen-ng")
-            .arg(ng.to_string())
-            .arg("--port-min")
-            .arg(ports.0.to_string())
-            .arg("--port-max")
-            .arg(ports.1.to_string())
-            .arg("--backend")
-            .arg(&self.backend)
+        let mut process = Spec::rtpmesh(&format!("node-{}", ng.port()))
+            .arg("node")
+            .args(["--listen-ng", &ng.to_string()])
+            .args(["--port-min", &ports.0.to_string()])
+            .args(["--port-max", &ports.1.to_string()])
+            .args(["--backend", &self.backend])
             .args(&self.args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RTPMESH_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().expect("start rtpmesh");
-        let mut node = Node {
-            child: Some(child),
-            ng,
-            ports,
-            log,
-        };
-        node.wait_ready();
-        node
+            // A node that ignores SIGTERM must not hang the whole binary.
+            .grace(Duration::from_secs(20))
+            .must_stop()
+            .start();
+        wait_for_ping(&mut process, ng);
+        Node { process, ng, ports }
     }
+}
+
+/// Waits (10 s at most) until the rtpmesh process `p` answers `ping` at
+/// `ng`.
+pub fn wait_for_ping(p: &mut Process, ng: SocketAddr) {
+    let mut c = Ng::with_retries(ng, Duration::from_millis(200), 1);
+    p.wait_ready(Duration::from_secs(10), "ng ping", || c.pings());
 }
 
 impl Node {
@@ -141,186 +142,25 @@ impl Node {
         Self::builder(backend).start()
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut c = NgClient::new(self.ng)
-            .unwrap()
-            .with_retries(Duration::from_millis(200), 1)
-            .unwrap();
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("node exited at start ({status}): {}", self.log_text());
-            }
-            if let Ok(r) = c.request(&dict([("command", "ping".into())])) {
-                assert_eq!(r.get("result").and_then(Value::as_str), Some("pong"));
-                return;
-            }
-        }
-        panic!("node did not answer ping: {}", self.log_text());
-    }
-
     /// The node's log so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// An ng client for this node.
     pub fn client(&self) -> Ng {
-        Ng {
-            c: NgClient::new(self.ng)
-                .unwrap()
-                .with_retries(Duration::from_millis(2000), 2)
-                .unwrap(),
-        }
+        Ng::new(self.ng)
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+        self.process.is_running()
     }
 
     /// Sends SIGTERM and waits; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("node ignored SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.process.terminate()
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            // A node that ignores SIGTERM must not hang the whole binary.
-            let exited = eventually(Duration::from_secs(20), || {
-                c.try_wait().ok().flatten().is_some()
-            });
-            if !exited {
-                let _ = c.kill();
-                let _ = c.wait();
-                if !std::thread::panicking() {
-                    panic!("node did not stop on SIGTERM: {}", self.log_text());
-                }
-            }
-        }
-        if !std::thread::panicking() {
-            if std::env::var_os("RTPMESH_TEST_KEEP_LOGS").is_none() {
-                let _ = std::fs::remove_file(&self.log);
-            }
-        } else {
-            eprintln!(
-                "--- node log ({}) ---\n{}",
-                self.log.display(),
-                self.log_text()
-            );
-        }
-    }
-}
-
-/// An ng client with call helpers.
-pub struct Ng {
-    /// The raw client.
-    pub c: NgClient,
-}
-
-impl Ng {
-    /// Sends a request built from `items`.
-    pub fn req(&mut self, items: Vec<(&str, Value)>) -> Value {
-        self.c.request(&dict(items)).expect("ng reply")
-    }
-
-    /// `offer` with the usual Kamailio keys plus `extra`.
-    pub fn offer(
-        &mut self,
-        call: &str,
-        from_tag: &str,
-        sdp: &str,
-        extra: Vec<(&str, Value)>,
-    ) -> Value {
-        let mut items = vec![
-            ("command", "offer".into()),
-            ("call-id", call.into()),
-            ("from-tag", from_tag.into()),
-            ("sdp", sdp.into()),
-            (
-                "replace",
-                Value::List(vec!["origin".into(), "session-connection".into()]),
-            ),
-        ];
-        items.extend(extra);
-        self.req(items)
-    }
-
-    /// `answer` with `extra`.
-    pub fn answer(
-        &mut self,
-        call: &str,
-        from_tag: &str,
-        to_tag: &str,
-        sdp: &str,
-        extra: Vec<(&str, Value)>,
-    ) -> Value {
-        let mut items = vec![
-            ("command", "answer".into()),
-            ("call-id", call.into()),
-            ("from-tag", from_tag.into()),
-            ("to-tag", to_tag.into()),
-            ("sdp", sdp.into()),
-            (
-                "replace",
-                Value::List(vec!["origin".into(), "session-connection".into()]),
-            ),
-        ];
-        items.extend(extra);
-        self.req(items)
-    }
-
-    /// `query`.
-    pub fn query(&mut self, call: &str) -> Value {
-        self.req(vec![("command", "query".into()), ("call-id", call.into())])
-    }
-
-    /// `delete` with a delay.
-    pub fn delete(&mut self, call: &str, delay: Option<u64>) -> Value {
-        let mut items = vec![
-            ("command", "delete".into()),
-            ("call-id", call.into()),
-            ("from-tag", "a".into()),
-        ];
-        if let Some(d) = delay {
-            items.push(("delete-delay", d.into()));
-        }
-        self.req(items)
-    }
-}
-
-/// `result` of a reply.
-pub fn result(v: &Value) -> &str {
-    v.get("result").and_then(Value::as_str).unwrap_or("")
-}
-
-/// `error-reason` of a reply.
-pub fn reason(v: &Value) -> &str {
-    v.get("error-reason").and_then(Value::as_str).unwrap_or("")
-}
-
-/// The SDP of a reply, asserting `result: ok`.
-pub fn sdp_of(v: &Value) -> String {
-    assert_eq!(result(v), "ok", "reply: {v:?}");
-    v.get("sdp")
-        .and_then(Value::as_str)
-        .expect("sdp")
-        .to_owned()
 }
 
 /// A plain audio SDP for a party at `ip:port`.
@@ -475,18 +315,6 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Looks up a nested value by a path of dict keys.
-pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, k| v.get(k))
-}
-
-/// An integer at `path`.
-pub fn int_at(v: &Value, path: &[&str]) -> i64 {
-    at(v, path)
-        .and_then(Value::as_int)
-        .unwrap_or_else(|| panic!("no integer at {path:?} in {v:?}"))
-}
-
 /// Declares each listed test function once per backend.
 #[macro_export]
 macro_rules! both_backends {
@@ -498,18 +326,4 @@ macro_rules! both_backends {
             $( #[test] fn $name() { super::$name("uring") } )*
         }
     };
-}
-
-/// Number of packet records in a classic (little-endian) pcap file.
-pub fn pcap_records(path: &std::path::Path) -> usize {
-    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(data.len() >= 24, "{}: short pcap", path.display());
-    let mut at = 24;
-    let mut n = 0;
-    while at + 16 <= data.len() {
-        let incl = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-        at += 16 + incl;
-        n += 1;
-    }
-    n
 }

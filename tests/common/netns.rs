@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::process::Spec;
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The regions of one test; torn down (`down`) on drop.
@@ -107,6 +109,13 @@ impl Regions {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.namespace(region), program]);
         c
+    }
+
+    /// A [`Spec`] for `program`, called `name`, to be run inside `region`'s
+    /// namespace. `ip netns exec` execs the program, so the process's pid
+    /// is the program's and signals reach it.
+    pub fn spec(&self, region: u8, name: &str, program: &str) -> Spec {
+        Spec::new(name, "ip").args(["netns", "exec", &self.namespace(region), program])
     }
 
     /// Runs `f` on a thread that has joined `region`'s network namespace:
