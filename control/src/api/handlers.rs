@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 
-use super::router::{ApiError, ApiResult, Reply};
+use super::http::{ApiError, ApiResult, Reply};
 use super::wire;
 use super::ApiBackend;
 use crate::region::{
