@@ -1,8 +1,8 @@
 //! Turning a change into the Redis commands that write it.
 //!
-//! Heartbeats and the operator's flags go through a Lua script that
-//! refuses when its target is gone, since they touch one record's fields;
-//! everything else is a set of checks and writes that
+//! Heartbeats, draining marks and gateway states update fields of one
+//! existing record, so a Lua script checks that it exists and writes them
+//! in one step. Everything else is a set of checks and writes that
 //! [`Conn::publish_checked`](super::conn::Conn::publish_checked) runs
 //! under WATCH.
 
