@@ -27,10 +27,11 @@ use crate::region::{Change, Decision, NoRoute, Query, Registry};
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 mod handlers;
+mod http;
 mod router;
 pub mod wire;
 
-use router::{ApiError, MAX_BODY};
+use http::{ApiError, MAX_BODY};
 
 /// What the API needs from the rest of the process.
 pub trait ApiBackend: Send + Sync + 'static {
@@ -169,7 +170,7 @@ fn answer(mut rq: tiny_http::Request, token: Option<&str>, backend: &dyn ApiBack
                 .iter()
                 .find(|h| h.field.equiv("Authorization"))
                 .map(|h| h.value.as_str());
-            let req = router::Request {
+            let req = http::Request {
                 method: rq.method().as_str(),
                 url: rq.url(),
                 authorization,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 
-use super::router::{ApiError, ApiResult, Reply};
+use super::http::{ApiError, ApiResult, Reply};
 use super::wire;
 use super::ApiBackend;
 use crate::region::{
@@ -106,6 +106,7 @@ fn route_view(route: &Route, now_ms: u64) -> wire::RouteView {
     }
 }
 
+/// `GET /v1/regions`: every region with its node and gateway counts.
 pub(crate) fn list_regions(backend: &dyn ApiBackend) -> ApiResult {
     let reg = backend.registry();
     let regions = reg
@@ -119,6 +120,7 @@ pub(crate) fn list_regions(backend: &dyn ApiBackend) -> ApiResult {
     Ok(Reply::json(200, &wire::Regions { regions }))
 }
 
+/// `POST /v1/regions`: 201 when new, 200 when it already stood.
 pub(crate) fn add_region(backend: &dyn ApiBackend, req: wire::AddRegion) -> ApiResult {
     check_name("region name", &req.name)?;
     let reg = backend.registry();
@@ -134,6 +136,7 @@ pub(crate) fn add_region(backend: &dyn ApiBackend, req: wire::AddRegion) -> ApiR
     Ok(Reply::json(status, &Region { name: req.name }))
 }
 
+/// `DELETE /v1/regions/{name}`.
 pub(crate) fn remove_region(backend: &dyn ApiBackend, name: &str) -> ApiResult {
     let reg = backend.registry();
     if reg.region(name).is_none() {
@@ -149,6 +152,7 @@ pub(crate) fn remove_region(backend: &dyn ApiBackend, name: &str) -> ApiResult {
     removed(name.to_owned())
 }
 
+/// `GET /v1/nodes`.
 pub(crate) fn list_nodes(backend: &dyn ApiBackend) -> ApiResult {
     let reg = backend.registry();
     let now = backend.now_ms();
@@ -159,6 +163,7 @@ pub(crate) fn list_nodes(backend: &dyn ApiBackend) -> ApiResult {
     Ok(Reply::json(200, &wire::Nodes { nodes }))
 }
 
+/// `POST /v1/nodes/{id}/drain`.
 pub(crate) fn drain_node(backend: &dyn ApiBackend, id: &str, req: wire::SetDraining) -> ApiResult {
     let reg = backend.registry();
     if reg.node(id).is_none() {
@@ -176,6 +181,7 @@ pub(crate) fn drain_node(backend: &dyn ApiBackend, id: &str, req: wire::SetDrain
     Ok(Reply::json(200, &view))
 }
 
+/// `DELETE /v1/nodes/{id}`.
 pub(crate) fn remove_node(backend: &dyn ApiBackend, id: &str) -> ApiResult {
     let reg = backend.registry();
     if reg.node(id).is_none() {
@@ -185,6 +191,7 @@ pub(crate) fn remove_node(backend: &dyn ApiBackend, id: &str) -> ApiResult {
     removed(id.to_owned())
 }
 
+/// `GET /v1/gateways`.
 pub(crate) fn list_gateways(backend: &dyn ApiBackend) -> ApiResult {
     let reg = backend.registry();
     let gateways = reg
@@ -194,6 +201,7 @@ pub(crate) fn list_gateways(backend: &dyn ApiBackend) -> ApiResult {
     Ok(Reply::json(200, &wire::Gateways { gateways }))
 }
 
+/// `POST /v1/gateways`: 201 when new, 200 when redefined.
 pub(crate) fn add_gateway(backend: &dyn ApiBackend, req: wire::AddGateway) -> ApiResult {
     check_name("gateway id", &req.id)?;
     check_sip(&req.sip)?;
@@ -221,6 +229,7 @@ pub(crate) fn add_gateway(backend: &dyn ApiBackend, req: wire::AddGateway) -> Ap
     Ok(Reply::json(status, &view))
 }
 
+/// `POST /v1/gateways/{id}/state`.
 pub(crate) fn gateway_state(
     backend: &dyn ApiBackend,
     id: &str,
@@ -243,6 +252,7 @@ pub(crate) fn gateway_state(
     Ok(Reply::json(200, &view))
 }
 
+/// `DELETE /v1/gateways/{id}`, with the routes through it.
 pub(crate) fn remove_gateway(backend: &dyn ApiBackend, id: &str) -> ApiResult {
     let reg = backend.registry();
     if reg.gateway(id).is_none() {
@@ -252,6 +262,7 @@ pub(crate) fn remove_gateway(backend: &dyn ApiBackend, id: &str) -> ApiResult {
     removed(id.to_owned())
 }
 
+/// `GET /v1/endpoints/{endpoint}/routes`.
 pub(crate) fn list_routes(backend: &dyn ApiBackend, endpoint: &str) -> ApiResult {
     let reg = backend.registry();
     let now = backend.now_ms();
@@ -268,6 +279,7 @@ pub(crate) fn list_routes(backend: &dyn ApiBackend, endpoint: &str) -> ApiResult
     ))
 }
 
+/// `POST /v1/endpoints/{endpoint}/routes`.
 pub(crate) fn register_route(
     backend: &dyn ApiBackend,
     endpoint: &str,
@@ -296,6 +308,7 @@ pub(crate) fn register_route(
     Ok(Reply::json(200, &route_view(&route, now)))
 }
 
+/// `DELETE /v1/endpoints/{endpoint}/routes/{gateway}`.
 pub(crate) fn unregister_route(
     backend: &dyn ApiBackend,
     endpoint: &str,
@@ -352,10 +365,12 @@ fn matrix(reg: &Registry) -> wire::LatencyMatrix {
     }
 }
 
+/// `GET /v1/latency`.
 pub(crate) fn latency(backend: &dyn ApiBackend) -> ApiResult {
     Ok(Reply::json(200, &matrix(&backend.registry())))
 }
 
+/// `POST /v1/latency`: a configured figure.
 pub(crate) fn set_latency(backend: &dyn ApiBackend, req: wire::SetLatency) -> ApiResult {
     let reg = backend.registry();
     let after = publish(
@@ -414,6 +429,7 @@ fn explain_query(params: &[(String, String)]) -> Result<Query, ApiError> {
     Ok(Query { origin, endpoint })
 }
 
+/// `GET /v1/route/explain`: the decision and a line per candidate.
 pub(crate) fn explain(backend: &dyn ApiBackend, params: &[(String, String)]) -> ApiResult {
     let query = explain_query(params)?;
     let result = backend.explain(&query);

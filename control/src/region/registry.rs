@@ -164,16 +164,7 @@ impl Registry {
                     .entry(r.name.clone())
                     .or_insert_with(|| r.clone());
             }
-            Change::RemoveRegion { name } => {
-                self.need_region(name)?;
-                let used = self.nodes.values().any(|n| &n.region == name)
-                    || self.gateways.values().any(|g| &g.region == name);
-                if used {
-                    return Err(RegistryError::RegionInUse(name.clone()));
-                }
-                self.regions.remove(name);
-                self.latency.retain(|(a, b), _| a != name && b != name);
-            }
+            Change::RemoveRegion { name } => self.remove_region(name)?,
             Change::RegisterNode(n) => {
                 self.need_region(&n.region)?;
                 self.nodes.insert(n.id.clone(), n.clone());
@@ -189,22 +180,7 @@ impl Registry {
                 capacity,
                 draining,
                 at_ms,
-            } => {
-                let n = self
-                    .nodes
-                    .get_mut(node)
-                    .ok_or_else(|| RegistryError::UnknownNode(node.clone()))?;
-                // Reports can arrive out of order through a store; an older
-                // one must not roll the node back.
-                if *at_ms >= n.last_seen_ms {
-                    n.load = *load;
-                    n.capacity = *capacity;
-                    n.last_seen_ms = *at_ms;
-                    // A report may start draining but never end it, so a
-                    // report racing the operator's mark cannot undo it.
-                    n.draining |= *draining;
-                }
-            }
+            } => self.heartbeat(node, *load, *capacity, *draining, *at_ms)?,
             Change::SetDraining { node, draining } => {
                 self.nodes
                     .get_mut(node)
@@ -250,18 +226,58 @@ impl Registry {
                         gateway: gateway.clone(),
                     })?;
             }
-            Change::SetLatency(l) => {
-                self.need_region(&l.a)?;
-                self.need_region(&l.b)?;
-                if l.a == l.b {
-                    return Err(RegistryError::SameRegionLatency(l.a.clone()));
-                }
-                let pair = self.latency.entry(pair_key(&l.a, &l.b)).or_default();
-                match l.source {
-                    LatencySource::Configured => pair.configured = Some(l.ms),
-                    LatencySource::Measured => pair.measured = Some(l.ms),
-                }
-            }
+            Change::SetLatency(l) => self.set_latency(l)?,
+        }
+        Ok(())
+    }
+
+    fn remove_region(&mut self, name: &str) -> Result<(), RegistryError> {
+        self.need_region(name)?;
+        let used = self.nodes.values().any(|n| n.region == name)
+            || self.gateways.values().any(|g| g.region == name);
+        if used {
+            return Err(RegistryError::RegionInUse(name.to_owned()));
+        }
+        self.regions.remove(name);
+        self.latency.retain(|(a, b), _| a != name && b != name);
+        Ok(())
+    }
+
+    fn heartbeat(
+        &mut self,
+        node: &str,
+        load: u32,
+        capacity: u32,
+        draining: bool,
+        at_ms: u64,
+    ) -> Result<(), RegistryError> {
+        let n = self
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| RegistryError::UnknownNode(node.to_owned()))?;
+        // Reports can arrive out of order through a store; an older
+        // one must not roll the node back.
+        if at_ms >= n.last_seen_ms {
+            n.load = load;
+            n.capacity = capacity;
+            n.last_seen_ms = at_ms;
+            // A report may start draining but never end it, so a
+            // report racing the operator's mark cannot undo it.
+            n.draining |= draining;
+        }
+        Ok(())
+    }
+
+    fn set_latency(&mut self, l: &Latency) -> Result<(), RegistryError> {
+        self.need_region(&l.a)?;
+        self.need_region(&l.b)?;
+        if l.a == l.b {
+            return Err(RegistryError::SameRegionLatency(l.a.clone()));
+        }
+        let pair = self.latency.entry(pair_key(&l.a, &l.b)).or_default();
+        match l.source {
+            LatencySource::Configured => pair.configured = Some(l.ms),
+            LatencySource::Measured => pair.measured = Some(l.ms),
         }
         Ok(())
     }

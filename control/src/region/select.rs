@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Gateway, LatencySource, NodeInfo};
+use super::model::{Gateway, LatencySource, NodeInfo, Route};
 use super::registry::{GatewayUnusable, Registry};
 
 /// Where a call comes from.
@@ -228,141 +228,172 @@ pub fn select(reg: &Registry, now_ms: u64, query: &Query) -> Result<Decision, No
     let Some(caller_region) = caller_region(reg, &query.origin, &mut reasons) else {
         return fail(NoRouteKind::UnknownOrigin, reasons);
     };
-
-    // Every region's pick once, so each node gets its line only once.
-    let mut picks: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let Some(node) = pick_node(reg, &caller_region, now_ms, &mut reasons) else {
-        reasons.push(format!(
+    let mut sel = Selection {
+        reg,
+        now_ms,
+        caller_region,
+        reasons,
+        picks: BTreeMap::new(),
+        loaded: false,
+        any_route: false,
+    };
+    let caller_region = sel.caller_region.clone();
+    let Some(node) = sel.region_node(&caller_region) else {
+        sel.reasons.push(format!(
             "region {caller_region}: no usable node for the caller"
         ));
-        return fail(NoRouteKind::LoadLimit, reasons);
-    };
-    picks.insert(caller_region.clone(), Some(node.clone()));
-
-    let Some(endpoint) = &query.endpoint else {
-        return Ok(Decision {
-            caller_region,
-            node,
-            callee: None,
-            reasons,
-        });
+        return fail(NoRouteKind::LoadLimit, sel.reasons);
     };
 
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
-    // Whether some route failed only for load (full or draining), which
-    // makes the failure a load limit rather than no route at all.
-    let mut loaded = false;
-    let mut any_route = false;
-    for route in reg.all_routes(endpoint) {
-        let Some(gw) = reg.gateway(&route.gateway) else {
-            continue;
-        };
-        let head = format!("{} ({})", gw.id, gw.region);
-        if route.expires_unix_ms <= now_ms {
-            reasons.push(format!(
-                "{head}: skipped: route expired {} ms ago",
-                now_ms - route.expires_unix_ms
-            ));
-            continue;
-        }
-        any_route = true;
-        if let Err(why) = reg.gateway_usable(&gw.id) {
-            loaded |= !matches!(why, GatewayUnusable::Down);
-            reasons.push(format!("{head}: skipped: {why}"));
-            continue;
-        }
-        let latency = reg.latency(&caller_region, &gw.region);
-        let node = if gw.region == caller_region {
-            None
-        } else {
-            let pick = match picks.get(&gw.region) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = pick_node(reg, &gw.region, now_ms, &mut reasons);
-                    picks.insert(gw.region.clone(), p.clone());
-                    p
-                }
-            };
-            match pick {
-                Some(n) => Some(n),
-                None => {
-                    loaded = true;
-                    reasons.push(format!("{head}: skipped: no usable node in {}", gw.region));
-                    continue;
-                }
-            }
-        };
-        match (
-            gw.region == caller_region,
-            latency,
-            reg.latency_source(&caller_region, &gw.region),
-        ) {
-            (true, _, _) => reasons.push(format!("route via {head}: same region as caller")),
-            (false, Some(ms), Some((_, src))) => {
-                let src = match src {
-                    LatencySource::Measured => "measured",
-                    LatencySource::Configured => "configured",
-                };
-                reasons.push(format!(
-                    "route via {head}: {ms} ms from {caller_region} ({src})"
-                ));
-            }
-            _ => reasons.push(format!(
-                "route via {head}: latency from {caller_region} unknown"
-            )),
-        }
-        candidates.push(Candidate {
-            gateway: gw,
-            same_region: gw.region == caller_region,
-            latency,
-            node,
-        });
-    }
-
-    if candidates.is_empty() {
-        if !any_route {
-            reasons.push(format!("endpoint {endpoint}: no unexpired route"));
-        }
-        let kind = if loaded {
-            NoRouteKind::LoadLimit
-        } else {
-            NoRouteKind::NoRoute
-        };
-        return fail(kind, reasons);
-    }
-
-    // The caller's region before any other, even one configured or
-    // measured at 0 ms; unknown latency after every known one.
-    candidates.sort_by(|a, b| {
-        let la = a.latency.map_or(u64::MAX, u64::from);
-        let lb = b.latency.map_or(u64::MAX, u64::from);
-        b.same_region
-            .cmp(&a.same_region)
-            .then(la.cmp(&lb))
-            .then_with(|| gateway_ratio(a.gateway).cmp(gateway_ratio(b.gateway)))
-            .then_with(|| a.gateway.id.cmp(&b.gateway.id))
-    });
-    let best = candidates.swap_remove(0);
-    let g = best.gateway;
-    reasons.push(format!(
-        "{} ({}): chosen: {}",
-        g.id,
-        g.region,
-        load_text(g.load, g.capacity)
-    ));
+    let callee = match &query.endpoint {
+        None => None,
+        Some(endpoint) => match sel.callee(endpoint) {
+            Ok(leg) => Some(leg),
+            Err(kind) => return fail(kind, sel.reasons),
+        },
+    };
     Ok(Decision {
         caller_region,
         node,
-        callee: Some(CalleeLeg {
-            endpoint: endpoint.clone(),
+        callee,
+        reasons: sel.reasons,
+    })
+}
+
+/// One selection under way: what it has said so far and what it has
+/// learnt about the candidates.
+struct Selection<'a> {
+    reg: &'a Registry,
+    now_ms: u64,
+    caller_region: String,
+    reasons: Vec<String>,
+    /// Every region's pick once, so each node gets its line only once.
+    picks: BTreeMap<String, Option<String>>,
+    /// Whether some route failed only for load (full or draining), which
+    /// makes the failure a load limit rather than no route at all.
+    loaded: bool,
+    /// Whether the endpoint has any unexpired route.
+    any_route: bool,
+}
+
+impl<'a> Selection<'a> {
+    /// The node [`pick_node`] picks in `region`, asked once per region.
+    fn region_node(&mut self, region: &str) -> Option<String> {
+        if let Some(pick) = self.picks.get(region) {
+            return pick.clone();
+        }
+        let pick = pick_node(self.reg, region, self.now_ms, &mut self.reasons);
+        self.picks.insert(region.to_owned(), pick.clone());
+        pick
+    }
+
+    /// The best gateway to `endpoint`, or the kind of failure.
+    fn callee(&mut self, endpoint: &str) -> Result<CalleeLeg, NoRouteKind> {
+        let reg = self.reg;
+        let mut candidates: Vec<Candidate<'a>> = reg
+            .all_routes(endpoint)
+            .filter_map(|route| self.candidate(route))
+            .collect();
+        if candidates.is_empty() {
+            if !self.any_route {
+                self.reasons
+                    .push(format!("endpoint {endpoint}: no unexpired route"));
+            }
+            return Err(if self.loaded {
+                NoRouteKind::LoadLimit
+            } else {
+                NoRouteKind::NoRoute
+            });
+        }
+        // The caller's region before any other, even one configured or
+        // measured at 0 ms; unknown latency after every known one.
+        candidates.sort_by(|a, b| {
+            let la = a.latency.map_or(u64::MAX, u64::from);
+            let lb = b.latency.map_or(u64::MAX, u64::from);
+            b.same_region
+                .cmp(&a.same_region)
+                .then(la.cmp(&lb))
+                .then_with(|| gateway_ratio(a.gateway).cmp(gateway_ratio(b.gateway)))
+                .then_with(|| a.gateway.id.cmp(&b.gateway.id))
+        });
+        let best = candidates.swap_remove(0);
+        let g = best.gateway;
+        self.reasons.push(format!(
+            "{} ({}): chosen: {}",
+            g.id,
+            g.region,
+            load_text(g.load, g.capacity)
+        ));
+        Ok(CalleeLeg {
+            endpoint: endpoint.to_owned(),
             gateway: g.id.clone(),
             sip: g.sip.clone(),
             region: g.region.clone(),
             node: best.node,
             latency_ms: best.latency,
-        }),
-        reasons,
-    })
+        })
+    }
+
+    /// The route's gateway as a candidate, or `None` (with the reason)
+    /// when the route is expired, the gateway unusable or, for another
+    /// region, that region has no usable node.
+    fn candidate(&mut self, route: &Route) -> Option<Candidate<'a>> {
+        let gw = self.reg.gateway(&route.gateway)?;
+        let head = format!("{} ({})", gw.id, gw.region);
+        if route.expires_unix_ms <= self.now_ms {
+            self.reasons.push(format!(
+                "{head}: skipped: route expired {} ms ago",
+                self.now_ms - route.expires_unix_ms
+            ));
+            return None;
+        }
+        self.any_route = true;
+        if let Err(why) = self.reg.gateway_usable(&gw.id) {
+            self.loaded |= !matches!(why, GatewayUnusable::Down);
+            self.reasons.push(format!("{head}: skipped: {why}"));
+            return None;
+        }
+        let same_region = gw.region == self.caller_region;
+        let node = if same_region {
+            None
+        } else if let Some(n) = self.region_node(&gw.region) {
+            Some(n)
+        } else {
+            self.loaded = true;
+            self.reasons
+                .push(format!("{head}: skipped: no usable node in {}", gw.region));
+            return None;
+        };
+        let latency = self.reg.latency(&self.caller_region, &gw.region);
+        self.reasons.push(self.route_line(&head, gw, latency));
+        Some(Candidate {
+            gateway: gw,
+            same_region,
+            latency,
+            node,
+        })
+    }
+
+    /// The line for a route that passed every check: how far its
+    /// gateway's region is from the caller.
+    fn route_line(&self, head: &str, gw: &Gateway, latency: Option<u32>) -> String {
+        let caller_region = &self.caller_region;
+        match (
+            gw.region == *caller_region,
+            latency,
+            self.reg.latency_source(caller_region, &gw.region),
+        ) {
+            (true, _, _) => format!("route via {head}: same region as caller"),
+            (false, Some(ms), Some((_, src))) => {
+                let src = match src {
+                    LatencySource::Measured => "measured",
+                    LatencySource::Configured => "configured",
+                };
+                format!("route via {head}: {ms} ms from {caller_region} ({src})")
+            }
+            _ => format!("route via {head}: latency from {caller_region} unknown"),
+        }
+    }
 }
 
 /// A human-readable account of a selection, for `rtpmesh route explain`.

@@ -46,51 +46,8 @@ impl Conn {
         for (_, json) in regions {
             out.push(Change::AddRegion(serde_json::from_str(&json)?));
         }
-        let mut nodes = nodes;
-        nodes.sort();
-        let records: Vec<HashMap<String, String>> = self.with_con(|con| {
-            let mut pipe = redis::pipe();
-            for id in &nodes {
-                pipe.cmd("HGETALL").arg(node_key(id));
-            }
-            pipe.query(con)
-        })?;
-        for (id, rec) in nodes.iter().zip(records) {
-            // A node removed between the two reads has no record left.
-            let Some(info) = rec.get("info") else {
-                tracing::debug!("redis store: node {id} vanished during snapshot");
-                continue;
-            };
-            let mut n: NodeInfo = serde_json::from_str(info)?;
-            // The fields heartbeats and the operator write win over the
-            // registration they update.
-            n.load = field(&rec, "load").unwrap_or(n.load);
-            n.capacity = field(&rec, "capacity").unwrap_or(n.capacity);
-            n.draining = field(&rec, "draining").map_or(n.draining, |v: u8| v != 0);
-            n.last_seen_ms = field(&rec, "last_seen_ms").unwrap_or(n.last_seen_ms);
-            out.push(Change::RegisterNode(n));
-        }
-        let mut gateways = gateways;
-        gateways.sort();
-        let records: Vec<HashMap<String, String>> = self.with_con(|con| {
-            let mut pipe = redis::pipe();
-            for id in &gateways {
-                pipe.cmd("HGETALL").arg(gateway_key(id));
-            }
-            pipe.query(con)
-        })?;
-        for (id, rec) in gateways.iter().zip(records) {
-            let Some(info) = rec.get("info") else {
-                tracing::debug!("redis store: gateway {id} vanished during snapshot");
-                continue;
-            };
-            let mut g: Gateway = serde_json::from_str(info)?;
-            if let Some(state) = rec.get("state") {
-                g.state = serde_json::from_value(serde_json::Value::String(state.clone()))?;
-            }
-            g.load = field(&rec, "load").unwrap_or(g.load);
-            out.push(Change::AddGateway(g));
-        }
+        self.nodes(nodes, &mut out)?;
+        self.gateways(gateways, &mut out)?;
         let mut routes = routes;
         routes.sort();
         for (_, json) in routes {
@@ -115,5 +72,61 @@ impl Conn {
             }
         });
         Ok(out)
+    }
+
+    /// The records of `ids` under `key`, in one round trip.
+    fn records(
+        &self,
+        ids: &[String],
+        key: fn(&str) -> String,
+    ) -> Result<Vec<HashMap<String, String>>, StoreError> {
+        self.with_con(|con| {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.cmd("HGETALL").arg(key(id));
+            }
+            pipe.query(con)
+        })
+    }
+
+    /// Registrations of `nodes`, by id.
+    fn nodes(&self, mut nodes: Vec<String>, out: &mut Vec<Change>) -> Result<(), StoreError> {
+        nodes.sort();
+        let records = self.records(&nodes, node_key)?;
+        for (id, rec) in nodes.iter().zip(records) {
+            // A node removed between the two reads has no record left.
+            let Some(info) = rec.get("info") else {
+                tracing::debug!("redis store: node {id} vanished during snapshot");
+                continue;
+            };
+            let mut n: NodeInfo = serde_json::from_str(info)?;
+            // The fields heartbeats and the operator write win over the
+            // registration they update.
+            n.load = field(&rec, "load").unwrap_or(n.load);
+            n.capacity = field(&rec, "capacity").unwrap_or(n.capacity);
+            n.draining = field(&rec, "draining").map_or(n.draining, |v: u8| v != 0);
+            n.last_seen_ms = field(&rec, "last_seen_ms").unwrap_or(n.last_seen_ms);
+            out.push(Change::RegisterNode(n));
+        }
+        Ok(())
+    }
+
+    /// Additions of `gateways`, by id.
+    fn gateways(&self, mut gateways: Vec<String>, out: &mut Vec<Change>) -> Result<(), StoreError> {
+        gateways.sort();
+        let records = self.records(&gateways, gateway_key)?;
+        for (id, rec) in gateways.iter().zip(records) {
+            let Some(info) = rec.get("info") else {
+                tracing::debug!("redis store: gateway {id} vanished during snapshot");
+                continue;
+            };
+            let mut g: Gateway = serde_json::from_str(info)?;
+            if let Some(state) = rec.get("state") {
+                g.state = serde_json::from_value(serde_json::Value::String(state.clone()))?;
+            }
+            g.load = field(&rec, "load").unwrap_or(g.load);
+            out.push(Change::AddGateway(g));
+        }
+        Ok(())
     }
 }
