@@ -10,9 +10,10 @@ use rtpmesh_flow::flow::Output;
 
 use super::*;
 use crate::node::{Node, NodeConfig, Now};
+use crate::region::{self, Origin, Query};
 use crate::region::{Gateway, GatewayState, Latency, LatencySource, Region, Route};
 use crate::testing::FakePlane;
-use rtpmesh_ng::bencode;
+use rtpmesh_ng::bencode::{self, dict, Value};
 
 const NOW: u64 = 1_800_000_000_000;
 

@@ -8,7 +8,7 @@ use rtpmesh_flow::flow::{Carries, FlowId, Latching, Output};
 
 use super::*;
 use crate::testing::FakePlane;
-use rtpmesh_ng::bencode;
+use rtpmesh_ng::bencode::{self, dict, Value};
 
 fn config() -> NodeConfig {
     NodeConfig {
