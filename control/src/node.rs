@@ -160,7 +160,9 @@ impl Node {
         Some(out)
     }
 
-    fn execute(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Reply {
+    /// Executes one parsed request and returns its typed reply; [`Node::handle`]
+    /// is this behind the cookie and the bencode.
+    pub fn execute(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Reply {
         let o = &req.options;
         let result = match &req.op {
             Op::Ping => Ok(Reply::Pong),

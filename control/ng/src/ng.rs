@@ -1,4 +1,8 @@
-//! rtpengine "ng" protocol: datagram framing, request parsing and replies, sans-IO.
+//! rtpengine "ng" protocol, sans-IO: datagram framing ([`split_datagram`],
+//! [`decode_body`], [`encode_reply`]), typed requests ([`parse_request`]
+//! makes a [`Request`] whose command carries its required keys) and typed
+//! replies ([`Reply`]; [`Reply::to_value`] is the one place a reply becomes
+//! bencode).
 //!
 //! A datagram is `COOKIE SP BENCODED-DICT`; the reply echoes the cookie. What
 //! rtpengine 10.5 actually does with odd input is written down in
@@ -8,16 +12,17 @@ use std::str::FromStr;
 
 use crate::bencode::{self, DecodeError, Value};
 
+mod parse;
 mod reply;
+mod report;
 mod request;
 
-pub use reply::{
-    CallReport, Failure, MediaReport, PacketStats, Relayed, Reply, Route, Statistics, StreamReport,
-    TagReport, TunnelEnd,
-};
+pub use parse::parse_request;
+pub use reply::{Failure, Relayed, Reply, Route, Statistics, TunnelEnd};
+pub use report::{CallReport, MediaReport, PacketStats, StreamReport, TagReport};
 pub use request::{
-    parse_request, Answer, BranchRef, CallRef, Flags, IceMode, Offer, Op, Options, Replace,
-    Request, RtcpMux, TunnelParams, TunnelSide,
+    Answer, BranchRef, CallRef, Flags, IceMode, Offer, Op, Options, Replace, Request, RtcpMux,
+    TunnelParams, TunnelSide,
 };
 
 /// `error-reason` / `warning` texts, byte for byte as rtpengine 10.5.3 sends
@@ -44,7 +49,7 @@ pub mod reason {
     /// The SDP body could not be parsed.
     pub const FAILED_TO_PARSE_SDP: &str = "Failed to parse SDP";
     /// Session limit hit. With `supports: [load limit]` rtpengine sends it as
-    /// `{result: "load limit", message: …}` instead of as an error; see [`super::load_limit`].
+    /// `{result: "load limit", message: …}` instead of as an error; see [`super::Reply::LoadLimit`].
     pub const LOAD_LIMIT: &str = "Parallel session limit reached";
     /// Body is a dict that does not decode (truncated strings, `i03e`, …).
     pub const DECODE_FAILED: &str = "Could not decode bencode dictionary";
