@@ -17,11 +17,19 @@
 //! [`NodeLink`], so tests drive real [`Node`](crate::node::Node) cores
 //! in-process. The state is behind one mutex that is never held while a
 //! node is asked something.
+//!
+//! Handlers return typed [`Reply`]s (a node's reply passed on is a
+//! [`Relayed`](rtpmesh_ng::ng::Relayed)); [`Controller::handle`] turns
+//! them into bencode. By concern: `place` (first offer, later offers and
+//! answers), `calls` (delete, forwarded commands, list, statistics,
+//! sweep), `branch`, `selection` (pins, explanations, the caller's
+//! origin), `journal` (placed calls in the store), `server` (the UDP
+//! driver).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::region::{Change, Decision, NodeInfo, Registry};
+use crate::region::{store::Store, Change, Decision, NodeInfo, Registry};
 use rtpmesh_ng::bencode::Value;
 use rtpmesh_ng::ng::{self, Failure, Op, Reply, Route};
 
@@ -129,7 +137,7 @@ pub struct Controller<L> {
     /// Where placed calls are kept, so that a restarted controller still
     /// knows which nodes carry each call: the store and this controller's
     /// name in it.
-    journal: Option<(std::sync::Arc<dyn crate::region::store::Store>, String)>,
+    journal: Option<(Arc<dyn Store>, String)>,
 }
 
 impl<L: NodeLink> Controller<L> {

@@ -615,8 +615,7 @@ fn calls_their_node_no_longer_has_are_forgotten_after_a_grace_period() {
 #[test]
 fn a_restarted_controller_still_knows_which_nodes_carry_each_call() {
     let (f, ch) = fabric();
-    let store: std::sync::Arc<dyn region::store::Store> =
-        std::sync::Arc::new(region::store::MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(region::store::MemoryStore::new());
     let first = controller(&f, &ch).with_journal(store.clone(), "ctl-1");
     assert_eq!(result(&first.handle(&offer("bob"), NOW)), "ok");
     drop(first);
