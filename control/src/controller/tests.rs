@@ -10,9 +10,10 @@ use rtpmesh_flow::flow::Output;
 
 use super::*;
 use crate::node::{Node, NodeConfig, Now};
+use crate::region::{self, Origin, Query};
 use crate::region::{Gateway, GatewayState, Latency, LatencySource, Region, Route};
 use crate::testing::FakePlane;
-use rtpmesh_ng::bencode;
+use rtpmesh_ng::bencode::{self, dict, Value};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -347,6 +348,54 @@ fn every_node_draining_answers_load_limit() {
     assert!(f.asked.lock().unwrap().is_empty());
 }
 
+/// The controller's own replies, typed; a placed call's offer reply is the
+/// node's, passed on with the route and without the tunnel.
+#[test]
+fn the_controller_answers_in_typed_replies() {
+    use rtpmesh_ng::ng::{reason, Relayed, Reply, Statistics};
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    let cmd = |name: &str| dict([("command", name.into()), ("call-id", "x".into())]);
+    assert_eq!(c.reply(&cmd("ping"), NOW), Reply::Pong);
+    assert_eq!(
+        c.reply(&cmd("delete"), NOW),
+        Reply::ok_with_warning(reason::DELETE_NOT_FOUND)
+    );
+    assert_eq!(
+        c.reply(&cmd("query"), NOW),
+        Reply::error(reason::UNKNOWN_CALL_ID)
+    );
+    assert_eq!(
+        c.reply(&cmd("start branch"), NOW),
+        Reply::error(reason::NO_BRANCH)
+    );
+    let Reply::Relayed(Relayed {
+        reply,
+        route: Some(route),
+        branch_node: None,
+    }) = c.reply(&offer("bob"), NOW)
+    else {
+        panic!("a relayed reply with a route");
+    };
+    assert_eq!(
+        (route.endpoint.as_str(), route.node.as_str()),
+        ("bob", "a1")
+    );
+    assert!(reply.get("tunnel").is_none());
+    assert_eq!(result(&reply), "ok");
+    assert_eq!(
+        c.reply(&cmd("list"), NOW),
+        Reply::Calls(vec!["call-1".into()])
+    );
+    assert_eq!(
+        c.reply(&cmd("statistics"), NOW),
+        Reply::Statistics(Statistics::new().section(
+            "currentstatistics",
+            [("sessionsown", 1), ("sessionstotal", 1), ("nodes", 3)]
+        ))
+    );
+}
+
 #[test]
 fn an_unknown_callee_is_an_error_and_asks_no_node() {
     let (f, ch) = fabric();
@@ -566,8 +615,7 @@ fn calls_their_node_no_longer_has_are_forgotten_after_a_grace_period() {
 #[test]
 fn a_restarted_controller_still_knows_which_nodes_carry_each_call() {
     let (f, ch) = fabric();
-    let store: std::sync::Arc<dyn region::store::Store> =
-        std::sync::Arc::new(region::store::MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(region::store::MemoryStore::new());
     let first = controller(&f, &ch).with_journal(store.clone(), "ctl-1");
     assert_eq!(result(&first.handle(&offer("bob"), NOW)), "ok");
     drop(first);

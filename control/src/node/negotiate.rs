@@ -5,21 +5,21 @@ use std::net::{IpAddr, SocketAddr};
 
 use rtpmesh_flow::flow::Latching;
 
-use super::{Failure, Now};
+use super::Now;
 use crate::call::{Call, Remote, Stream};
 use crate::plane::{MediaPlane, PlaneError};
-use rtpmesh_ng::ng::{reason, Request};
+use rtpmesh_ng::ng::{reason, Failure, Options};
 use rtpmesh_ng::sdp;
 
 /// The address a party sends from/receives at for one m= line.
-fn remote_of(m: &sdp::Media, req: &Request) -> Option<Remote> {
+fn remote_of(m: &sdp::Media, opts: &Options) -> Option<Remote> {
     let conn = m.connection.as_ref()?;
     let mut ip = conn.address;
     if ip.is_unspecified() || m.port == 0 {
         return None;
     }
-    if req.flags.sip_source_address {
-        if let Some(src) = req.received_from {
+    if opts.flags.sip_source_address {
+        if let Some(src) = opts.received_from {
             ip = src;
         }
     }
@@ -43,10 +43,10 @@ fn first_clock_rate(m: &sdp::Media) -> u32 {
         .unwrap_or(8000)
 }
 
-fn latching_of(req: &Request, current: Latching) -> Latching {
-    if req.flags.asymmetric {
+fn latching_of(opts: &Options, current: Latching) -> Latching {
+    if opts.flags.asymmetric {
         Latching::Asymmetric
-    } else if req.flags.strict_source {
+    } else if opts.flags.strict_source {
         Latching::Strict
     } else {
         current
@@ -55,16 +55,16 @@ fn latching_of(req: &Request, current: Latching) -> Latching {
 
 /// Records an offer or answer: signalling time (the media timeout counts
 /// from it) and the source address policy its flags ask for.
-fn signalled(call: &mut Call, req: &Request, now: Now) {
+fn signalled(call: &mut Call, opts: &Options, now: Now) {
     call.last_signal = now.unix;
     call.last_signal_ms = now.ms;
-    call.latching = latching_of(req, call.latching);
+    call.latching = latching_of(opts, call.latching);
 }
 
 /// What a party's own SDP says about the stream facing it: where it
 /// receives, and the clock rate of what it sends.
-fn learn(s: &mut Stream, m: &sdp::Media, req: &Request) {
-    s.remote = remote_of(m, req);
+fn learn(s: &mut Stream, m: &sdp::Media, opts: &Options) {
+    s.remote = remote_of(m, opts);
     s.advertised = m
         .connection
         .as_ref()
@@ -78,13 +78,13 @@ pub(super) fn build_offer(
     call: &mut Call,
     o: usize,
     a: usize,
-    req: &Request,
+    opts: &Options,
     parsed: &sdp::SessionDescription,
     now: Now,
     plane: &mut dyn MediaPlane,
 ) -> Result<String, Failure> {
-    signalled(call, req, now);
-    let want_v6 = req
+    signalled(call, opts, now);
+    let want_v6 = opts
         .address_family
         .as_deref()
         .map(|f| f.eq_ignore_ascii_case("IP6"));
@@ -125,16 +125,17 @@ pub(super) fn build_offer(
             let s = &mut call.legs[o].streams[i];
             s.kind = m.kind.clone();
             s.protocol = m.protocol.clone();
-            learn(s, m, req);
+            learn(s, m, opts);
             s.mux_offered = m.rtcp_mux;
-            s.mux_accept = req.rtcp_mux.demux || req.rtcp_mux.accept;
+            s.mux_accept = opts.rtcp_mux.demux || opts.rtcp_mux.accept;
             s.mux = m.rtcp_mux && s.mux;
             s.ptime = m.ptime;
-            let offer_mux =
-                (m.rtcp_mux && !req.rtcp_mux.demux) || req.rtcp_mux.offer || req.rtcp_mux.require;
+            let offer_mux = (m.rtcp_mux && !opts.rtcp_mux.demux)
+                || opts.rtcp_mux.offer
+                || opts.rtcp_mux.require;
             let t = &mut call.legs[a].streams[i];
             t.kind = m.kind.clone();
-            t.protocol = req
+            t.protocol = opts
                 .transport_protocol
                 .clone()
                 .unwrap_or_else(|| m.protocol.clone());
@@ -153,7 +154,7 @@ pub(super) fn build_offer(
         plane.close(call.worker, locals);
         return Err(f);
     }
-    rewrite_for(call, a, req, parsed, MuxAdvert::Offer)
+    rewrite_for(call, a, opts, parsed, MuxAdvert::Offer)
 }
 
 /// Applies the answer from leg `a` and returns the SDP for the offerer `o`.
@@ -161,24 +162,24 @@ pub(super) fn build_answer(
     call: &mut Call,
     o: usize,
     a: usize,
-    req: &Request,
+    opts: &Options,
     parsed: &sdp::SessionDescription,
     now: Now,
 ) -> Result<String, Failure> {
     if parsed.media().len() > call.legs[a].streams.len() {
         return Err(Failure::from(reason::ANSWER_MEDIA_MISMATCH));
     }
-    signalled(call, req, now);
+    signalled(call, opts, now);
     for (i, m) in parsed.media().iter().enumerate() {
         let s = &mut call.legs[a].streams[i];
-        learn(s, m, req);
+        learn(s, m, opts);
         s.mux = m.rtcp_mux && s.mux_offered;
         let answerer_mux = s.mux;
         let f = &mut call.legs[o].streams[i];
         f.mux = f.mux_offered
-            && (answerer_mux || f.mux_accept || req.rtcp_mux.demux || req.rtcp_mux.accept);
+            && (answerer_mux || f.mux_accept || opts.rtcp_mux.demux || opts.rtcp_mux.accept);
     }
-    rewrite_for(call, o, req, parsed, MuxAdvert::Answer)
+    rewrite_for(call, o, opts, parsed, MuxAdvert::Answer)
 }
 
 /// How the SDP being written treats rtcp-mux.
@@ -196,7 +197,7 @@ enum MuxAdvert {
 fn rewrite_for(
     call: &Call,
     to: usize,
-    req: &Request,
+    opts: &Options,
     parsed: &sdp::SessionDescription,
     mux: MuxAdvert,
 ) -> Result<String, Failure> {
@@ -205,7 +206,7 @@ fn rewrite_for(
         .iter()
         .zip(&call.legs[to].streams)
         .map(|(m, s)| {
-            let address: IpAddr = match req.media_address {
+            let address: IpAddr = match opts.media_address {
                 Some(a) if a.is_ipv4() == s.local.ip.is_ipv4() => a,
                 _ => s.local.advertised,
             };
@@ -226,20 +227,20 @@ fn rewrite_for(
                 rtcp_port: Some(rtcp_port),
                 rtcp_mux,
                 strip_ice: true,
-                protocol: req.transport_protocol.clone(),
+                protocol: opts.transport_protocol.clone(),
                 direction: None,
                 ptime,
             }
         })
         .collect();
-    let origin = req
+    let origin = opts
         .replace
         .origin
         .then(|| call.legs[to].streams.first().map(|s| s.local.advertised))
         .flatten();
     let rw = sdp::Rewrite {
         origin,
-        session_connection: req.replace.session_connection,
+        session_connection: opts.replace.session_connection,
         media,
     };
     sdp::rewrite(parsed, &rw).map_err(|e| Failure::Error(e.to_string()))

@@ -8,7 +8,7 @@ use rtpmesh_flow::flow::{Carries, FlowId, Latching, Output};
 
 use super::*;
 use crate::testing::FakePlane;
-use rtpmesh_ng::bencode;
+use rtpmesh_ng::bencode::{self, dict, Value};
 
 fn config() -> NodeConfig {
     NodeConfig {
@@ -273,6 +273,55 @@ fn answer_or_query_of_an_unknown_call_is_an_error_and_delete_a_warning() {
         ],
     );
     assert_eq!(reason(&d), "Unknown call-id");
+}
+
+/// The same refusals as typed replies, straight from the core.
+#[test]
+fn typed_requests_get_typed_replies() {
+    use rtpmesh_ng::ng::{parse_request, reason};
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(
+        NodeConfig {
+            max_sessions: 1,
+            ..config()
+        },
+        at(0),
+    );
+    let mut run = |items: Vec<(&str, Value)>| {
+        let req = parse_request(&dict(items)).unwrap();
+        node.execute(&req, at(0), &mut plane)
+    };
+    assert_eq!(run(vec![("command", "ping".into())]), Reply::Pong);
+    assert_eq!(
+        run(vec![("command", "delete".into()), ("call-id", "x".into())]),
+        Reply::ok_with_warning(reason::DELETE_NOT_FOUND)
+    );
+    assert_eq!(
+        run(vec![("command", "query".into()), ("call-id", "x".into())]),
+        Reply::error(reason::UNKNOWN_CALL_ID)
+    );
+    let offer = |call: &str, supports: &[&str]| {
+        vec![
+            ("command", "offer".into()),
+            ("call-id", call.into()),
+            ("from-tag", "a".into()),
+            ("sdp", sdp("10.0.0.1", 4000).into()),
+            (
+                "supports",
+                Value::List(supports.iter().map(|&s| s.into()).collect()),
+            ),
+        ]
+    };
+    assert!(matches!(
+        run(offer("one", &[])),
+        Reply::Sdp { tunnel: None, .. }
+    ));
+    assert_eq!(run(offer("two", &["load limit"])), Reply::LoadLimit);
+    assert_eq!(run(offer("two", &[])), Reply::error(reason::LOAD_LIMIT));
+    assert_eq!(
+        run(vec![("command", "list".into())]),
+        Reply::Calls(vec!["one".into()])
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 use super::*;
-use std::net::Ipv4Addr;
+use crate::bencode::dict;
+use std::net::{IpAddr, Ipv4Addr};
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
 
@@ -73,7 +74,7 @@ fn command_key_errors() {
         Err(NgError::UnrecognizedCommand("frobnicate".into()))
     );
     assert_eq!(
-        parse(b"x d7:command4:pinge").unwrap().command,
+        parse(b"x d7:command4:pinge").unwrap().command(),
         Command::Ping
     );
 }
@@ -152,37 +153,38 @@ fn kamailio_offer() {
     assert_eq!(
         r,
         Request {
-            command: Command::Offer,
-            call_id: Some("a84b4c76e66710@pc33".into()),
-            from_tag: Some("1928301774".into()),
-            to_tag: None,
-            via_branch: Some("z9hG4bK776asdhds.0".into()),
-            sdp: Some(SDP.into()),
-            flags: Flags {
-                trust_address: true,
-                sip_source_address: true,
-                ..Flags::default()
+            op: Op::Offer(Offer {
+                call_id: "a84b4c76e66710@pc33".into(),
+                from_tag: "1928301774".into(),
+                to_tag: None,
+                sdp: SDP.into(),
+            }),
+            options: Options {
+                via_branch: Some("z9hG4bK776asdhds.0".into()),
+                flags: Flags {
+                    trust_address: true,
+                    sip_source_address: true,
+                    ..Flags::default()
+                },
+                replace: Replace {
+                    origin: true,
+                    session_connection: true
+                },
+                direction: vec!["external".into(), "internal".into()],
+                ice: Some(IceMode::Remove),
+                rtcp_mux: RtcpMux {
+                    demux: true,
+                    ..RtcpMux::default()
+                },
+                transport_protocol: Some("RTP/AVP".into()),
+                received_from: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                media_address: None,
+                delete_delay: Some(0),
+                supports: vec!["load limit".into()],
+                address_family: None,
+                tunnel: None,
+                destination: None,
             },
-            replace: Replace {
-                origin: true,
-                session_connection: true
-            },
-            direction: vec!["external".into(), "internal".into()],
-            ice: Some(IceMode::Remove),
-            rtcp_mux: RtcpMux {
-                demux: true,
-                ..RtcpMux::default()
-            },
-            transport_protocol: Some("RTP/AVP".into()),
-            received_from: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            media_address: None,
-            delete_delay: Some(0),
-            supports: vec!["load limit".into()],
-            limit: None,
-            address_family: None,
-            tunnel: None,
-            branch: None,
-            destination: None,
         }
     );
 }
@@ -197,7 +199,7 @@ fn delete_delay_spellings_and_precedence() {
                 (key, v),
             ]))
             .unwrap();
-            assert_eq!(r.delete_delay, Some(7), "{key}");
+            assert_eq!(r.options.delete_delay, Some(7), "{key}");
         }
     }
     // The dashed key beats other spellings, which beat the flags list.
@@ -209,7 +211,7 @@ fn delete_delay_spellings_and_precedence() {
         ("delete-delay", Value::Int(3)),
     ]))
     .unwrap();
-    assert_eq!(r.delete_delay, Some(3));
+    assert_eq!(r.options.delete_delay, Some(3));
     let r = parse_request(&dict([
         ("command", "delete".into()),
         ("call-id", "c".into()),
@@ -217,7 +219,7 @@ fn delete_delay_spellings_and_precedence() {
         ("delete delay", Value::Int(2)),
     ]))
     .unwrap();
-    assert_eq!(r.delete_delay, Some(2));
+    assert_eq!(r.options.delete_delay, Some(2));
 }
 
 #[test]
@@ -260,19 +262,19 @@ fn kamailio_style_flag_strings() {
         ),
     ]))
     .unwrap();
-    assert!(r.replace.origin && r.replace.session_connection);
-    assert_eq!(r.ice, Some(IceMode::ForceRelay));
-    assert_eq!(r.transport_protocol.as_deref(), Some("RTP/SAVPF"));
-    let m = r.rtcp_mux;
+    assert!(r.options.replace.origin && r.options.replace.session_connection);
+    assert_eq!(r.options.ice, Some(IceMode::ForceRelay));
+    assert_eq!(r.options.transport_protocol.as_deref(), Some("RTP/SAVPF"));
+    let m = r.options.rtcp_mux;
     assert!(m.offer && m.accept && m.demux && m.require && m.reject);
-    let f = &r.flags;
+    let f = &r.options.flags;
     assert!(f.strict_source && f.asymmetric && f.symmetric && f.trust_address);
     assert!(f.sip_source_address && f.fatal && f.all && f.port_latching);
     assert!(f.no_rtcp_attribute && f.full_rtcp_attribute && f.loop_protect);
     assert_eq!(f.unknown, vec!["record-call=yes", "mystery"]);
-    assert_eq!(r.media_address, Some("10.0.0.1".parse().unwrap()));
-    assert_eq!(r.direction, vec!["pub_1", "priv"]);
-    assert_eq!(r.delete_delay, Some(5));
+    assert_eq!(r.options.media_address, Some("10.0.0.1".parse().unwrap()));
+    assert_eq!(r.options.direction, vec!["pub_1", "priv"]);
+    assert_eq!(r.options.delete_delay, Some(5));
 }
 
 #[test]
@@ -290,14 +292,16 @@ fn key_normalization_and_misc_keys() {
         ("unknown-key", Value::List(vec![])),
     ]))
     .unwrap();
-    assert_eq!(r.ice, Some(IceMode::Optional));
-    assert_eq!(r.transport_protocol.as_deref(), Some("RTP/AVPF"));
-    assert!(r.replace.session_connection && !r.replace.origin);
-    assert!(r.rtcp_mux.offer && r.rtcp_mux.require && !r.rtcp_mux.accept);
-    assert_eq!(r.media_address, Some("::1".parse().unwrap()));
-    assert_eq!(r.received_from, Some("2001:db8::1".parse().unwrap()));
-    assert_eq!(r.limit, Some(5));
-    assert_eq!(r.to_tag.as_deref(), Some("t"));
+    assert_eq!(r.options.ice, Some(IceMode::Optional));
+    assert_eq!(r.options.transport_protocol.as_deref(), Some("RTP/AVPF"));
+    assert!(r.options.replace.session_connection && !r.options.replace.origin);
+    assert!(r.options.rtcp_mux.offer && r.options.rtcp_mux.require && !r.options.rtcp_mux.accept);
+    assert_eq!(r.options.media_address, Some("::1".parse().unwrap()));
+    assert_eq!(
+        r.options.received_from,
+        Some("2001:db8::1".parse().unwrap())
+    );
+    assert_eq!(r.op, Op::List { limit: Some(5) });
     for (s, m) in [
         ("remove", IceMode::Remove),
         ("FORCE", IceMode::Force),
@@ -364,21 +368,266 @@ fn wrong_types_name_the_key() {
 }
 
 #[test]
-fn replies() {
-    assert_eq!(encode_reply(b"c1", &pong()), b"c1 d6:result4:ponge");
-    assert_eq!(encode_reply(b"c1", &ok()), b"c1 d6:result2:oke");
+fn replies_encode_byte_for_byte() {
+    let enc = |cookie: &[u8], r: Reply| r.encode(cookie);
+    assert_eq!(enc(b"c1", Reply::Pong), b"c1 d6:result4:ponge");
+    assert_eq!(enc(b"c1", Reply::ok()), b"c1 d6:result2:oke");
     assert_eq!(
-        encode_reply(b"c2", &error(reason::NO_SDP)),
+        enc(b"c2", Reply::error(reason::NO_SDP)),
         b"c2 d12:error-reason22:No SDP body in message6:result5:errore"
     );
     assert_eq!(
-        encode_reply(b"c9", &ok_with_warning(reason::DELETE_NOT_FOUND)),
+        error(reason::NO_SDP),
+        Reply::error(reason::NO_SDP).to_value()
+    );
+    assert_eq!(
+        enc(b"c9", Reply::ok_with_warning(reason::DELETE_NOT_FOUND)),
         &b"c9 d6:result2:ok7:warning38:Call-ID not found or tags didn't matche"[..]
     );
     assert_eq!(
-        encode_reply(b"x", &load_limit()),
+        enc(b"x", Reply::LoadLimit),
         &b"x d7:message30:Parallel session limit reached6:result10:load limite"[..]
     );
+    assert_eq!(
+        enc(
+            b"o",
+            Reply::Sdp {
+                sdp: "v=0\r\n".into(),
+                tunnel: None
+            }
+        ),
+        &b"o d6:result2:ok3:sdp5:v=0\r\ne"[..]
+    );
+    let tunnel = TunnelEnd {
+        address: "10.0.0.1:7000".parse().unwrap(),
+        flows: vec![(5, 6)],
+    };
+    assert_eq!(
+        enc(
+            b"o",
+            Reply::Sdp {
+                sdp: "v=0\r\n".into(),
+                tunnel: Some(tunnel.clone())
+            }
+        ),
+        &b"o d6:result2:ok3:sdp5:v=0\r\n6:tunneld7:address13:10.0.0.1:70005:flowslli5ei6eeeee"[..]
+    );
+    assert_eq!(enc(b"t", Reply::Tunnel(None)), &b"t d6:result2:oke"[..]);
+    assert_eq!(
+        enc(b"l", Reply::Calls(vec!["a".into(), "bc".into()])),
+        &b"l d5:callsl1:a2:bce6:result2:oke"[..]
+    );
+    let stats = Statistics::new()
+        .section("currentstatistics", [("sessionsown", 2), ("nodes", 1)])
+        .section("tunnel", [("packets", 0)]);
+    assert_eq!(
+        enc(b"s", Reply::Statistics(stats)),
+        &b"s d6:result2:ok10:statisticsd17:currentstatisticsd5:nodesi1e11:sessionsowni2ee6:tunneld7:packetsi0eeee"[..]
+    );
+}
+
+#[test]
+fn failures_become_error_or_load_limit_replies() {
+    assert_eq!(
+        Failure::from(reason::UNKNOWN_TAG).into_reply(true),
+        Reply::error(reason::UNKNOWN_TAG)
+    );
+    assert_eq!(Failure::LoadLimit.into_reply(true), Reply::LoadLimit);
+    assert_eq!(
+        Failure::LoadLimit.into_reply(false),
+        Reply::error(reason::LOAD_LIMIT)
+    );
+    assert_eq!(
+        Failure::from(NgError::NoCallId),
+        Failure::Error(reason::NO_CALL_ID.into())
+    );
+    assert_eq!(Failure::from(NgError::LoadLimit), Failure::LoadLimit);
+}
+
+#[test]
+fn relayed_replies_carry_the_controllers_keys() {
+    let route = Route {
+        endpoint: "e".into(),
+        gateway: "g".into(),
+        sip: "s".into(),
+        region: "r".into(),
+        node: "n".into(),
+        callee_node: "m".into(),
+    };
+    let node_reply = dict([("result", "ok".into()), ("sdp", "x".into())]);
+    let r = Relayed {
+        route: Some(route),
+        branch_node: Some("b".into()),
+        ..Relayed::of(node_reply.clone())
+    };
+    assert_eq!(
+        Reply::Relayed(r).encode(b"c"),
+        &b"c d11:branch-node1:b6:result2:ok5:routed11:callee-node1:m8:endpoint1:e7:gateway1:g4:node1:n6:region1:r3:sip1:se3:sdp1:xe"[..]
+    );
+    assert_eq!(
+        Reply::Relayed(Relayed::of(node_reply.clone())).to_value(),
+        node_reply
+    );
+}
+
+#[test]
+fn call_reports_keep_rtpengines_shape() {
+    let stream = |port: u16, endpoint: Option<&str>| StreamReport {
+        local_port: port,
+        local_address: "10.0.0.1".parse().unwrap(),
+        endpoint: endpoint.map(|e| e.parse().unwrap()),
+        advertised: None,
+        last_packet: 7,
+        confirmed: endpoint.is_some(),
+        stats: PacketStats {
+            packets: 1,
+            bytes: 2,
+            errors: 3,
+        },
+        ssrc: 4,
+        packets_lost: 5,
+        jitter: 6,
+        kernel_drops: 8,
+        foreign_source_packets: 9,
+    };
+    let report = CallReport {
+        created: 100,
+        last_signal: 101,
+        tags: vec![TagReport {
+            tag: "a".into(),
+            created: 100,
+            in_dialogue_with: "b".into(),
+            medias: vec![MediaReport {
+                index: 1,
+                kind: "audio".into(),
+                protocol: "RTP/AVP".into(),
+                rtp: stream(30000, Some("10.0.0.2:4000")),
+                rtcp: stream(30001, None),
+                rtcp_mux: true,
+            }],
+        }],
+        rtp: PacketStats::default(),
+        rtcp: PacketStats::default(),
+    };
+    let v = Reply::Report(report).to_value();
+    let media = &v
+        .get("tags")
+        .unwrap()
+        .get("a")
+        .unwrap()
+        .get("medias")
+        .unwrap()
+        .as_list()
+        .unwrap()[0];
+    assert_eq!(
+        media.get("flags"),
+        Some(&Value::List(vec!["rtcp-mux".into()]))
+    );
+    let streams = media.get("streams").unwrap().as_list().unwrap();
+    let flags = |i: usize| streams[i].get("flags").unwrap().clone();
+    assert_eq!(
+        flags(0),
+        Value::List(vec!["RTP".into(), "filled".into(), "confirmed".into()])
+    );
+    assert_eq!(flags(1), Value::List(vec!["RTCP".into()]));
+    assert_eq!(
+        streams[0].get("endpoint").unwrap().encode(),
+        b"d7:address8:10.0.0.26:family4:IPv44:porti4000ee"
+    );
+    assert_eq!(streams[1].get("endpoint").unwrap().encode(), b"de");
+    assert_eq!(
+        streams[1].get("stats").unwrap().encode(),
+        b"d5:bytesi2e6:errorsi3e7:packetsi1ee"
+    );
+    assert_eq!(v.get("last signal"), Some(&Value::Int(101)));
+    assert_eq!(v.get("result").and_then(Value::as_str), Some("ok"));
+}
+
+#[test]
+fn required_keys_are_present_by_construction() {
+    let req = |items: Vec<(&'static str, Value)>| parse_request(&dict(items)).map(|r| r.op);
+    assert_eq!(
+        req(vec![
+            ("command", "offer".into()),
+            ("sdp", SDP.into()),
+            ("call-id", "c".into()),
+            ("from-tag", "f".into()),
+            ("to-tag", "t".into()),
+        ]),
+        Ok(Op::Offer(Offer {
+            call_id: "c".into(),
+            from_tag: "f".into(),
+            to_tag: Some("t".into()),
+            sdp: SDP.into(),
+        }))
+    );
+    assert_eq!(
+        req(vec![
+            ("command", "answer".into()),
+            ("sdp", SDP.into()),
+            ("call-id", "c".into()),
+            ("from-tag", "f".into()),
+            ("to-tag", "t".into()),
+        ]),
+        Ok(Op::Answer(Answer {
+            call_id: "c".into(),
+            from_tag: "f".into(),
+            to_tag: "t".into(),
+            sdp: SDP.into(),
+        }))
+    );
+    let call = |from_tag: Option<&str>| CallRef {
+        call_id: "c".into(),
+        from_tag: from_tag.map(Into::into),
+    };
+    assert_eq!(
+        req(vec![
+            ("command", "block media".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "f".into())
+        ]),
+        Ok(Op::BlockMedia(call(Some("f"))))
+    );
+    assert_eq!(
+        req(vec![("command", "query".into()), ("call-id", "c".into())]),
+        Ok(Op::Query(call(None)))
+    );
+    assert_eq!(req(vec![("command", "ping".into())]), Ok(Op::Ping));
+    assert_eq!(
+        req(vec![("command", "list".into())]),
+        Ok(Op::List { limit: None })
+    );
+    // Branches need a call-id first, then a name.
+    for c in ["start branch", "stop branch"] {
+        assert_eq!(req(vec![("command", c.into())]), Err(NgError::NoCallId));
+        assert_eq!(
+            req(vec![("command", c.into()), ("call-id", "c".into())]),
+            Err(NgError::NoBranch)
+        );
+    }
+    assert_eq!(NgError::NoBranch.reason(), "No branch in message");
+    // A malformed key is reported before a missing one.
+    assert_eq!(
+        req(vec![
+            ("command", "offer".into()),
+            ("call-id", Value::Int(1))
+        ]),
+        Err(NgError::InvalidValue {
+            key: "call-id".into(),
+            expected: "a UTF-8 string"
+        })
+    );
+    let r = parse_request(&dict([
+        ("command", "offer".into()),
+        ("sdp", SDP.into()),
+        ("call-id", "c".into()),
+        ("from-tag", "f".into()),
+        ("supports", list(&["load limit"])),
+    ]))
+    .unwrap();
+    assert_eq!(r.command(), Command::Offer);
+    assert_eq!(r.call_id(), Some("c"));
+    assert!(r.supports_load_limit());
 }
 
 #[test]
@@ -453,15 +702,27 @@ fn the_tunnel_branch_and_destination_keys_parse_or_say_what_is_wrong() {
     ])
     .unwrap();
     assert_eq!(
-        r.tunnel,
+        r.options.tunnel,
         Some(TunnelParams {
             side: Some(TunnelSide::Answerer),
             address: Some("10.0.0.1:7000".parse().unwrap()),
             flows: vec![(5, 6)],
         })
     );
-    assert_eq!(r.branch.as_deref(), Some("rec"));
-    assert_eq!(r.destination, Some("10.0.0.9:6000".parse().unwrap()));
+    assert_eq!(
+        r.op,
+        Op::StartBranch(BranchRef {
+            call: CallRef {
+                call_id: "c".into(),
+                from_tag: None
+            },
+            branch: "rec".into()
+        })
+    );
+    assert_eq!(
+        r.options.destination,
+        Some("10.0.0.9:6000".parse().unwrap())
+    );
 
     let bad = [
         (
