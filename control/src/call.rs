@@ -24,6 +24,19 @@ pub struct Socket {
     pub latched: Option<SocketAddr>,
 }
 
+impl Socket {
+    /// A socket of flow `flow` on `port` (0 for a socketless flow), with
+    /// fresh counters and nothing latched yet.
+    pub fn new(flow: FlowId, port: u16) -> Self {
+        Self {
+            flow,
+            port,
+            counters: Arc::default(),
+            latched: None,
+        }
+    }
+}
+
 /// The relay's sockets facing one party for one m= line: an even RTP port
 /// and the odd RTCP port above it (unused while the party muxes).
 #[derive(Debug, Clone)]
@@ -36,9 +49,9 @@ pub struct Local {
     pub rtp: Socket,
     /// RTCP socket.
     pub rtcp: Socket,
-    /// `false` for the socketless flows of a tunnel leg: a tunnel feeds
-    /// them, and nothing is sent from them.
-    pub bound: bool,
+    /// The socketless flows of a tunnel leg: a tunnel feeds them, nothing
+    /// is sent from them, and `rtp`/`rtcp` have no port.
+    pub socketless: bool,
 }
 
 /// What a party advertised for one m= line.
@@ -248,10 +261,10 @@ impl Call {
                 for b in self.branches.iter().filter(|b| b.leg == l) {
                     // A branch sends from a socket of the call: this leg's
                     // own, or the other's when this one is a tunnel leg.
-                    let via = if s.local.bound {
-                        s.local.rtp.flow
-                    } else {
+                    let via = if s.local.socketless {
                         o.local.rtp.flow
+                    } else {
+                        s.local.rtp.flow
                     };
                     match &b.target {
                         BranchTarget::Direct(addrs) => {
@@ -278,12 +291,12 @@ impl Call {
                 }
                 // A tunnel leg's flows only receive from the tunnel: no
                 // address to learn, none to send to.
-                let (peer, latching) = if s.local.bound {
-                    (s.remote, self.latching)
-                } else {
+                let (peer, latching) = if s.local.socketless {
                     (None, Latching::Asymmetric)
+                } else {
+                    (s.remote, self.latching)
                 };
-                let muxed = s.mux && s.local.bound;
+                let muxed = s.mux && !s.local.socketless;
                 specs.push(FlowSpec {
                     id: s.local.rtp.flow,
                     peer: peer.map(|r| r.rtp),
@@ -315,7 +328,7 @@ impl Call {
         self.legs[l]
             .streams
             .iter()
-            .map(|s| (s.local.rtp.flow.0 as u32, s.local.rtcp.flow.0 as u32))
+            .map(|s| (s.local.rtp.flow.0, s.local.rtcp.flow.0))
             .collect()
     }
 

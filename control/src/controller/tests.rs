@@ -238,7 +238,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
     });
     let (b_tunnel_rtp, b_callee_rtp) = with_node(&f, "b1", |n, _| {
         let call = n.call("call-1").unwrap();
-        assert!(!call.legs[0].streams[0].local.bound);
+        assert!(call.legs[0].streams[0].local.socketless);
         (
             call.legs[0].streams[0].local.rtp.flow,
             call.legs[1].streams[0].local.rtp.flow,

@@ -1,4 +1,5 @@
-//! The real media plane: worker threads, the port pool, socket binding.
+//! The media plane backed by relay workers: worker threads, the port
+//! pool, socket binding, flow ids.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,12 +13,13 @@ use rtpmesh_flow::flow::{FlowId, FlowSpec};
 use rtpmesh_relay::worker::{self, Command, Event, WorkerHandle};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::{MediaPlane, PlaneError};
 use crate::call::{self, Local};
 use crate::config::{Config, Interface};
-use crate::plane::{MediaPlane, PlaneError};
 
-/// Workers, ports and the sockets waiting to be handed to a worker.
-pub struct Plane {
+/// The plane backed by relay workers: workers, ports and the sockets
+/// waiting to be handed to a worker.
+pub struct WorkerPlane {
     workers: Vec<WorkerHandle>,
     pool: PortPool,
     v4: Option<Interface>,
@@ -44,7 +46,7 @@ pub struct Plane {
     held: Vec<Event>,
 }
 
-impl Plane {
+impl WorkerPlane {
     /// Starts the workers.
     pub fn start(config: &Config) -> io::Result<Self> {
         // Bounded: a worker never blocks on a latch notice (it drops it), and
@@ -63,7 +65,7 @@ impl Plane {
         }
         let pool = PortPool::new(config.port_min, config.port_max)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let mut next_flow = 1;
+        let mut next_flow: u32 = 1;
         let mut tunnels = Vec::new();
         if let Some(base) = config.tunnel_address {
             let secret: Arc<[u8]> = config
@@ -148,11 +150,6 @@ impl Plane {
         self.workers.len()
     }
 
-    /// Port pairs in use.
-    pub fn ports_in_use(&self) -> usize {
-        self.pool.in_use()
-    }
-
     /// Stops every worker.
     pub fn stop(&mut self) {
         for w in &mut self.workers {
@@ -205,65 +202,83 @@ impl Plane {
         }
     }
 
-    fn socket(&mut self, port: u16) -> call::Socket {
-        let flow = self.ids.take();
-        call::Socket {
-            flow,
-            port,
-            counters: Arc::default(),
-            latched: None,
-        }
+    /// The RTP and RTCP sockets of a new stream (`port` 0: socketless),
+    /// under fresh flow ids.
+    fn socket_pair(&mut self, port: u16) -> Result<(call::Socket, call::Socket), PlaneError> {
+        let rtp = self.ids.take()?;
+        let rtcp = match self.ids.take() {
+            Ok(id) => id,
+            Err(e) => {
+                self.ids.release(rtp);
+                return Err(e);
+            }
+        };
+        let rtcp_port = if port == 0 { 0 } else { port + 1 };
+        Ok((
+            call::Socket::new(rtp, port),
+            call::Socket::new(rtcp, rtcp_port),
+        ))
     }
 }
 
 /// Flow ids for a node's sockets. A peer node addresses a tunnel leg's
-/// flows by id in 32 bits, so ids stay within 1..=u32::MAX: past the top
+/// flows by id in 32 bits, so ids are [`FlowId`]s of 32 bits: past the top
 /// they start again from the bottom, skipping ids still in use and the
 /// tunnel sockets' (taken first, at start).
 #[derive(Debug)]
 struct FlowIds {
-    next: u64,
-    reserved: u64,
+    next: u32,
+    reserved: u32,
     live: std::collections::HashSet<FlowId>,
 }
 
 impl FlowIds {
     /// Ids above `reserved` are handed out.
-    fn new(reserved: u64) -> Self {
+    fn new(reserved: u32) -> Self {
         Self {
-            next: reserved + 1,
+            next: reserved.saturating_add(1),
             reserved,
             live: std::collections::HashSet::new(),
         }
     }
 
     #[cfg(test)]
-    fn with_top(reserved: u64, next: u64) -> Self {
+    fn with_top(reserved: u32, next: u32) -> Self {
         Self {
             next,
             ..Self::new(reserved)
         }
     }
 
-    /// A fresh id.
-    fn take(&mut self) -> FlowId {
+    /// How many ids there are to hand out.
+    fn capacity(&self) -> usize {
+        (u32::MAX - self.reserved) as usize
+    }
+
+    /// A fresh id, or [`PlaneError::FlowIdsExhausted`] when every one is in
+    /// use.
+    fn take(&mut self) -> Result<FlowId, PlaneError> {
+        if self.live.len() >= self.capacity() {
+            return Err(PlaneError::FlowIdsExhausted);
+        }
+        // Some id is free, so this ends within one turn of the id space.
         loop {
             let id = FlowId(self.next);
-            self.next = if self.next >= u64::from(u32::MAX) {
+            self.next = if self.next == u32::MAX {
                 self.reserved + 1
             } else {
                 self.next + 1
             };
             if self.live.insert(id) {
-                return id;
+                return Ok(id);
             }
         }
     }
 
-    /// Takes a given id (a restored call's); false if it is reserved, out
-    /// of range or in use.
+    /// Takes a given id (a restored call's); false if it is reserved or in
+    /// use.
     fn claim(&mut self, id: FlowId) -> bool {
-        id.0 > self.reserved && id.0 <= u64::from(u32::MAX) && self.live.insert(id)
+        id.0 > self.reserved && self.live.insert(id)
     }
 
     /// The id's flow is gone: it may be handed out again.
@@ -282,7 +297,7 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-impl MediaPlane for Plane {
+impl MediaPlane for WorkerPlane {
     fn pick_worker(&mut self) -> usize {
         self.workers
             .iter()
@@ -312,8 +327,13 @@ impl MediaPlane for Plane {
                 .and_then(|rtp| Ok((rtp, bind(SocketAddr::new(iface.local, port + 1))?)));
             match pair {
                 Ok((rtp, rtcp)) => {
-                    let r = self.socket(port);
-                    let c = self.socket(port + 1);
+                    let (r, c) = match self.socket_pair(port) {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            self.pool.release(port);
+                            return Err(e);
+                        }
+                    };
                     self.pending.insert(r.flow, Some(rtp));
                     self.pending.insert(c.flow, Some(rtcp));
                     if let Some(w) = self.workers.get(worker) {
@@ -324,7 +344,7 @@ impl MediaPlane for Plane {
                         advertised: iface.advertised,
                         rtp: r,
                         rtcp: c,
-                        bound: true,
+                        socketless: false,
                     });
                 }
                 Err(e)
@@ -369,9 +389,9 @@ impl MediaPlane for Plane {
 
     fn close(&mut self, worker: usize, locals: Vec<Local>) {
         let mut ids = Vec::new();
-        let bound = locals.iter().filter(|l| l.bound).count();
+        let bound = locals.iter().filter(|l| !l.socketless).count();
         for l in &locals {
-            if !l.bound {
+            if l.socketless {
                 for s in [&l.rtp, &l.rtcp] {
                     if self.pending.remove(&s.flow).is_none() {
                         ids.push(s.flow);
@@ -409,9 +429,8 @@ impl MediaPlane for Plane {
         }
     }
 
-    fn open_virtual(&mut self, _worker: usize) -> Local {
-        let r = self.socket(0);
-        let c = self.socket(0);
+    fn open_socketless(&mut self, _worker: usize) -> Result<Local, PlaneError> {
+        let (r, c) = self.socket_pair(0)?;
         self.pending.insert(r.flow, None);
         self.pending.insert(c.flow, None);
         let ip = self
@@ -419,13 +438,13 @@ impl MediaPlane for Plane {
             .or(self.v6)
             .map(|i| i.local)
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-        Local {
+        Ok(Local {
             ip,
             advertised: ip,
             rtp: r,
             rtcp: c,
-            bound: false,
-        }
+            socketless: true,
+        })
     }
 
     fn reopen(
@@ -459,12 +478,7 @@ impl MediaPlane for Plane {
                 flows.1 .0
             )));
         }
-        let mk = |flow, port| call::Socket {
-            flow,
-            port,
-            counters: Arc::default(),
-            latched: None,
-        };
+        let mk = call::Socket::new;
         let Some(port) = port else {
             self.pending.insert(flows.0, None);
             self.pending.insert(flows.1, None);
@@ -473,7 +487,7 @@ impl MediaPlane for Plane {
                 advertised,
                 rtp: mk(flows.0, 0),
                 rtcp: mk(flows.1, 0),
-                bound: false,
+                socketless: true,
             });
         };
         if !self.pool.take(port) {
@@ -497,7 +511,7 @@ impl MediaPlane for Plane {
                     advertised,
                     rtp: mk(flows.0, port),
                     rtcp: mk(flows.1, port + 1),
-                    bound: true,
+                    socketless: false,
                 })
             }
             Err(e) => {
@@ -559,21 +573,38 @@ mod tests {
 
     #[test]
     fn flow_ids_stay_in_32_bits_and_skip_those_in_use() {
-        let top = u64::from(u32::MAX);
+        let top = u32::MAX;
         let mut ids = FlowIds::with_top(2, top - 1);
-        assert_eq!(ids.take(), FlowId(top - 1));
-        assert_eq!(ids.take(), FlowId(top));
+        assert_eq!(ids.take(), Ok(FlowId(top - 1)));
+        assert_eq!(ids.take(), Ok(FlowId(top)));
         // Past the top: from just above the tunnels' ids again.
-        assert_eq!(ids.take(), FlowId(3));
+        assert_eq!(ids.take(), Ok(FlowId(3)));
         assert!(!ids.claim(FlowId(3)), "in use");
         assert!(!ids.claim(FlowId(2)), "a tunnel's");
-        assert!(!ids.claim(FlowId(top + 1)), "out of range");
         assert!(ids.claim(FlowId(4)));
         // 4 is taken by a restored call: the next fresh id skips it.
-        assert_eq!(ids.take(), FlowId(5));
+        assert_eq!(ids.take(), Ok(FlowId(5)));
         ids.release(FlowId(4));
         let mut again = FlowIds::with_top(2, 4);
         again.live = ids.live.clone();
-        assert_eq!(again.take(), FlowId(4), "released ids come back");
+        assert_eq!(again.take(), Ok(FlowId(4)), "released ids come back");
+    }
+
+    #[test]
+    fn a_full_id_space_is_an_error_not_a_hang() {
+        // Three ids to hand out: top - 2, top - 1, top.
+        let top = u32::MAX;
+        let mut ids = FlowIds::new(top - 3);
+        let mut taken: Vec<FlowId> = (0..3).map(|_| ids.take().unwrap()).collect();
+        taken.sort();
+        assert_eq!(taken, [FlowId(top - 2), FlowId(top - 1), FlowId(top)]);
+        assert_eq!(ids.take(), Err(PlaneError::FlowIdsExhausted));
+        assert!(!ids.claim(FlowId(top - 1)));
+        // One released: it is the one handed out next, and then none.
+        ids.release(FlowId(top - 1));
+        assert_eq!(ids.take(), Ok(FlowId(top - 1)));
+        assert_eq!(ids.take(), Err(PlaneError::FlowIdsExhausted));
+        // Every id reserved (tunnel sockets to the top): none at all.
+        assert_eq!(FlowIds::new(top).take(), Err(PlaneError::FlowIdsExhausted));
     }
 }
