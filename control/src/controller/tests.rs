@@ -257,7 +257,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
             vec![Output::Tunnel {
                 via: rtpmesh_flow::flow::FlowId(1),
                 dest: "10.0.2.1:7000".parse().unwrap(),
-                flow: b_tunnel_rtp.0 as u32,
+                flow: b_tunnel_rtp.0,
             }]
         );
         assert_eq!(
@@ -271,7 +271,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
             vec![Output::Tunnel {
                 via: rtpmesh_flow::flow::FlowId(1),
                 dest: a_tunnel,
-                flow: a_tunnel_rtp.0 as u32,
+                flow: a_tunnel_rtp.0,
             }]
         );
         assert_eq!(
@@ -396,7 +396,7 @@ fn a_branch_to_another_region_goes_through_a_node_there_and_records_locally() {
             outs.contains(&Output::Tunnel {
                 via: rtpmesh_flow::flow::FlowId(1),
                 dest: "10.0.2.1:7000".parse().unwrap(),
-                flow: b_rtp.0 as u32,
+                flow: b_rtp.0,
             }),
             "{outs:?}"
         );

@@ -589,10 +589,7 @@ fn a_tunnel_answerer_leg_has_no_sockets_and_the_caller_sends_into_the_tunnel() {
     assert!(tunnel_leg.local.socketless);
     assert_eq!(
         ours,
-        vec![(
-            tunnel_leg.local.rtp.flow.0 as u32,
-            tunnel_leg.local.rtcp.flow.0 as u32
-        )]
+        vec![(tunnel_leg.local.rtp.flow.0, tunnel_leg.local.rtcp.flow.0)]
     );
     assert_eq!(
         r.get("tunnel").unwrap().get("address").unwrap().as_str(),

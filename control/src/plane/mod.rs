@@ -8,6 +8,7 @@ use rtpmesh_flow::flow::{FlowId, FlowSpec};
 
 use crate::call::Local;
 
+mod ids;
 mod workers;
 
 pub use workers::WorkerPlane;

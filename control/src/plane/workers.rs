@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use crate::pool::PortPool;
 use crossbeam_channel::Receiver;
+use rtpmesh_flow::counters::{CounterSnapshot, FlowCounters};
 use rtpmesh_flow::flow::{FlowId, FlowSpec};
 use rtpmesh_relay::worker::{self, Command, Event, WorkerHandle};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::ids::FlowIds;
 use super::{MediaPlane, PlaneError};
 use crate::call::{self, Local};
 use crate::config::{Config, Interface};
@@ -28,12 +30,8 @@ pub struct WorkerPlane {
     /// Sockets (or `None` for socketless tunnel-leg flows) waiting for
     /// their flow specs.
     pending: HashMap<FlowId, Option<UdpSocket>>,
-    /// Each worker's tunnel socket: its flow, address and counters.
-    tunnels: Vec<(
-        FlowId,
-        SocketAddr,
-        Arc<rtpmesh_flow::counters::FlowCounters>,
-    )>,
+    /// Each worker's tunnel socket, by worker index.
+    tunnels: Vec<TunnelSocket>,
     /// Local recordings, when a recording directory is configured.
     recorder: Option<crate::record::Recorder>,
     /// Removed flows whose sockets a worker has yet to close, by the even
@@ -65,46 +63,10 @@ impl WorkerPlane {
         }
         let pool = PortPool::new(config.port_min, config.port_max)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let mut next_flow: u32 = 1;
-        let mut tunnels = Vec::new();
-        if let Some(base) = config.tunnel_address {
-            let secret: Arc<[u8]> = config
-                .tunnel_secret
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes()
-                .into();
-            for w in &workers {
-                let port = u16::try_from(w.index())
-                    .ok()
-                    .and_then(|i| base.port().checked_add(i))
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidInput,
-                            format!(
-                                "tunnel port {} + worker {} is past 65535",
-                                base.port(),
-                                w.index()
-                            ),
-                        )
-                    })?;
-                let addr = SocketAddr::new(base.ip(), port);
-                let socket = bind(addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot bind tunnel socket {addr}: {e}"))
-                })?;
-                let id = FlowId(next_flow);
-                next_flow += 1;
-                let counters = Arc::new(rtpmesh_flow::counters::FlowCounters::default());
-                w.send(Command::AddTunnel {
-                    id,
-                    socket,
-                    secret: secret.clone(),
-                    counters: counters.clone(),
-                });
-                tunnels.push((id, addr, counters));
-            }
-            tracing::info!(first = %base, count = tunnels.len(), "tunnel sockets open");
-        }
+        let tunnels = match config.tunnel_address {
+            Some(base) => open_tunnels(base, config.tunnel_secret.as_deref(), &workers)?,
+            None => Vec::new(),
+        };
         let recorder = match &config.recording_dir {
             Some(dir) => Some(crate::record::Recorder::start(dir.clone())?),
             None => None,
@@ -114,7 +76,8 @@ impl WorkerPlane {
             pool,
             v4: config.interface(false),
             v6: config.interface(true),
-            ids: FlowIds::new(next_flow - 1),
+            // Tunnel sockets took the first ids.
+            ids: FlowIds::new(tunnels.last().map_or(0, |t| t.id.0)),
             pending: HashMap::new(),
             tunnels,
             recorder,
@@ -131,10 +94,10 @@ impl WorkerPlane {
     }
 
     /// The tunnel sockets' counters, summed over workers.
-    fn sum_tunnels(&self) -> rtpmesh_flow::counters::CounterSnapshot {
-        let mut t = rtpmesh_flow::counters::CounterSnapshot::default();
-        for (_, _, c) in &self.tunnels {
-            let s = c.snapshot();
+    fn sum_tunnels(&self) -> CounterSnapshot {
+        let mut t = CounterSnapshot::default();
+        for tunnel in &self.tunnels {
+            let s = tunnel.counters.snapshot();
             t.rtp_packets += s.rtp_packets;
             t.rtcp_packets += s.rtcp_packets;
             t.malformed += s.malformed;
@@ -221,70 +184,52 @@ impl WorkerPlane {
     }
 }
 
-/// Flow ids for a node's sockets. A peer node addresses a tunnel leg's
-/// flows by id in 32 bits, so ids are [`FlowId`]s of 32 bits: past the top
-/// they start again from the bottom, skipping ids still in use and the
-/// tunnel sockets' (taken first, at start).
-#[derive(Debug)]
-struct FlowIds {
-    next: u32,
-    reserved: u32,
-    live: std::collections::HashSet<FlowId>,
+/// A worker's tunnel socket: its flow, address and counters.
+struct TunnelSocket {
+    id: FlowId,
+    addr: SocketAddr,
+    counters: Arc<FlowCounters>,
 }
 
-impl FlowIds {
-    /// Ids above `reserved` are handed out.
-    fn new(reserved: u32) -> Self {
-        Self {
-            next: reserved.saturating_add(1),
-            reserved,
-            live: std::collections::HashSet::new(),
-        }
+/// Binds one tunnel socket per worker, worker `i`'s at `base`'s port + `i`,
+/// and hands each to its worker under flow id `i + 1`.
+fn open_tunnels(
+    base: SocketAddr,
+    secret: Option<&str>,
+    workers: &[WorkerHandle],
+) -> io::Result<Vec<TunnelSocket>> {
+    let secret: Arc<[u8]> = secret.unwrap_or_default().as_bytes().into();
+    let mut tunnels = Vec::with_capacity(workers.len());
+    for w in workers {
+        let offset = u16::try_from(w.index())
+            .ok()
+            .filter(|i| base.port().checked_add(*i).is_some())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "tunnel port {} + worker {} is past 65535",
+                        base.port(),
+                        w.index()
+                    ),
+                )
+            })?;
+        let addr = SocketAddr::new(base.ip(), base.port() + offset);
+        let socket = bind(addr).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot bind tunnel socket {addr}: {e}"))
+        })?;
+        let id = FlowId(u32::from(offset) + 1);
+        let counters = Arc::new(FlowCounters::default());
+        w.send(Command::AddTunnel {
+            id,
+            socket,
+            secret: secret.clone(),
+            counters: counters.clone(),
+        });
+        tunnels.push(TunnelSocket { id, addr, counters });
     }
-
-    #[cfg(test)]
-    fn with_top(reserved: u32, next: u32) -> Self {
-        Self {
-            next,
-            ..Self::new(reserved)
-        }
-    }
-
-    /// How many ids there are to hand out.
-    fn capacity(&self) -> usize {
-        (u32::MAX - self.reserved) as usize
-    }
-
-    /// A fresh id, or [`PlaneError::FlowIdsExhausted`] when every one is in
-    /// use.
-    fn take(&mut self) -> Result<FlowId, PlaneError> {
-        if self.live.len() >= self.capacity() {
-            return Err(PlaneError::FlowIdsExhausted);
-        }
-        // Some id is free, so this ends within one turn of the id space.
-        loop {
-            let id = FlowId(self.next);
-            self.next = if self.next == u32::MAX {
-                self.reserved + 1
-            } else {
-                self.next + 1
-            };
-            if self.live.insert(id) {
-                return Ok(id);
-            }
-        }
-    }
-
-    /// Takes a given id (a restored call's); false if it is reserved or in
-    /// use.
-    fn claim(&mut self, id: FlowId) -> bool {
-        id.0 > self.reserved && self.live.insert(id)
-    }
-
-    /// The id's flow is gone: it may be handed out again.
-    fn release(&mut self, id: FlowId) {
-        self.live.remove(&id);
-    }
+    tracing::info!(first = %base, count = tunnels.len(), "tunnel sockets open");
+    Ok(tunnels)
 }
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -526,7 +471,7 @@ impl MediaPlane for WorkerPlane {
     fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
         self.tunnels
             .get(worker)
-            .map(|(id, addr, _)| (*id, *addr))
+            .map(|t| (t.id, t.addr))
             .ok_or(PlaneError::NoTunnel)
     }
 
@@ -553,7 +498,7 @@ impl MediaPlane for WorkerPlane {
         Ok((r.id.as_u64(), r.addr))
     }
 
-    fn tunnel_totals(&self) -> rtpmesh_flow::counters::CounterSnapshot {
+    fn tunnel_totals(&self) -> CounterSnapshot {
         self.sum_tunnels()
     }
 
@@ -564,47 +509,5 @@ impl MediaPlane for WorkerPlane {
                 Err(e) => tracing::warn!(id, error = %e, "cannot finish recording"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flow_ids_stay_in_32_bits_and_skip_those_in_use() {
-        let top = u32::MAX;
-        let mut ids = FlowIds::with_top(2, top - 1);
-        assert_eq!(ids.take(), Ok(FlowId(top - 1)));
-        assert_eq!(ids.take(), Ok(FlowId(top)));
-        // Past the top: from just above the tunnels' ids again.
-        assert_eq!(ids.take(), Ok(FlowId(3)));
-        assert!(!ids.claim(FlowId(3)), "in use");
-        assert!(!ids.claim(FlowId(2)), "a tunnel's");
-        assert!(ids.claim(FlowId(4)));
-        // 4 is taken by a restored call: the next fresh id skips it.
-        assert_eq!(ids.take(), Ok(FlowId(5)));
-        ids.release(FlowId(4));
-        let mut again = FlowIds::with_top(2, 4);
-        again.live = ids.live.clone();
-        assert_eq!(again.take(), Ok(FlowId(4)), "released ids come back");
-    }
-
-    #[test]
-    fn a_full_id_space_is_an_error_not_a_hang() {
-        // Three ids to hand out: top - 2, top - 1, top.
-        let top = u32::MAX;
-        let mut ids = FlowIds::new(top - 3);
-        let mut taken: Vec<FlowId> = (0..3).map(|_| ids.take().unwrap()).collect();
-        taken.sort();
-        assert_eq!(taken, [FlowId(top - 2), FlowId(top - 1), FlowId(top)]);
-        assert_eq!(ids.take(), Err(PlaneError::FlowIdsExhausted));
-        assert!(!ids.claim(FlowId(top - 1)));
-        // One released: it is the one handed out next, and then none.
-        ids.release(FlowId(top - 1));
-        assert_eq!(ids.take(), Ok(FlowId(top - 1)));
-        assert_eq!(ids.take(), Err(PlaneError::FlowIdsExhausted));
-        // Every id reserved (tunnel sockets to the top): none at all.
-        assert_eq!(FlowIds::new(top).take(), Err(PlaneError::FlowIdsExhausted));
     }
 }
