@@ -2,7 +2,7 @@
 //!
 //! Sans-IO. A [`Call`] knows which local sockets face which party and what
 //! each party advertised; [`Call::flow_specs`] turns that into the flow
-//! table entries a worker needs. Binding sockets is the [`MediaPlane`]'s
+//! table entries a worker needs. Binding sockets is the [`MediaPlane`](crate::plane::MediaPlane)'s
 //! job, so tests drive calls with a fake plane.
 
 use std::net::{IpAddr, SocketAddr};

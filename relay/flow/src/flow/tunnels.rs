@@ -220,7 +220,7 @@ impl FlowTable {
         inner
     }
 
-    /// Seals `payload` (of `kind`) for [`Route::Tunnel`]'s `peer` of tunnel
+    /// Seals `payload` (of `kind`) for [`Route::Tunnel`](super::Route::Tunnel)'s `peer` of tunnel
     /// `via` and the peer node's `flow`: the peer's address and the header
     /// to put before the payload. Takes the peer's next sequence number.
     pub fn seal_tunnel(
