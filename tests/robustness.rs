@@ -836,9 +836,9 @@ fn first_packet_after_answer_is_forwarded(backend: &str) {
 /// Deleting a call and offering a new one at once, over and over, on a
 /// range that holds exactly one call: the ports must come back every time.
 ///
-/// Fails today: `Plane::close` returns a pair to the pool at once, while the
+/// Fails today: `WorkerPlane::close` returns a pair to the pool at once, while the
 /// worker closes the sockets later; an offer in between cannot bind the
-/// pair, and `Plane::open` then keeps it out of the pool for good.
+/// pair, and `WorkerPlane::open` then keeps it out of the pool for good.
 fn ports_come_back_after_delete_under_churn(backend: &str) {
     let node = Node::builder(backend).ports(4).start();
     let mut ng = node.client();

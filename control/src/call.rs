@@ -2,7 +2,7 @@
 //!
 //! Sans-IO. A [`Call`] knows which local sockets face which party and what
 //! each party advertised; [`Call::flow_specs`] turns that into the flow
-//! table entries a worker needs. Binding sockets is the [`MediaPlane`]'s
+//! table entries a worker needs. Binding sockets is the [`MediaPlane`](crate::plane::MediaPlane)'s
 //! job, so tests drive calls with a fake plane.
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +24,19 @@ pub struct Socket {
     pub latched: Option<SocketAddr>,
 }
 
+impl Socket {
+    /// A socket of flow `flow` on `port` (0 for a socketless flow), with
+    /// fresh counters and nothing latched yet.
+    pub fn new(flow: FlowId, port: u16) -> Self {
+        Self {
+            flow,
+            port,
+            counters: Arc::default(),
+            latched: None,
+        }
+    }
+}
+
 /// The relay's sockets facing one party for one m= line: an even RTP port
 /// and the odd RTCP port above it (unused while the party muxes).
 #[derive(Debug, Clone)]
@@ -36,9 +49,9 @@ pub struct Local {
     pub rtp: Socket,
     /// RTCP socket.
     pub rtcp: Socket,
-    /// `false` for the socketless flows of a tunnel leg: a tunnel feeds
-    /// them, and nothing is sent from them.
-    pub bound: bool,
+    /// The socketless flows of a tunnel leg: a tunnel feeds them, nothing
+    /// is sent from them, and `rtp`/`rtcp` have no port.
+    pub socketless: bool,
 }
 
 /// What a party advertised for one m= line.
@@ -216,97 +229,65 @@ impl Call {
         for (l, leg) in self.legs.iter().enumerate() {
             let other = &self.legs[1 - l];
             for (i, s) in leg.streams.iter().enumerate() {
-                let Some(o) = other.streams.get(i) else {
-                    continue;
-                };
-                let (mut rtp_out, mut rtcp_out) = if leg.blocked {
-                    (Vec::new(), Vec::new())
-                } else {
-                    match &other.tunnel {
-                        Some(t) => match (t.peer, t.flows.get(i)) {
-                            (Some(dest), Some(&(rtp, rtcp))) => (
-                                vec![Output::Tunnel {
-                                    via: t.via,
-                                    dest,
-                                    flow: rtp,
-                                }],
-                                vec![Output::Tunnel {
-                                    via: t.via,
-                                    dest,
-                                    flow: rtcp,
-                                }],
-                            ),
-                            // The peer's end is not known yet: nowhere to send.
-                            _ => (Vec::new(), Vec::new()),
-                        },
-                        None => (
-                            vec![Output::Peer(o.local.rtp.flow)],
-                            vec![Output::Peer(o.rtcp_socket().flow)],
-                        ),
-                    }
-                };
-                for b in self.branches.iter().filter(|b| b.leg == l) {
-                    // A branch sends from a socket of the call: this leg's
-                    // own, or the other's when this one is a tunnel leg.
-                    let via = if s.local.bound {
-                        s.local.rtp.flow
-                    } else {
-                        o.local.rtp.flow
-                    };
-                    match &b.target {
-                        BranchTarget::Direct(addrs) => {
-                            if let Some(&(rtp, rtcp)) = addrs.get(i) {
-                                rtp_out.push(Output::Fixed { via, dest: rtp });
-                                rtcp_out.push(Output::Fixed { via, dest: rtcp });
-                            }
-                        }
-                        BranchTarget::Tunnel { via, peer, flows } => {
-                            if let Some(&(rtp, rtcp)) = flows.get(i) {
-                                rtp_out.push(Output::Tunnel {
-                                    via: *via,
-                                    dest: *peer,
-                                    flow: rtp,
-                                });
-                                rtcp_out.push(Output::Tunnel {
-                                    via: *via,
-                                    dest: *peer,
-                                    flow: rtcp,
-                                });
-                            }
-                        }
-                    }
+                if let Some(o) = other.streams.get(i) {
+                    specs.extend(self.stream_specs(l, i, s, o));
                 }
-                // A tunnel leg's flows only receive from the tunnel: no
-                // address to learn, none to send to.
-                let (peer, latching) = if s.local.bound {
-                    (s.remote, self.latching)
-                } else {
-                    (None, Latching::Asymmetric)
-                };
-                let muxed = s.mux && s.local.bound;
-                specs.push(FlowSpec {
-                    id: s.local.rtp.flow,
-                    peer: peer.map(|r| r.rtp),
-                    latching,
-                    carries: if muxed { Carries::Muxed } else { Carries::Rtp },
-                    rtp_outputs: rtp_out,
-                    rtcp_outputs: rtcp_out.clone(),
-                    clock_rate: s.clock_rate,
-                    counters: s.local.rtp.counters.clone(),
-                });
-                specs.push(FlowSpec {
-                    id: s.local.rtcp.flow,
-                    peer: peer.map(|r| r.rtcp),
-                    latching,
-                    carries: Carries::Rtcp,
-                    rtp_outputs: Vec::new(),
-                    rtcp_outputs: rtcp_out,
-                    clock_rate: s.clock_rate,
-                    counters: s.local.rtcp.counters.clone(),
-                });
             }
         }
         specs
+    }
+
+    /// The RTP and RTCP flows of stream `i` of leg `l` (`s`), whose
+    /// counterpart on the other leg is `o`.
+    fn stream_specs(&self, l: usize, i: usize, s: &Stream, o: &Stream) -> [FlowSpec; 2] {
+        let (mut rtp_out, mut rtcp_out) = if self.legs[l].blocked {
+            (Vec::new(), Vec::new())
+        } else {
+            to_other_leg(&self.legs[1 - l], i, o)
+        };
+        // A branch sends from a socket of the call: this leg's own, or the
+        // other's when this one is a tunnel leg.
+        let via = if s.local.socketless {
+            o.local.rtp.flow
+        } else {
+            s.local.rtp.flow
+        };
+        for b in self.branches.iter().filter(|b| b.leg == l) {
+            if let Some((rtp, rtcp)) = b.target.outputs(via, i) {
+                rtp_out.push(rtp);
+                rtcp_out.push(rtcp);
+            }
+        }
+        // A tunnel leg's flows only receive from the tunnel: no address to
+        // learn, none to send to.
+        let (peer, latching) = if s.local.socketless {
+            (None, Latching::Asymmetric)
+        } else {
+            (s.remote, self.latching)
+        };
+        let muxed = s.mux && !s.local.socketless;
+        [
+            FlowSpec {
+                id: s.local.rtp.flow,
+                peer: peer.map(|r| r.rtp),
+                latching,
+                carries: if muxed { Carries::Muxed } else { Carries::Rtp },
+                rtp_outputs: rtp_out,
+                rtcp_outputs: rtcp_out.clone(),
+                clock_rate: s.clock_rate,
+                counters: s.local.rtp.counters.clone(),
+            },
+            FlowSpec {
+                id: s.local.rtcp.flow,
+                peer: peer.map(|r| r.rtcp),
+                latching,
+                carries: Carries::Rtcp,
+                rtp_outputs: Vec::new(),
+                rtcp_outputs: rtcp_out,
+                clock_rate: s.clock_rate,
+                counters: s.local.rtcp.counters.clone(),
+            },
+        ]
     }
 
     /// The flow ids of leg `l`'s streams, as a peer node addresses them
@@ -315,7 +296,7 @@ impl Call {
         self.legs[l]
             .streams
             .iter()
-            .map(|s| (s.local.rtp.flow.0 as u32, s.local.rtcp.flow.0 as u32))
+            .map(|s| (s.local.rtp.flow.0, s.local.rtcp.flow.0))
             .collect()
     }
 
@@ -406,6 +387,55 @@ impl Totals {
         self.rtcp_bytes += c.rtcp_bytes;
         self.errors += c.errors();
         self.forwarded += c.forwarded;
+    }
+}
+
+/// Where stream `i` of a leg sends its party's RTP and RTCP: to the
+/// other leg's stream `o`, or into the tunnel that reaches the other leg's
+/// party (nowhere while the peer's end is not known yet).
+fn to_other_leg(other: &Leg, i: usize, o: &Stream) -> (Vec<Output>, Vec<Output>) {
+    let Some(t) = &other.tunnel else {
+        return (
+            vec![Output::Peer(o.local.rtp.flow)],
+            vec![Output::Peer(o.rtcp_socket().flow)],
+        );
+    };
+    match (t.peer, t.flows.get(i)) {
+        (Some(dest), Some(&(rtp, rtcp))) => {
+            let into = |flow| Output::Tunnel {
+                via: t.via,
+                dest,
+                flow,
+            };
+            (vec![into(rtp)], vec![into(rtcp)])
+        }
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
+impl BranchTarget {
+    /// The RTP and RTCP outputs that copy stream `i` here, sending from
+    /// flow `via` when not through a tunnel; `None` when the target has no
+    /// place for stream `i`.
+    fn outputs(&self, via: FlowId, i: usize) -> Option<(Output, Output)> {
+        match self {
+            Self::Direct(addrs) => {
+                let &(rtp, rtcp) = addrs.get(i)?;
+                Some((
+                    Output::Fixed { via, dest: rtp },
+                    Output::Fixed { via, dest: rtcp },
+                ))
+            }
+            Self::Tunnel { via, peer, flows } => {
+                let &(rtp, rtcp) = flows.get(i)?;
+                let into = |flow| Output::Tunnel {
+                    via: *via,
+                    dest: *peer,
+                    flow,
+                };
+                Some((into(rtp), into(rtcp)))
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! Sans-IO cores here: [`call`], [`node`], [`region`] (its stores beside
 //! it), [`controller`], [`pool`].
-//! Drivers: [`media`] (workers, ports, sockets), [`record`] (pcap/WAV
+//! Drivers: [`plane::WorkerPlane`] (workers, ports, sockets), [`record`] (pcap/WAV
 //! recording on its own thread), [`presence`] (a node in the registry),
 //! [`server`] (a node's process), [`api`] (the operator HTTP API).
 #![warn(missing_docs)]
@@ -17,7 +17,6 @@ pub mod call;
 pub mod config;
 pub mod controller;
 pub mod error;
-pub mod media;
 pub mod node;
 pub mod plane;
 pub mod pool;

@@ -27,7 +27,7 @@ mod report;
 /// the workers' counters) and wall-clock seconds for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
-    /// Media clock milliseconds (`rtpmesh_flow::counters::now_ms`).
+    /// Media clock milliseconds (`rtpmesh_relay::clock::now_ms`).
     pub ms: u64,
     /// Unix seconds.
     pub unix: u64,

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtpmesh_flow::counters::now_ms;
+use rtpmesh_relay::clock::now_ms;
 
 use crate::config::Config;
 use crate::error::StartError;
-use crate::media::Plane;
 use crate::node::{Node, NodeConfig, Now};
+use crate::plane::WorkerPlane;
 
 /// How often timeouts and delete delays are checked.
 const TICK: Duration = Duration::from_millis(200);
@@ -57,7 +57,7 @@ fn restore_calls(
     store: &dyn crate::region::store::Store,
     id: &str,
     node: &mut Node,
-    plane: &mut Plane,
+    plane: &mut WorkerPlane,
 ) {
     let records = match store.calls(id) {
         Ok(r) => r,
@@ -120,7 +120,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), StartError> {
         source,
     })?;
     socket.set_read_timeout(Some(TICK))?;
-    let mut plane = Plane::start(&config).map_err(StartError::Workers)?;
+    let mut plane = WorkerPlane::start(&config).map_err(StartError::Workers)?;
     let mut node = Node::new(
         NodeConfig {
             delete_delay: config.delete_delay,

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use crate::pool::PortPool;
 use rtpmesh_flow::flow::{FlowId, FlowSpec};
@@ -13,7 +12,7 @@ use crate::plane::{MediaPlane, PlaneError};
 /// Hands out ports from a pool and records what the node asks for.
 pub(crate) struct FakePlane {
     pub(crate) pool: PortPool,
-    pub(crate) next: u64,
+    pub(crate) next: u32,
     pub(crate) opened: usize,
     pub(crate) installed: Vec<FlowSpec>,
     pub(crate) closed: Vec<u16>,
@@ -51,12 +50,7 @@ impl FakePlane {
 
     fn sock(&mut self, port: u16) -> Socket {
         self.next += 1;
-        Socket {
-            flow: FlowId(self.next),
-            port,
-            counters: Arc::default(),
-            latched: None,
-        }
+        Socket::new(FlowId(self.next), port)
     }
 }
 
@@ -74,7 +68,7 @@ impl MediaPlane for FakePlane {
             advertised: ip,
             rtp: self.sock(port),
             rtcp: self.sock(port + 1),
-            bound: true,
+            socketless: false,
         })
     }
 
@@ -83,21 +77,21 @@ impl MediaPlane for FakePlane {
     }
 
     fn close(&mut self, _worker: usize, locals: Vec<Local>) {
-        for l in locals.into_iter().filter(|l| l.bound) {
+        for l in locals.into_iter().filter(|l| !l.socketless) {
             self.pool.release(l.rtp.port);
             self.closed.push(l.rtp.port);
         }
     }
 
-    fn open_virtual(&mut self, _worker: usize) -> Local {
+    fn open_socketless(&mut self, _worker: usize) -> Result<Local, PlaneError> {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        Local {
+        Ok(Local {
             ip,
             advertised: ip,
             rtp: self.sock(0),
             rtcp: self.sock(0),
-            bound: false,
-        }
+            socketless: true,
+        })
     }
 
     fn reopen(
@@ -108,12 +102,7 @@ impl MediaPlane for FakePlane {
         port: Option<u16>,
         flows: (FlowId, FlowId),
     ) -> Result<Local, PlaneError> {
-        let sock = |flow, port| Socket {
-            flow,
-            port,
-            counters: Arc::default(),
-            latched: None,
-        };
+        let sock = Socket::new;
         if let Some(p) = port {
             if !self.pool.take(p) {
                 return Err(PlaneError::Exhausted);
@@ -127,7 +116,7 @@ impl MediaPlane for FakePlane {
             advertised,
             rtp: sock(flows.0, p),
             rtcp: sock(flows.1, if port.is_some() { p + 1 } else { 0 }),
-            bound: port.is_some(),
+            socketless: port.is_none(),
         })
     }
 
@@ -141,7 +130,7 @@ impl MediaPlane for FakePlane {
         tag: &str,
         stream: usize,
     ) -> Result<(u64, SocketAddr), PlaneError> {
-        let id = 100 + self.recordings.len() as u64 + self.next;
+        let id = 100 + self.recordings.len() as u64 + u64::from(self.next);
         self.next += 1;
         self.recordings
             .insert(id, (call_id.to_owned(), tag.to_owned(), stream));

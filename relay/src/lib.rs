@@ -10,4 +10,5 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod clock;
 pub mod worker;

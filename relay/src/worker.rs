@@ -1,7 +1,7 @@
 //! Workers: one thread per core, each owning its sockets and its flows.
 //!
 //! # Run loop
-//! A worker repeats two steps until told to stop:
+//! A worker repeats three steps until told to stop:
 //! 1. `backend.wait()`: sleep until datagrams arrive or the control plane
 //!    signals the worker's eventfd;
 //! 2. reset the eventfd, then apply every pending [`Command`] (in that
@@ -9,9 +9,14 @@
 //! 3. `backend.process(forwarder)`: hand every ready datagram to the
 //!    [`Forwarder`] and send the copies it returns.
 //!
-//! A datagram on a tunnel socket takes one more step before its flow: the
-//! table authenticates it and names the socketless flow it is for
-//! ([`FlowTable::open_tunnel`]); from there on it is that flow's packet.
+//! The contract with the flow core is str0m's: after every input, drain
+//! the outputs. Each datagram is one input to the core's forward step
+//! ([`FlowTable::forward`]); before the next datagram the [`Forwarder`]
+//! hands the step's transmits to the backend and its events to the control
+//! plane's channel. The channel is bounded and the packet path only
+//! `try_send`s: a full queue loses a latch notice, it never blocks a
+//! worker. Time enters as the `now` the backend took for the batch; the
+//! core reads no clock.
 //!
 //! Commands are applied only between receive batches, so the flow table is
 //! never seen half-changed and needs no lock: the worker is its only user.
@@ -32,9 +37,10 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::backend::sys::EventFd;
 use crate::backend::{self, Backend, BackendKind, PacketSink, Transmit};
+use crate::clock;
 use rtpmesh_flow::counters::{bump, FlowCounters};
-use rtpmesh_flow::flow::{FlowId, FlowKind, FlowSpec, FlowTable, Route, Slot, MAX_OUTPUTS};
-use rtpmesh_flow::tunnel::HEADER_LEN;
+pub use rtpmesh_flow::flow::Event;
+use rtpmesh_flow::flow::{FlowId, FlowKind, FlowSpec, FlowTable, Forwarded, Slot};
 
 /// A change the control plane asks a worker to make.
 #[derive(Debug)]
@@ -67,49 +73,25 @@ pub enum Command {
     Stop,
 }
 
-/// What a worker tells the control plane.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A flow learned its peer's address from a packet.
-    Latched {
-        /// The flow.
-        flow: FlowId,
-        /// The learned address.
-        addr: SocketAddr,
-    },
-    /// A removed flow's socket is closed: its port may be bound again.
-    Closed {
-        /// The flow.
-        flow: FlowId,
-    },
-    /// A command could not be applied in full.
-    Failed {
-        /// The flow concerned.
-        flow: FlowId,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The per-packet logic of a worker: the flow table as a [`PacketSink`].
+/// A worker's adapter between its backend and the flow core: the flow
+/// table as a [`PacketSink`], and the commands applied to it.
 pub struct Forwarder {
     table: FlowTable,
-    sends: Vec<Transmit>,
+    /// The forward step's output, reused for every datagram.
+    out: Forwarded,
     events: Sender<Event>,
     /// Removed flows whose sockets the backend closes later.
     closing: HashMap<Slot, FlowId>,
-    epoch: Instant,
 }
 
 impl Forwarder {
     /// A forwarder with an empty table that reports to `events`.
     pub fn new(events: Sender<Event>) -> Self {
         Self {
-            table: FlowTable::new(),
-            sends: Vec::with_capacity(MAX_OUTPUTS),
+            table: FlowTable::new(clock::media_clock()),
+            out: Forwarded::new(),
             events,
             closing: HashMap::new(),
-            epoch: Instant::now(),
         }
     }
 
@@ -166,7 +148,8 @@ impl Forwarder {
                 if let Some(old) = self.table.remove(id) {
                     backend.remove_socket(old);
                 }
-                let slot = self.table.insert_tunnel(id, local, secret, counters);
+                let base = clock::wall_clock_micros();
+                let slot = self.table.insert_tunnel(id, local, secret, counters, base);
                 if let Err(e) = backend.add_socket(slot, socket) {
                     self.table.remove(id);
                     self.report(id, format!("cannot watch socket: {e}"));
@@ -217,79 +200,14 @@ impl Forwarder {
 impl PacketSink for Forwarder {
     #[inline]
     fn on_packet(&mut self, now: Instant, slot: Slot, src: SocketAddr, data: &[u8]) -> &[Transmit] {
-        self.sends.clear();
-        let Some(flow) = self.table.get(slot) else {
-            return &self.sends;
-        };
-        // A tunnel datagram is authenticated, then its inner datagram goes
-        // through the socketless flow it names exactly as if that flow's
-        // own socket had received it; its copies skip the tunnel header.
-        let (slot, skip) = if flow.kind() == FlowKind::Tunnel {
-            match self.table.open_tunnel(slot, src, data, now) {
-                Some(inner) => (inner, HEADER_LEN),
-                None => return &self.sends,
-            }
-        } else {
-            (slot, 0)
-        };
-        let data = &data[skip..];
-        let skip = skip as u16;
-        let Some(flow) = self.table.get_mut(slot) else {
-            return &self.sends;
-        };
-        let verdict = flow.accept(src, data, now, self.epoch);
-        if let Some(addr) = verdict.latched {
-            let flow = flow.id();
+        self.table.forward(now, slot, src, data, &mut self.out);
+        for ev in self.out.events() {
             // Bounded channel: a full queue loses the notice, never blocks.
-            if let Err(TrySendError::Full(_)) = self.events.try_send(Event::Latched { flow, addr })
-            {
-                tracing::debug!(?flow, "event queue full");
+            if let Err(TrySendError::Full(ev)) = self.events.try_send(ev) {
+                tracing::debug!(?ev, "event queue full");
             }
         }
-        let Some(kind) = verdict.forward else {
-            return &self.sends;
-        };
-        let routes = flow.routes(kind).len();
-        let mut unroutable = 0;
-        // By index, not by iterator: sealing for a tunnel takes the
-        // tunnel's next sequence number, a mutable borrow of the table.
-        for i in 0..routes {
-            let Some(route) = self.table.get(slot).and_then(|f| f.routes(kind).get(i)) else {
-                continue;
-            };
-            let plain = |via, dest| Transmit {
-                via,
-                dest,
-                skip,
-                head: None,
-            };
-            let send = match route {
-                Route::Peer(via) => self
-                    .table
-                    .get(via)
-                    .and_then(|f| f.peer())
-                    .map(|dest| plain(via, dest)),
-                Route::Fixed(via, dest) => Some(plain(via, dest)),
-                Route::Tunnel { via, peer, flow } => self
-                    .table
-                    .seal_tunnel(via, peer, kind, flow, data)
-                    .map(|(dest, head)| Transmit {
-                        head: Some(head),
-                        ..plain(via, dest)
-                    }),
-            };
-            match send {
-                Some(t) => self.sends.push(t),
-                None => unroutable += 1,
-            }
-        }
-        if let Some(flow) = self.table.get(slot) {
-            if unroutable > 0 {
-                bump(&flow.counters().unroutable, unroutable);
-            }
-            bump(&flow.counters().forwarded, self.sends.len() as u64);
-        }
-        &self.sends
+        self.out.transmits()
     }
 
     fn on_send_error(&mut self, via: Slot, err: io::Error) {

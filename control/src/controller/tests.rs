@@ -239,7 +239,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
     });
     let (b_tunnel_rtp, b_callee_rtp) = with_node(&f, "b1", |n, _| {
         let call = n.call("call-1").unwrap();
-        assert!(!call.legs[0].streams[0].local.bound);
+        assert!(call.legs[0].streams[0].local.socketless);
         (
             call.legs[0].streams[0].local.rtp.flow,
             call.legs[1].streams[0].local.rtp.flow,
@@ -258,7 +258,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
             vec![Output::Tunnel {
                 via: rtpmesh_flow::flow::FlowId(1),
                 dest: "10.0.2.1:7000".parse().unwrap(),
-                flow: b_tunnel_rtp.0 as u32,
+                flow: b_tunnel_rtp.0,
             }]
         );
         assert_eq!(
@@ -272,7 +272,7 @@ fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
             vec![Output::Tunnel {
                 via: rtpmesh_flow::flow::FlowId(1),
                 dest: a_tunnel,
-                flow: a_tunnel_rtp.0 as u32,
+                flow: a_tunnel_rtp.0,
             }]
         );
         assert_eq!(
@@ -445,7 +445,7 @@ fn a_branch_to_another_region_goes_through_a_node_there_and_records_locally() {
             outs.contains(&Output::Tunnel {
                 via: rtpmesh_flow::flow::FlowId(1),
                 dest: "10.0.2.1:7000".parse().unwrap(),
-                flow: b_rtp.0 as u32,
+                flow: b_rtp.0,
             }),
             "{outs:?}"
         );

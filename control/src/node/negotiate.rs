@@ -99,7 +99,9 @@ pub(super) fn build_offer(
             for (leg, v6) in [(o, offerer_v6), (a, want_v6.unwrap_or(offerer_v6))] {
                 if call.legs[leg].streams.len() <= i {
                     let local = if call.legs[leg].tunnel.is_some() {
-                        plane.open_virtual(call.worker)
+                        plane
+                            .open_socketless(call.worker)
+                            .map_err(|e| Failure::Error(e.to_string()))?
                     } else {
                         plane.open(call.worker, v6).map_err(|e| match e {
                             PlaneError::Exhausted => Failure::from(reason::NO_PORTS),

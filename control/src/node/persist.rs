@@ -8,12 +8,11 @@
 //! stopped); other branches are.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use rtpmesh_flow::flow::{FlowId, Latching};
 use serde::{Deserialize, Serialize};
 
-use crate::call::{Branch, BranchTarget, Call, Leg, Local, Remote, Socket, Stream, TunnelLink};
+use crate::call::{Branch, BranchTarget, Call, Leg, Local, Remote, Stream, TunnelLink};
 use crate::plane::{MediaPlane, PlaneError};
 
 /// A call as stored.
@@ -51,7 +50,12 @@ struct StreamRecord {
     ip: IpAddr,
     advertised_ip: IpAddr,
     port: u16,
+    /// Whether the stream has sockets: the inverse of
+    /// [`Local::socketless`], kept under its first name and meaning so
+    /// that records written before the rename still read the same.
     bound: bool,
+    /// Flow ids, stored as u64 since before flow ids were 32 bits; one
+    /// beyond 32 bits is refused on restore.
     rtp_flow: u64,
     rtcp_flow: u64,
     remote: Option<(SocketAddr, SocketAddr)>,
@@ -109,9 +113,9 @@ impl CallRecord {
                             ip: s.local.ip,
                             advertised_ip: s.local.advertised,
                             port: s.local.rtp.port,
-                            bound: s.local.bound,
-                            rtp_flow: s.local.rtp.flow.0,
-                            rtcp_flow: s.local.rtcp.flow.0,
+                            bound: !s.local.socketless,
+                            rtp_flow: u64::from(s.local.rtp.flow.0),
+                            rtcp_flow: u64::from(s.local.rtcp.flow.0),
                             remote: s.remote.map(|r| (r.rtp, r.rtcp)),
                             advertised: s.advertised,
                             mux_offered: s.mux_offered,
@@ -152,14 +156,6 @@ impl CallRecord {
         &self.id
     }
 
-    /// Every flow id the record names (the plane must not hand them out
-    /// again).
-    pub fn flow_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.legs
-            .iter()
-            .flat_map(|l| l.streams.iter().flat_map(|s| [s.rtp_flow, s.rtcp_flow]))
-    }
-
     /// Rebuilds the call, taking its ports and flow ids back from the plane.
     /// On failure every socket taken so far is given back.
     pub fn restore(
@@ -175,61 +171,38 @@ impl CallRecord {
         let mut taken: Vec<Local> = Vec::new();
         let mut legs = Vec::new();
         for l in [l0, l1] {
-            let tunnel = match &l.tunnel {
-                Some(t) => {
-                    let (via, local) = match plane.tunnel(worker) {
-                        Ok(x) => x,
-                        Err(e) => {
-                            plane.close(worker, taken);
-                            return Err(e);
-                        }
-                    };
-                    Some(TunnelLink {
-                        via,
-                        local,
-                        peer: t.peer,
-                        flows: t.flows.clone(),
-                    })
+            match l.restore(plane, worker, &mut taken) {
+                Ok(leg) => legs.push(leg),
+                Err(e) => {
+                    plane.close(worker, taken);
+                    return Err(e);
                 }
-                None => None,
-            };
-            let mut streams = Vec::new();
-            for s in &l.streams {
-                let flows = (FlowId(s.rtp_flow), FlowId(s.rtcp_flow));
-                let port = s.bound.then_some(s.port);
-                let local = match plane.reopen(worker, s.ip, s.advertised_ip, port, flows) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        plane.close(worker, taken);
-                        return Err(e);
-                    }
-                };
-                taken.push(local.clone());
-                streams.push(Stream {
-                    index: s.index,
-                    kind: s.kind.clone(),
-                    protocol: s.protocol.clone(),
-                    local,
-                    remote: s.remote.map(|(rtp, rtcp)| Remote { rtp, rtcp }),
-                    advertised: s.advertised,
-                    mux_offered: s.mux_offered,
-                    mux: s.mux,
-                    mux_accept: s.mux_accept,
-                    clock_rate: s.clock_rate,
-                    ptime: s.ptime,
-                });
             }
-            legs.push(Leg {
-                tag: l.tag.clone(),
-                created: l.created,
-                streams,
-                tunnel,
-                blocked: l.blocked,
-            });
         }
-        let via = plane.tunnel(worker).map(|(v, _)| v).ok();
-        let branches = self
-            .branches
+        let [a, b]: [Leg; 2] = legs.try_into().expect("two legs");
+        Ok(Call {
+            id: self.id.clone(),
+            created: self.created,
+            last_signal: now_unix,
+            last_signal_ms: now_ms,
+            worker,
+            legs: [a, b],
+            latching: match self.latching.as_str() {
+                "strict" => Latching::Strict,
+                "asymmetric" => Latching::Asymmetric,
+                _ => Latching::Learn,
+            },
+            delete_at_ms: None,
+            branches: self.restore_branches(plane),
+            recordings: Vec::new(),
+        })
+    }
+
+    /// The branches, less those through a tunnel when the node has none
+    /// any more.
+    fn restore_branches(&self, plane: &dyn MediaPlane) -> Vec<Branch> {
+        let via = plane.tunnel(self.worker).map(|(v, _)| v).ok();
+        self.branches
             .iter()
             .filter_map(|b| {
                 let target = match &b.tunnel {
@@ -246,33 +219,70 @@ impl CallRecord {
                     target,
                 })
             })
-            .collect();
-        let [a, b]: [Leg; 2] = legs.try_into().expect("two legs");
-        Ok(Call {
-            id: self.id.clone(),
+            .collect()
+    }
+}
+
+impl LegRecord {
+    /// Rebuilds the leg; every stream's sockets it takes are added to
+    /// `taken` (for the caller to give back should a later one fail).
+    fn restore(
+        &self,
+        plane: &mut dyn MediaPlane,
+        worker: usize,
+        taken: &mut Vec<Local>,
+    ) -> Result<Leg, PlaneError> {
+        let tunnel = match &self.tunnel {
+            Some(t) => {
+                let (via, local) = plane.tunnel(worker)?;
+                Some(TunnelLink {
+                    via,
+                    local,
+                    peer: t.peer,
+                    flows: t.flows.clone(),
+                })
+            }
+            None => None,
+        };
+        let mut streams = Vec::new();
+        for s in &self.streams {
+            let stream = s.restore(plane, worker)?;
+            taken.push(stream.local.clone());
+            streams.push(stream);
+        }
+        Ok(Leg {
+            tag: self.tag.clone(),
             created: self.created,
-            last_signal: now_unix,
-            last_signal_ms: now_ms,
-            worker,
-            legs: [a, b],
-            latching: match self.latching.as_str() {
-                "strict" => Latching::Strict,
-                "asymmetric" => Latching::Asymmetric,
-                _ => Latching::Learn,
-            },
-            delete_at_ms: None,
-            branches,
-            recordings: Vec::new(),
+            streams,
+            tunnel,
+            blocked: self.blocked,
         })
     }
 }
 
-/// A socket of a restored stream, as the plane builds it.
-pub fn socket(flow: FlowId, port: u16) -> Socket {
-    Socket {
-        flow,
-        port,
-        counters: Arc::default(),
-        latched: None,
+impl StreamRecord {
+    /// Takes the stream's port and flow ids back from the plane.
+    fn restore(&self, plane: &mut dyn MediaPlane, worker: usize) -> Result<Stream, PlaneError> {
+        let id = |v: u64| {
+            u32::try_from(v)
+                .map(FlowId)
+                .map_err(|_| PlaneError::Socket(format!("flow id {v} is beyond 32 bits")))
+        };
+        let flows = (id(self.rtp_flow)?, id(self.rtcp_flow)?);
+        let port = self.bound.then_some(self.port);
+        let local = plane.reopen(worker, self.ip, self.advertised_ip, port, flows)?;
+        Ok(Stream {
+            index: self.index,
+            kind: self.kind.clone(),
+            protocol: self.protocol.clone(),
+            local,
+            remote: self.remote.map(|(rtp, rtcp)| Remote { rtp, rtcp }),
+            advertised: self.advertised,
+            mux_offered: self.mux_offered,
+            mux: self.mux,
+            mux_accept: self.mux_accept,
+            clock_rate: self.clock_rate,
+            ptime: self.ptime,
+        })
     }
 }

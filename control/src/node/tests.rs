@@ -635,13 +635,10 @@ fn a_tunnel_answerer_leg_has_no_sockets_and_the_caller_sends_into_the_tunnel() {
     let ours = reply_flows(&r);
     let call = node.call("c").unwrap();
     let (caller, tunnel_leg) = (&call.legs[0].streams[0], &call.legs[1].streams[0]);
-    assert!(!tunnel_leg.local.bound);
+    assert!(tunnel_leg.local.socketless);
     assert_eq!(
         ours,
-        vec![(
-            tunnel_leg.local.rtp.flow.0 as u32,
-            tunnel_leg.local.rtcp.flow.0 as u32
-        )]
+        vec![(tunnel_leg.local.rtp.flow.0, tunnel_leg.local.rtcp.flow.0)]
     );
     assert_eq!(
         r.get("tunnel").unwrap().get("address").unwrap().as_str(),
@@ -729,7 +726,7 @@ fn a_tunnel_offerer_leg_gets_the_peer_in_the_offer_and_the_sdp_names_real_ports(
     assert_eq!(result(&r), "ok", "{r:?}");
     let call = node.call("c").unwrap();
     let callee_side = &call.legs[1].streams[0];
-    assert!(callee_side.local.bound);
+    assert!(!callee_side.local.socketless);
     let sdp_out = r.get("sdp").unwrap().as_str().unwrap();
     assert!(
         sdp_out.contains(&format!("m=audio {} ", callee_side.local.rtp.port)),

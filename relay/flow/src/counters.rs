@@ -7,24 +7,6 @@
 //! stopping the worker and without a lock.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
-use std::time::Instant;
-
-/// Milliseconds since the process-wide media clock's epoch (0 means "never").
-///
-/// Workers and the control thread share this clock, so a `last_packet` written
-/// by a worker compares directly with the control thread's `now`.
-pub fn now_ms() -> u64 {
-    millis_since_epoch(Instant::now())
-}
-
-/// Converts an instant to the media clock's milliseconds (at least 1).
-pub fn millis_since_epoch(t: Instant) -> u64 {
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    t.saturating_duration_since(epoch).as_millis() as u64 + 1
-}
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// Counters of one flow (one local socket), shared between its worker and
 /// the control plane.
@@ -57,7 +39,8 @@ pub struct FlowCounters {
     /// Datagrams the kernel dropped because this socket's receive queue was
     /// full (`SO_RXQ_OVFL`), as last reported.
     pub kernel_drops: AtomicU64,
-    /// Media clock milliseconds of the last accepted packet (0: none yet).
+    /// [`MediaClock`](crate::clock::MediaClock) milliseconds of the last
+    /// accepted packet (0: none yet).
     pub last_packet_ms: AtomicU64,
     /// SSRC of the RTP stream being received (valid once `rtp_packets` > 0).
     pub ssrc: AtomicU32,

@@ -563,7 +563,7 @@ mod tunnels {
         counters: [Arc<FlowCounters>; 6],
     }
 
-    fn flow(id: u64, peer: Option<SocketAddr>, latching: Latching, out: Output) -> FlowSpec {
+    fn flow(id: u32, peer: Option<SocketAddr>, latching: Latching, out: Output) -> FlowSpec {
         FlowSpec {
             id: FlowId(id),
             peer,

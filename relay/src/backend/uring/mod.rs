@@ -24,8 +24,12 @@
 //!   socket is re-armed at once, or, after `ENOBUFS`, as soon as buffers are
 //!   back in the ring.
 //! * **No allocation and no syscall per packet.** Receives arrive without a
-//!   syscall each; sends are queued as SQEs and submitted together at the end
-//!   of [`Backend::poll`] (or earlier only if the submission queue fills).
+//!   syscall each; sends are queued as SQEs while [`Backend::process`] runs
+//!   and handed to the kernel by the worker's next [`Backend::wait`], in the
+//!   same `io_uring_enter` that waits, so a batch costs one system call.
+//!   They are submitted earlier only if the submission queue fills, or when
+//!   a socket with no receive in flight is removed (its queued sends go to
+//!   the kernel before the socket is closed).
 //!
 //! Behaviour otherwise matches the epoll backend: datagrams longer than
 //! [`BUF_SIZE`] are dropped, `SO_RXQ_OVFL` drop counts are reported with

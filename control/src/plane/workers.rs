@@ -1,4 +1,5 @@
-//! The real media plane: worker threads, the port pool, socket binding.
+//! The media plane backed by relay workers: worker threads, the port
+//! pool, socket binding, flow ids.
 
 use std::collections::HashMap;
 use std::io;
@@ -8,16 +9,19 @@ use std::sync::Arc;
 
 use crate::pool::PortPool;
 use crossbeam_channel::Receiver;
+use rtpmesh_flow::counters::{CounterSnapshot, FlowCounters};
 use rtpmesh_flow::flow::{FlowId, FlowSpec};
 use rtpmesh_relay::worker::{self, Command, Event, WorkerHandle};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::ids::FlowIds;
+use super::{MediaPlane, PlaneError};
 use crate::call::{self, Local};
 use crate::config::{Config, Interface};
-use crate::plane::{MediaPlane, PlaneError};
 
-/// Workers, ports and the sockets waiting to be handed to a worker.
-pub struct Plane {
+/// The plane backed by relay workers: workers, ports and the sockets
+/// waiting to be handed to a worker.
+pub struct WorkerPlane {
     workers: Vec<WorkerHandle>,
     pool: PortPool,
     v4: Option<Interface>,
@@ -26,12 +30,8 @@ pub struct Plane {
     /// Sockets (or `None` for socketless tunnel-leg flows) waiting for
     /// their flow specs.
     pending: HashMap<FlowId, Option<UdpSocket>>,
-    /// Each worker's tunnel socket: its flow, address and counters.
-    tunnels: Vec<(
-        FlowId,
-        SocketAddr,
-        Arc<rtpmesh_flow::counters::FlowCounters>,
-    )>,
+    /// Each worker's tunnel socket, by worker index.
+    tunnels: Vec<TunnelSocket>,
     /// Local recordings, when a recording directory is configured.
     recorder: Option<crate::record::Recorder>,
     /// Removed flows whose sockets a worker has yet to close, by the even
@@ -44,7 +44,7 @@ pub struct Plane {
     held: Vec<Event>,
 }
 
-impl Plane {
+impl WorkerPlane {
     /// Starts the workers.
     pub fn start(config: &Config) -> io::Result<Self> {
         // Bounded: a worker never blocks on a latch notice (it drops it), and
@@ -63,46 +63,10 @@ impl Plane {
         }
         let pool = PortPool::new(config.port_min, config.port_max)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let mut next_flow = 1;
-        let mut tunnels = Vec::new();
-        if let Some(base) = config.tunnel_address {
-            let secret: Arc<[u8]> = config
-                .tunnel_secret
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes()
-                .into();
-            for w in &workers {
-                let port = u16::try_from(w.index())
-                    .ok()
-                    .and_then(|i| base.port().checked_add(i))
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidInput,
-                            format!(
-                                "tunnel port {} + worker {} is past 65535",
-                                base.port(),
-                                w.index()
-                            ),
-                        )
-                    })?;
-                let addr = SocketAddr::new(base.ip(), port);
-                let socket = bind(addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot bind tunnel socket {addr}: {e}"))
-                })?;
-                let id = FlowId(next_flow);
-                next_flow += 1;
-                let counters = Arc::new(rtpmesh_flow::counters::FlowCounters::default());
-                w.send(Command::AddTunnel {
-                    id,
-                    socket,
-                    secret: secret.clone(),
-                    counters: counters.clone(),
-                });
-                tunnels.push((id, addr, counters));
-            }
-            tracing::info!(first = %base, count = tunnels.len(), "tunnel sockets open");
-        }
+        let tunnels = match config.tunnel_address {
+            Some(base) => open_tunnels(base, config.tunnel_secret.as_deref(), &workers)?,
+            None => Vec::new(),
+        };
         let recorder = match &config.recording_dir {
             Some(dir) => Some(crate::record::Recorder::start(dir.clone())?),
             None => None,
@@ -112,7 +76,8 @@ impl Plane {
             pool,
             v4: config.interface(false),
             v6: config.interface(true),
-            ids: FlowIds::new(next_flow - 1),
+            // Tunnel sockets took the first ids.
+            ids: FlowIds::new(tunnels.last().map_or(0, |t| t.id.0)),
             pending: HashMap::new(),
             tunnels,
             recorder,
@@ -129,10 +94,10 @@ impl Plane {
     }
 
     /// The tunnel sockets' counters, summed over workers.
-    fn sum_tunnels(&self) -> rtpmesh_flow::counters::CounterSnapshot {
-        let mut t = rtpmesh_flow::counters::CounterSnapshot::default();
-        for (_, _, c) in &self.tunnels {
-            let s = c.snapshot();
+    fn sum_tunnels(&self) -> CounterSnapshot {
+        let mut t = CounterSnapshot::default();
+        for tunnel in &self.tunnels {
+            let s = tunnel.counters.snapshot();
             t.rtp_packets += s.rtp_packets;
             t.rtcp_packets += s.rtcp_packets;
             t.malformed += s.malformed;
@@ -146,11 +111,6 @@ impl Plane {
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.workers.len()
-    }
-
-    /// Port pairs in use.
-    pub fn ports_in_use(&self) -> usize {
-        self.pool.in_use()
     }
 
     /// Stops every worker.
@@ -205,71 +165,71 @@ impl Plane {
         }
     }
 
-    fn socket(&mut self, port: u16) -> call::Socket {
-        let flow = self.ids.take();
-        call::Socket {
-            flow,
-            port,
-            counters: Arc::default(),
-            latched: None,
-        }
-    }
-}
-
-/// Flow ids for a node's sockets. A peer node addresses a tunnel leg's
-/// flows by id in 32 bits, so ids stay within 1..=u32::MAX: past the top
-/// they start again from the bottom, skipping ids still in use and the
-/// tunnel sockets' (taken first, at start).
-#[derive(Debug)]
-struct FlowIds {
-    next: u64,
-    reserved: u64,
-    live: std::collections::HashSet<FlowId>,
-}
-
-impl FlowIds {
-    /// Ids above `reserved` are handed out.
-    fn new(reserved: u64) -> Self {
-        Self {
-            next: reserved + 1,
-            reserved,
-            live: std::collections::HashSet::new(),
-        }
-    }
-
-    #[cfg(test)]
-    fn with_top(reserved: u64, next: u64) -> Self {
-        Self {
-            next,
-            ..Self::new(reserved)
-        }
-    }
-
-    /// A fresh id.
-    fn take(&mut self) -> FlowId {
-        loop {
-            let id = FlowId(self.next);
-            self.next = if self.next >= u64::from(u32::MAX) {
-                self.reserved + 1
-            } else {
-                self.next + 1
-            };
-            if self.live.insert(id) {
-                return id;
+    /// The RTP and RTCP sockets of a new stream (`port` 0: socketless),
+    /// under fresh flow ids.
+    fn socket_pair(&mut self, port: u16) -> Result<(call::Socket, call::Socket), PlaneError> {
+        let rtp = self.ids.take()?;
+        let rtcp = match self.ids.take() {
+            Ok(id) => id,
+            Err(e) => {
+                self.ids.release(rtp);
+                return Err(e);
             }
-        }
+        };
+        let rtcp_port = if port == 0 { 0 } else { port + 1 };
+        Ok((
+            call::Socket::new(rtp, port),
+            call::Socket::new(rtcp, rtcp_port),
+        ))
     }
+}
 
-    /// Takes a given id (a restored call's); false if it is reserved, out
-    /// of range or in use.
-    fn claim(&mut self, id: FlowId) -> bool {
-        id.0 > self.reserved && id.0 <= u64::from(u32::MAX) && self.live.insert(id)
-    }
+/// A worker's tunnel socket: its flow, address and counters.
+struct TunnelSocket {
+    id: FlowId,
+    addr: SocketAddr,
+    counters: Arc<FlowCounters>,
+}
 
-    /// The id's flow is gone: it may be handed out again.
-    fn release(&mut self, id: FlowId) {
-        self.live.remove(&id);
+/// Binds one tunnel socket per worker, worker `i`'s at `base`'s port + `i`,
+/// and hands each to its worker under flow id `i + 1`.
+fn open_tunnels(
+    base: SocketAddr,
+    secret: Option<&str>,
+    workers: &[WorkerHandle],
+) -> io::Result<Vec<TunnelSocket>> {
+    let secret: Arc<[u8]> = secret.unwrap_or_default().as_bytes().into();
+    let mut tunnels = Vec::with_capacity(workers.len());
+    for w in workers {
+        let offset = u16::try_from(w.index())
+            .ok()
+            .filter(|i| base.port().checked_add(*i).is_some())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "tunnel port {} + worker {} is past 65535",
+                        base.port(),
+                        w.index()
+                    ),
+                )
+            })?;
+        let addr = SocketAddr::new(base.ip(), base.port() + offset);
+        let socket = bind(addr).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot bind tunnel socket {addr}: {e}"))
+        })?;
+        let id = FlowId(u32::from(offset) + 1);
+        let counters = Arc::new(FlowCounters::default());
+        w.send(Command::AddTunnel {
+            id,
+            socket,
+            secret: secret.clone(),
+            counters: counters.clone(),
+        });
+        tunnels.push(TunnelSocket { id, addr, counters });
     }
+    tracing::info!(first = %base, count = tunnels.len(), "tunnel sockets open");
+    Ok(tunnels)
 }
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -282,7 +242,7 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-impl MediaPlane for Plane {
+impl MediaPlane for WorkerPlane {
     fn pick_worker(&mut self) -> usize {
         self.workers
             .iter()
@@ -312,8 +272,13 @@ impl MediaPlane for Plane {
                 .and_then(|rtp| Ok((rtp, bind(SocketAddr::new(iface.local, port + 1))?)));
             match pair {
                 Ok((rtp, rtcp)) => {
-                    let r = self.socket(port);
-                    let c = self.socket(port + 1);
+                    let (r, c) = match self.socket_pair(port) {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            self.pool.release(port);
+                            return Err(e);
+                        }
+                    };
                     self.pending.insert(r.flow, Some(rtp));
                     self.pending.insert(c.flow, Some(rtcp));
                     if let Some(w) = self.workers.get(worker) {
@@ -324,7 +289,7 @@ impl MediaPlane for Plane {
                         advertised: iface.advertised,
                         rtp: r,
                         rtcp: c,
-                        bound: true,
+                        socketless: false,
                     });
                 }
                 Err(e)
@@ -369,9 +334,9 @@ impl MediaPlane for Plane {
 
     fn close(&mut self, worker: usize, locals: Vec<Local>) {
         let mut ids = Vec::new();
-        let bound = locals.iter().filter(|l| l.bound).count();
+        let bound = locals.iter().filter(|l| !l.socketless).count();
         for l in &locals {
-            if !l.bound {
+            if l.socketless {
                 for s in [&l.rtp, &l.rtcp] {
                     if self.pending.remove(&s.flow).is_none() {
                         ids.push(s.flow);
@@ -409,9 +374,8 @@ impl MediaPlane for Plane {
         }
     }
 
-    fn open_virtual(&mut self, _worker: usize) -> Local {
-        let r = self.socket(0);
-        let c = self.socket(0);
+    fn open_socketless(&mut self, _worker: usize) -> Result<Local, PlaneError> {
+        let (r, c) = self.socket_pair(0)?;
         self.pending.insert(r.flow, None);
         self.pending.insert(c.flow, None);
         let ip = self
@@ -419,13 +383,13 @@ impl MediaPlane for Plane {
             .or(self.v6)
             .map(|i| i.local)
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-        Local {
+        Ok(Local {
             ip,
             advertised: ip,
             rtp: r,
             rtcp: c,
-            bound: false,
-        }
+            socketless: true,
+        })
     }
 
     fn reopen(
@@ -459,12 +423,7 @@ impl MediaPlane for Plane {
                 flows.1 .0
             )));
         }
-        let mk = |flow, port| call::Socket {
-            flow,
-            port,
-            counters: Arc::default(),
-            latched: None,
-        };
+        let mk = call::Socket::new;
         let Some(port) = port else {
             self.pending.insert(flows.0, None);
             self.pending.insert(flows.1, None);
@@ -473,7 +432,7 @@ impl MediaPlane for Plane {
                 advertised,
                 rtp: mk(flows.0, 0),
                 rtcp: mk(flows.1, 0),
-                bound: false,
+                socketless: true,
             });
         };
         if !self.pool.take(port) {
@@ -497,7 +456,7 @@ impl MediaPlane for Plane {
                     advertised,
                     rtp: mk(flows.0, port),
                     rtcp: mk(flows.1, port + 1),
-                    bound: true,
+                    socketless: false,
                 })
             }
             Err(e) => {
@@ -512,7 +471,7 @@ impl MediaPlane for Plane {
     fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError> {
         self.tunnels
             .get(worker)
-            .map(|(id, addr, _)| (*id, *addr))
+            .map(|t| (t.id, t.addr))
             .ok_or(PlaneError::NoTunnel)
     }
 
@@ -539,7 +498,7 @@ impl MediaPlane for Plane {
         Ok((r.id.as_u64(), r.addr))
     }
 
-    fn tunnel_totals(&self) -> rtpmesh_flow::counters::CounterSnapshot {
+    fn tunnel_totals(&self) -> CounterSnapshot {
         self.sum_tunnels()
     }
 
@@ -550,30 +509,5 @@ impl MediaPlane for Plane {
                 Err(e) => tracing::warn!(id, error = %e, "cannot finish recording"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flow_ids_stay_in_32_bits_and_skip_those_in_use() {
-        let top = u64::from(u32::MAX);
-        let mut ids = FlowIds::with_top(2, top - 1);
-        assert_eq!(ids.take(), FlowId(top - 1));
-        assert_eq!(ids.take(), FlowId(top));
-        // Past the top: from just above the tunnels' ids again.
-        assert_eq!(ids.take(), FlowId(3));
-        assert!(!ids.claim(FlowId(3)), "in use");
-        assert!(!ids.claim(FlowId(2)), "a tunnel's");
-        assert!(!ids.claim(FlowId(top + 1)), "out of range");
-        assert!(ids.claim(FlowId(4)));
-        // 4 is taken by a restored call: the next fresh id skips it.
-        assert_eq!(ids.take(), FlowId(5));
-        ids.release(FlowId(4));
-        let mut again = FlowIds::with_top(2, 4);
-        again.live = ids.live.clone();
-        assert_eq!(again.take(), FlowId(4), "released ids come back");
     }
 }

@@ -1,11 +1,17 @@
 //! The media plane as the control core sees it: a trait, so that call
-//! handling stays sans-IO and tests can drive it without sockets.
+//! handling stays sans-IO and tests can drive it without sockets; the
+//! real one, backed by relay workers, is [`WorkerPlane`].
 
 use std::net::SocketAddr;
 
 use rtpmesh_flow::flow::{FlowId, FlowSpec};
 
 use crate::call::Local;
+
+mod ids;
+mod workers;
+
+pub use workers::WorkerPlane;
 
 /// Why the plane could not open a stream's sockets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +33,9 @@ pub enum PlaneError {
     /// The node has no recorder (no `recording-dir` configured).
     #[error("recording is not enabled on this node")]
     NoRecorder,
+    /// Every flow id (32 bits, less the tunnel sockets') is in use.
+    #[error("flow ids exhausted")]
+    FlowIdsExhausted,
 }
 
 /// What the control core needs from the media plane.
@@ -44,7 +53,7 @@ pub trait MediaPlane {
     fn close(&mut self, worker: usize, locals: Vec<Local>);
     /// Socketless flows for one stream of a tunnel leg on `worker`: the
     /// worker's tunnel socket feeds them.
-    fn open_virtual(&mut self, worker: usize) -> Local;
+    fn open_socketless(&mut self, worker: usize) -> Result<Local, PlaneError>;
     /// `worker`'s tunnel socket: its flow and the address peers send to.
     fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError>;
     /// Starts recording one stream of a party into local files; returns

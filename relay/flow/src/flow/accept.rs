@@ -1,0 +1,179 @@
+//! One flow: its state, and what it decides about a datagram.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::spec::{Carries, FlowId, FlowKind, Latching, Routes};
+use super::tunnels::TunnelState;
+use crate::clock::MediaClock;
+use crate::counters::{bump, FlowCounters};
+use crate::rtp::{classify, PacketKind, RtcpHeader, RtpHeader};
+use crate::stats::{rtp_units, ReceiverStats};
+
+/// What to do with one received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// `Some(kind)`: forward to that kind's outputs. `None`: drop.
+    pub forward: Option<PacketKind>,
+    /// The flow just learned this peer address.
+    pub latched: Option<SocketAddr>,
+}
+
+/// What a flow is besides a media endpoint: the state its kind needs.
+#[derive(Debug)]
+pub(super) enum Role {
+    Socket,
+    Socketless,
+    Tunnel(Box<TunnelState>),
+}
+
+/// A flow in a worker's table.
+#[derive(Debug)]
+pub struct Flow {
+    pub(super) id: FlowId,
+    pub(super) role: Role,
+    pub(super) advertised: Option<SocketAddr>,
+    pub(super) peer: Option<SocketAddr>,
+    pub(super) latched: bool,
+    pub(super) latching: Latching,
+    pub(super) carries: Carries,
+    pub(super) rtp_routes: Routes,
+    pub(super) rtcp_routes: Routes,
+    pub(super) clock_rate: u32,
+    pub(super) stats: ReceiverStats,
+    pub(super) counters: Arc<FlowCounters>,
+}
+
+impl Flow {
+    /// The flow's id.
+    pub fn id(&self) -> FlowId {
+        self.id
+    }
+
+    /// What kind of entry this is.
+    pub fn kind(&self) -> FlowKind {
+        match self.role {
+            Role::Socket => FlowKind::Socket,
+            Role::Socketless => FlowKind::Socketless,
+            Role::Tunnel(_) => FlowKind::Tunnel,
+        }
+    }
+
+    /// Number of peers a tunnel flow knows (0 for other flows).
+    pub fn tunnel_peers(&self) -> usize {
+        match &self.role {
+            Role::Tunnel(t) => t.peers.len(),
+            _ => 0,
+        }
+    }
+
+    /// Where this flow's socket sends its peer's packets: the latched
+    /// address, else the advertised one.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Whether the peer address was learned from packets.
+    pub fn is_latched(&self) -> bool {
+        self.latched
+    }
+
+    /// The shared counters.
+    pub fn counters(&self) -> &FlowCounters {
+        &self.counters
+    }
+
+    /// Routes for packets of `kind`.
+    pub fn routes(&self, kind: PacketKind) -> &Routes {
+        match kind {
+            PacketKind::Rtp => &self.rtp_routes,
+            PacketKind::Rtcp => &self.rtcp_routes,
+        }
+    }
+
+    /// Decides about one datagram from `src` that arrived at `now` and
+    /// accounts for it; `clock` turns `now` into counter milliseconds and
+    /// RTP arrival times.
+    ///
+    /// The flow's share of the forward step ([`FlowTable::forward`]): it
+    /// allocates nothing and takes no lock.
+    ///
+    /// [`FlowTable::forward`]: super::FlowTable::forward
+    pub fn accept(
+        &mut self,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        clock: MediaClock,
+    ) -> Verdict {
+        let c = &*self.counters;
+        let drop = Verdict {
+            forward: None,
+            latched: None,
+        };
+        let kind = match (self.carries, classify(data)) {
+            (_, Err(_)) => {
+                bump(&c.malformed, 1);
+                return drop;
+            }
+            (Carries::Rtcp, _) => PacketKind::Rtcp,
+            (Carries::Rtp, _) => PacketKind::Rtp,
+            (Carries::Muxed, Ok(k)) => k,
+        };
+        let header = match kind {
+            PacketKind::Rtp => RtpHeader::parse(data).map(Some),
+            PacketKind::Rtcp => RtcpHeader::parse(data).map(|_| None),
+        };
+        let Ok(header) = header else {
+            bump(&c.malformed, 1);
+            return drop;
+        };
+
+        let mut latched = None;
+        if self.peer != Some(src) {
+            match self.latching {
+                Latching::Asymmetric => {}
+                _ if !self.latched => {
+                    self.peer = Some(src);
+                    self.latched = true;
+                    latched = Some(src);
+                }
+                Latching::Strict => {
+                    bump(&c.strict_drops, 1);
+                    return drop;
+                }
+                Latching::Learn => bump(&c.foreign, 1),
+            }
+        } else if !self.latched && self.latching != Latching::Asymmetric {
+            // The advertised address is confirmed by the peer's own packets.
+            self.latched = true;
+            latched = Some(src);
+        }
+
+        let len = data.len() as u64;
+        match header {
+            Some(rtp) => {
+                bump(&c.rtp_packets, 1);
+                bump(&c.rtp_bytes, len);
+                let arrival = rtp_units(clock.elapsed(now), self.clock_rate);
+                self.stats
+                    .on_rtp(rtp.ssrc(), rtp.sequence(), rtp.timestamp(), arrival);
+                c.ssrc.store(rtp.ssrc(), Relaxed);
+                c.expected.store(self.stats.expected(), Relaxed);
+                c.lost.store(self.stats.lost() as u64, Relaxed);
+                c.jitter.store(self.stats.jitter(), Relaxed);
+            }
+            None => {
+                bump(&c.rtcp_packets, 1);
+                bump(&c.rtcp_bytes, len);
+            }
+        }
+        c.last_packet_ms.store(clock.millis(now), Relaxed);
+        Verdict {
+            forward: Some(kind),
+            latched,
+        }
+    }
+}

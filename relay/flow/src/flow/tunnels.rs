@@ -1,0 +1,241 @@
+//! The tunnel side of the table: tunnel sockets, their peers' keys,
+//! sequence numbers and replay windows, and the seal and open steps.
+//!
+//! This state lives in the table, not beside it, so that the table stays
+//! the worker's only per-packet state.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::accept::{Flow, Role};
+use super::spec::{Carries, FlowId, FlowKind, FlowSpec, Latching, Slot, MAX_TUNNEL_PEERS};
+use super::table::UpdateError;
+use super::FlowTable;
+use crate::counters::{bump, FlowCounters};
+use crate::rtp::PacketKind;
+use crate::tunnel::{self, derive_key, Opened, ReplayWindow, TunnelError, TunnelKey};
+
+/// One peer tunnel socket, as seen from a local one.
+#[derive(Debug)]
+pub(super) struct TunnelPeer {
+    addr: SocketAddr,
+    key: TunnelKey,
+    /// Sequence number of the last datagram sealed for this peer.
+    sent: u64,
+    window: ReplayWindow,
+}
+
+/// A tunnel socket's state.
+#[derive(Debug)]
+pub(super) struct TunnelState {
+    secret: Arc<[u8]>,
+    local: SocketAddr,
+    /// Where every peer's sequence numbers start (see
+    /// [`FlowTable::insert_tunnel`]).
+    seq_base: u64,
+    pub(super) peers: Vec<TunnelPeer>,
+    by_addr: HashMap<SocketAddr, u32>,
+}
+
+impl TunnelPeer {
+    fn new(addr: SocketAddr, key: TunnelKey, seq_base: u64) -> Self {
+        Self {
+            addr,
+            key,
+            sent: seq_base,
+            window: ReplayWindow::new(),
+        }
+    }
+}
+
+impl TunnelState {
+    /// Verifies a datagram from `src` and checks it against the peer's
+    /// replay window; counts a refusal on `c`.
+    fn open(&mut self, src: SocketAddr, data: &[u8], c: &FlowCounters) -> Option<Opened> {
+        let i = match self.by_addr.get(&src) {
+            Some(&i) => i,
+            None => self.learn(src, data, c)?,
+        };
+        let peer = &mut self.peers[i as usize];
+        let opened = tunnel::open(&peer.key, data)
+            .map_err(|e| count_refusal(c, e))
+            .ok()?;
+        // Only now, with the tag verified, may the window move.
+        if peer.window.accept(opened.seq).is_err() {
+            bump(&c.tunnel_replays, 1);
+            return None;
+        }
+        Some(opened)
+    }
+
+    /// A node this one has not sent to yet (a branch's far end only
+    /// receives): its key follows from the secret and the two addresses,
+    /// so a datagram that verifies under it makes it a peer. A forgery
+    /// costs a key derivation and leaves no state. The peer list has room
+    /// for [`MAX_TUNNEL_PEERS`] from the start, so this does not allocate.
+    fn learn(&mut self, src: SocketAddr, data: &[u8], c: &FlowCounters) -> Option<u32> {
+        if self.peers.len() >= MAX_TUNNEL_PEERS {
+            bump(&c.tunnel_auth_failures, 1);
+            return None;
+        }
+        let key = derive_key(&self.secret, self.local, src);
+        if let Err(e) = tunnel::open(&key, data) {
+            count_refusal(c, e);
+            return None;
+        }
+        Some(self.add_peer(src, key))
+    }
+
+    fn add_peer(&mut self, addr: SocketAddr, key: TunnelKey) -> u32 {
+        let i = self.peers.len() as u32;
+        self.peers.push(TunnelPeer::new(addr, key, self.seq_base));
+        self.by_addr.insert(addr, i);
+        i
+    }
+}
+
+/// Counts a datagram that did not open: not a tunnel datagram at all, or
+/// one whose tag did not verify.
+fn count_refusal(c: &FlowCounters, e: TunnelError) {
+    match e {
+        TunnelError::Malformed => bump(&c.malformed, 1),
+        _ => bump(&c.tunnel_auth_failures, 1),
+    }
+}
+
+impl FlowTable {
+    /// Adds a tunnel socket bound to `local`; its peers' keys are derived
+    /// from `secret` and `local` as [`Output::Tunnel`]s name them.
+    ///
+    /// `local` must be the address peers send to (not a wildcard): both
+    /// ends derive the key from the pair of addresses.
+    ///
+    /// Every peer's sequence numbers start at `seq_base`, which the caller
+    /// takes from the wall clock in microseconds. A node that restarts
+    /// must not start below what it sent before, or its peers' replay
+    /// windows would refuse everything; at fewer than a million datagrams a
+    /// second per peer since the tunnel was inserted, the clock stays
+    /// ahead.
+    ///
+    /// [`Output::Tunnel`]: super::Output::Tunnel
+    pub fn insert_tunnel(
+        &mut self,
+        id: FlowId,
+        local: SocketAddr,
+        secret: Arc<[u8]>,
+        counters: Arc<FlowCounters>,
+        seq_base: u64,
+    ) -> Slot {
+        let spec = FlowSpec {
+            id,
+            peer: None,
+            latching: Latching::Asymmetric,
+            carries: Carries::Muxed,
+            rtp_outputs: Vec::new(),
+            rtcp_outputs: Vec::new(),
+            clock_rate: 1,
+            counters,
+        };
+        let state = TunnelState {
+            secret,
+            local,
+            seq_base,
+            // Room for every peer up front: a peer that first shows up as
+            // a datagram (see `open_tunnel`) joins on the packet path,
+            // which must not allocate.
+            peers: Vec::with_capacity(MAX_TUNNEL_PEERS),
+            by_addr: HashMap::with_capacity(MAX_TUNNEL_PEERS),
+        };
+        self.insert_as(&spec, Role::Tunnel(Box::new(state)))
+    }
+
+    /// Finds or adds tunnel `via`'s peer at `dest` (control path: derives
+    /// the key for a new one).
+    pub(super) fn tunnel_peer(
+        &mut self,
+        via: FlowId,
+        dest: SocketAddr,
+    ) -> Result<(Slot, u32), UpdateError> {
+        let slot = self.slot(via).ok_or(UpdateError::UnknownFlow(via))?;
+        let flow = self.get_mut(slot).expect("slot from by_id is live");
+        let Role::Tunnel(t) = &mut flow.role else {
+            return Err(UpdateError::NotATunnel(via));
+        };
+        if let Some(&i) = t.by_addr.get(&dest) {
+            return Ok((slot, i));
+        }
+        if t.peers.len() >= MAX_TUNNEL_PEERS {
+            return Err(UpdateError::TooManyPeers(via));
+        }
+        let key = derive_key(&t.secret, t.local, dest);
+        Ok((slot, t.add_peer(dest, key)))
+    }
+
+    /// Authenticates a datagram that tunnel `slot` received from `src` and
+    /// finds the socketless flow it is for; the inner datagram is
+    /// `data[tunnel::HEADER_LEN..]`, for that flow's [`Flow::accept`].
+    ///
+    /// Accounts on the tunnel flow: accepted datagrams by kind, and every
+    /// refusal (unknown source or bad tag, replay, unknown flow,
+    /// malformed). Per packet: two hash look-ups and one HMAC, no
+    /// allocation.
+    pub fn open_tunnel(
+        &mut self,
+        slot: Slot,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Option<Slot> {
+        let clock = self.clock;
+        let flow = self.get_mut(slot)?;
+        let c = &*flow.counters;
+        let Role::Tunnel(t) = &mut flow.role else {
+            return None;
+        };
+        let opened = t.open(src, data, c)?;
+        let len = data.len() as u64;
+        match opened.kind {
+            PacketKind::Rtp => {
+                bump(&c.rtp_packets, 1);
+                bump(&c.rtp_bytes, len);
+            }
+            PacketKind::Rtcp => {
+                bump(&c.rtcp_packets, 1);
+                bump(&c.rtcp_bytes, len);
+            }
+        }
+        c.last_packet_ms.store(clock.millis(now), Relaxed);
+        // Only socketless flows take tunnel traffic: a peer must not be able
+        // to inject into a flow whose media comes from elsewhere.
+        let inner = self
+            .slot(FlowId(opened.flow))
+            .filter(|s| self.get(*s).map(Flow::kind) == Some(FlowKind::Socketless));
+        if inner.is_none() {
+            let c = &self.get(slot).expect("looked up above").counters;
+            bump(&c.tunnel_unknown_flow, 1);
+        }
+        inner
+    }
+
+    /// Seals `payload` (of `kind`) for [`Route::Tunnel`](super::Route::Tunnel)'s `peer` of tunnel
+    /// `via` and the peer node's `flow`: the peer's address and the header
+    /// to put before the payload. Takes the peer's next sequence number.
+    pub fn seal_tunnel(
+        &mut self,
+        via: Slot,
+        peer: u32,
+        kind: PacketKind,
+        flow: u32,
+        payload: &[u8],
+    ) -> Option<(SocketAddr, [u8; tunnel::HEADER_LEN])> {
+        let Role::Tunnel(t) = &mut self.get_mut(via)?.role else {
+            return None;
+        };
+        let p = t.peers.get_mut(peer as usize)?;
+        p.sent += 1;
+        Some((p.addr, tunnel::seal(&p.key, kind, flow, p.sent, payload)))
+    }
+}

@@ -1,0 +1,51 @@
+//! The process's clocks, read here so that the flow core never reads one.
+//!
+//! The media clock's epoch is process-wide: workers stamp
+//! `last_packet_ms` with it and the control thread compares those stamps
+//! with [`now_ms`], so both must count from the same instant.
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rtpmesh_flow::clock::MediaClock;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// The process's media clock (its epoch is the first call's instant).
+pub fn media_clock() -> MediaClock {
+    MediaClock::new(*EPOCH.get_or_init(Instant::now))
+}
+
+/// Media clock milliseconds now (at least 1; 0 means "never").
+pub fn now_ms() -> u64 {
+    media_clock().millis(Instant::now())
+}
+
+/// The wall clock in microseconds since the Unix epoch: where a new
+/// tunnel's sequence numbers start, so that a restarted node starts above
+/// what it sent before (see `FlowTable::insert_tunnel`).
+pub fn wall_clock_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_sequence_bases_follow_the_wall_clock() {
+        let a = wall_clock_micros();
+        // After 2020 in microseconds, and never going back.
+        assert!(a > 1_600_000_000_000_000, "{a}");
+        assert!(wall_clock_micros() >= a);
+    }
+
+    #[test]
+    fn the_media_clock_is_shared_and_starts_at_one() {
+        assert_eq!(media_clock(), media_clock());
+        assert!(now_ms() >= 1);
+    }
+}
