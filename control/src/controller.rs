@@ -27,9 +27,10 @@ use rtpmesh_ng::bencode::{dict, Dict, Value};
 use rtpmesh_ng::ng::{self, reason, Command};
 use rtpmesh_ng::sdp;
 
-pub mod server;
+pub mod seed;
 #[cfg(test)]
 mod tests;
+pub mod udp_link;
 
 /// Why a node could not be asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -48,7 +48,7 @@ pub fn free_port() -> u16 {
 /// Raises this process's open-file limit (the big tests open thousands of
 /// sockets).
 pub fn raise_fd_limit() {
-    rtpmesh_control::server::raise_fd_limit();
+    rtpmesh_control::daemon::node::raise_fd_limit();
 }
 
 /// A running node; killed (SIGTERM, then waited for) on drop.
