@@ -2,9 +2,10 @@
 //! plane changes out.
 //!
 //! # Run loop
-//! The driver (see `server`) owns the ng socket and the clock. For every
-//! datagram it calls [`Node::handle`] and sends back the reply, if any; for
-//! every worker event it calls [`Node::on_event`]; about once a second it
+//! The driver (`daemon::node`) owns the clock; the ng server loop it runs
+//! on (`rtpmesh_ng_udp::server`) owns the socket and the cookie cache. For
+//! every request it calls [`Node::handle_body`] and sends back the reply;
+//! for every worker event it calls [`Node::on_event`]; every 200 ms it
 //! calls [`Node::tick`], which removes timed-out and delayed-deleted calls.
 //! The node never blocks and never touches a socket itself: sockets come
 //! from the [`MediaPlane`] it is handed.
