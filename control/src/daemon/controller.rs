@@ -58,11 +58,14 @@ pub fn run_controller(config: ControlConfig, stop: Arc<AtomicBool>) -> Result<()
         },
     )?;
     let store = super::open_store(config.registry.as_deref())?;
-    let ctl = start_controller(&config, store.clone())?;
+    // Published before the controller takes its snapshot, so that the
+    // seed is in its registry before the first request, not whenever the
+    // subscription delivers it.
     let seeded_nodes = match &config.seed {
         Some(path) => publish_seed(&Seed::load(path)?, &*store),
         None => 0,
     };
+    let ctl = start_controller(&config, store.clone())?;
     if config.registry.is_none() && seeded_nodes > 0 {
         spawn_health_checks(ctl.clone(), store.clone(), &config, stop.clone())?;
     }
