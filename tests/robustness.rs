@@ -869,3 +869,142 @@ both_backends!(
     first_packet_after_answer_is_forwarded,
     ports_come_back_after_delete_under_churn,
 );
+
+// ---------------------------------------------------------------------------
+// 8. A flood of distinct cookies.
+
+/// 200,000 pings with distinct 200-byte cookies, one in a hundred with a
+/// 60 KB cookie, leave a controller's and a node's memory flat: the reply
+/// cache is bounded by count and bytes, and over-long cookies are not
+/// cached. Unbounded, the cache would grow by every reply after the
+/// warm-up (the bound below is a fraction of that), as it did: 8,000
+/// pings with 60 KB cookies added ~900 MB. Both still answer afterwards.
+#[test]
+fn a_flood_of_distinct_cookies_leaves_memory_flat() {
+    const PINGS: usize = 200_000;
+    const WARM_UP: usize = 20_000;
+    const COOKIE: usize = 200;
+    const BIG_COOKIE: usize = 60_000;
+    const BIG_EVERY: usize = 100;
+    const WINDOW: usize = 32;
+    const PING: &[u8] = b"d7:command4:pinge";
+    const PONG: &[u8] = b"d6:result4:ponge";
+
+    fn rss_kb(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn cookie(i: usize) -> Vec<u8> {
+        let len = if i % BIG_EVERY == BIG_EVERY - 1 {
+            BIG_COOKIE
+        } else {
+            COOKIE
+        };
+        let mut c = format!("{i:010}-").into_bytes();
+        c.resize(len, b'x');
+        c
+    }
+
+    /// Sends pings `from..to`, at most `WINDOW` awaiting replies (the big
+    /// cookies get none); returns how many were answered.
+    fn flood(sock: &std::net::UdpSocket, to: SocketAddr, from: usize, upto: usize) -> usize {
+        let (mut next, mut waiting, mut answered) = (from, 0, 0);
+        let mut buf = vec![0u8; 65536];
+        while next < upto || waiting > 0 {
+            while waiting < WINDOW && next < upto {
+                let c = cookie(next);
+                next += 1;
+                sock.send_to(&datagram(std::str::from_utf8(&c).unwrap(), PING), to)
+                    .unwrap();
+                if c.len() == COOKIE {
+                    waiting += 1;
+                }
+            }
+            match sock.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    assert!(
+                        buf[..n].ends_with(PONG),
+                        "{:?}",
+                        String::from_utf8_lossy(&buf[..n])
+                    );
+                    waiting -= 1;
+                    answered += 1;
+                }
+                // Lost on the way: go on with the rest.
+                Err(_) => waiting = 0,
+            }
+        }
+        answered
+    }
+
+    /// Floods the server at `ng` (process `pid`); returns the RSS growth
+    /// after the warm-up, in KB.
+    fn growth_under_flood(ng: SocketAddr, pid: u32) -> u64 {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let warm = flood(&sock, ng, 0, WARM_UP);
+        let before = rss_kb(pid);
+        let rest = flood(&sock, ng, WARM_UP, PINGS);
+        let after = rss_kb(pid);
+        let small = PINGS - PINGS / BIG_EVERY;
+        assert!(
+            warm + rest > small / 2,
+            "only {} of {small} answered",
+            warm + rest
+        );
+        let mut c = NgClient::new(ng)
+            .unwrap()
+            .with_retries(Duration::from_millis(500), 10)
+            .unwrap();
+        let r = c.request(&dict([("command", "ping".into())])).unwrap();
+        assert_eq!(result(&r), "pong", "after the flood: {r:?}");
+        after.saturating_sub(before)
+    }
+
+    // What an unbounded cache would add after the warm-up: each small
+    // ping's cookie and reply (cookie, space, pong), and each big one's.
+    let (small, big) = (
+        (PINGS - WARM_UP) * (BIG_EVERY - 1) / BIG_EVERY,
+        (PINGS - WARM_UP) / BIG_EVERY,
+    );
+    let unbounded_kb = ((small * (2 * COOKIE + 1 + PONG.len())
+        + big * (2 * BIG_COOKIE + 1 + PONG.len()))
+        / 1024) as u64;
+    // The cache's byte bound (32 MiB) and as much again for the
+    // allocator's slack.
+    let bound_kb = 64 * 1024;
+    assert!(
+        bound_kb * 4 < unbounded_kb,
+        "{bound_kb} KB vs {unbounded_kb} KB"
+    );
+
+    let ng: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let seed = std::env::temp_dir().join(format!("rtpmesh-flood-{}-ctl.toml", std::process::id()));
+    std::fs::write(&seed, "regions = [\"r1\"]\n").unwrap();
+    let mut controller = Spec::rtpmesh("controller")
+        .args(["control", "--listen-ng", &ng.to_string(), "--region", "r1"])
+        .arg("--seed")
+        .arg(&seed)
+        .start();
+    wait_for_ping(&mut controller, ng);
+    let grew = growth_under_flood(ng, controller.pid());
+    assert!(controller.terminate().success());
+    let _ = std::fs::remove_file(&seed);
+    assert!(
+        grew < bound_kb,
+        "controller grew {grew} KB (bound {bound_kb} KB, unbounded {unbounded_kb} KB)"
+    );
+
+    let mut node = Node::builder("epoll").ports(4).start();
+    let grew = growth_under_flood(node.ng, node.pid());
+    assert!(node.terminate().success());
+    assert!(
+        grew < bound_kb,
+        "node grew {grew} KB (bound {bound_kb} KB, unbounded {unbounded_kb} KB)"
+    );
+}

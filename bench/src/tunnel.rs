@@ -961,7 +961,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("seed.toml");
         std::fs::write(&path, t.seed_toml()).unwrap();
-        let seed = rtpmesh_control::controller::server::Seed::load(&path).unwrap();
+        let seed = rtpmesh_control::controller::seed::Seed::load(&path).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(seed.regions, ["r1", "r2"]);
         let nodes: Vec<_> = seed

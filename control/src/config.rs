@@ -1,5 +1,6 @@
-//! Node configuration: what a media node needs to start, with defaults.
-//! The TOML file and the flags that fill it in are the binary's (`rtpmesh`).
+//! What a media node ([`Config`]) and a controller ([`ControlConfig`]) need
+//! to start, with defaults. The TOML file and the flags that fill them in
+//! are the binary's (`rtpmesh`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -101,6 +102,48 @@ impl Default for Config {
             region: None,
             registry: None,
             heartbeat: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything a controller needs to start.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// ng listener.
+    pub listen_ng: SocketAddr,
+    /// Default caller region (see `ControllerConfig::region`).
+    pub region: Option<String>,
+    /// `redis://HOST:PORT`; `None` for the embedded store.
+    pub registry: Option<String>,
+    /// Regions, nodes, gateways and latencies to publish at start.
+    pub seed: Option<PathBuf>,
+    /// HTTP API listener.
+    pub http: Option<SocketAddr>,
+    /// Token the HTTP API requires.
+    pub token: Option<String>,
+    /// Request threads.
+    pub threads: usize,
+    /// How long one try to reach a node waits (two tries are made).
+    pub node_timeout: Duration,
+    /// With the embedded store: how often configured nodes are checked.
+    pub health_interval: Duration,
+    /// How long a cookie's reply is kept for retransmissions.
+    pub cookie_ttl: Duration,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            listen_ng: "127.0.0.1:2222".parse().expect("valid"),
+            region: None,
+            registry: None,
+            seed: None,
+            http: None,
+            token: None,
+            threads: 8,
+            node_timeout: Duration::from_millis(400),
+            health_interval: Duration::from_secs(2),
+            cookie_ttl: Duration::from_secs(30),
         }
     }
 }

@@ -23,8 +23,8 @@
 //! them into bencode. By concern: `place` (first offer, later offers and
 //! answers), `calls` (delete, forwarded commands, list, statistics,
 //! sweep), `branch`, `selection` (pins, explanations, the caller's
-//! origin), `journal` (placed calls in the store), `server` (the UDP
-//! driver).
+//! origin), `journal` (placed calls in the store), `seed` (the seed file),
+//! `udp_link` (nodes over UDP); the process is `crate::daemon::controller`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,10 +37,11 @@ mod branch;
 mod calls;
 mod journal;
 mod place;
+pub mod seed;
 mod selection;
-pub mod server;
 #[cfg(test)]
 mod tests;
+pub mod udp_link;
 
 /// Why a node could not be asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,13 +9,14 @@
 //! it), [`controller`], [`pool`].
 //! Drivers: [`plane::WorkerPlane`] (workers, ports, sockets), [`record`] (pcap/WAV
 //! recording on its own thread), [`presence`] (a node in the registry),
-//! [`server`] (a node's process), [`api`] (the operator HTTP API).
+//! [`daemon`] (a node's and a controller's process), [`api`] (the operator HTTP API).
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod call;
 pub mod config;
 pub mod controller;
+pub mod daemon;
 pub mod error;
 pub mod node;
 pub mod plane;
@@ -23,6 +24,5 @@ pub mod pool;
 pub mod presence;
 pub mod record;
 pub mod region;
-pub mod server;
 #[cfg(test)]
 mod testing;

@@ -2,9 +2,10 @@
 //! plane changes out.
 //!
 //! # Run loop
-//! The driver (see `server`) owns the ng socket and the clock. For every
-//! datagram it calls [`Node::handle`] and sends back the reply, if any; for
-//! every worker event it calls [`Node::on_event`]; about once a second it
+//! The driver (`daemon::node`) owns the clock; the ng server loop it runs
+//! on (`rtpmesh_ng_udp::server`) owns the socket and the cookie cache. For
+//! every request it calls [`Node::handle_body`] and sends back the reply;
+//! for every worker event it calls [`Node::on_event`]; every 200 ms it
 //! calls [`Node::tick`], which removes timed-out and delayed-deleted calls.
 //! The node never blocks and never touches a socket itself: sockets come
 //! from the [`MediaPlane`] it is handed.
@@ -16,6 +17,7 @@ use rtpmesh_flow::flow::FlowId;
 
 use crate::call::{Call, Totals};
 use crate::plane::MediaPlane;
+use rtpmesh_ng::bencode::Value;
 use rtpmesh_ng::ng::{self, Failure, Op, Reply, Request};
 
 mod commands;
@@ -42,8 +44,6 @@ pub struct NodeConfig {
     pub media_timeout: Duration,
     /// Most concurrent calls (0: unlimited).
     pub max_sessions: usize,
-    /// How long a cookie's reply is kept.
-    pub cookie_ttl: Duration,
 }
 
 /// Why a call went away.
@@ -79,17 +79,12 @@ pub struct Node {
     config: NodeConfig,
     calls: HashMap<String, Call>,
     flows: HashMap<FlowId, String>,
-    cookies: HashMap<Vec<u8>, (u64, Vec<u8>)>,
     stats: NodeStats,
     /// Calls changed since the last [`Node::take_changes`].
     dirty: std::collections::BTreeSet<String>,
     /// Calls removed since then.
     gone: Vec<String>,
 }
-
-/// Most cached replies; beyond it the oldest half goes (a flood of distinct
-/// cookies must not grow memory without bound).
-const COOKIE_CAP: usize = 100_000;
 
 impl Node {
     /// A node with no calls.
@@ -98,7 +93,6 @@ impl Node {
             config,
             calls: HashMap::new(),
             flows: HashMap::new(),
-            cookies: HashMap::new(),
             dirty: Default::default(),
             gone: Vec::new(),
             stats: NodeStats {
@@ -119,8 +113,10 @@ impl Node {
         self.calls.get(id)
     }
 
-    /// Handles one ng datagram; returns the reply datagram, or `None` when
-    /// there is nothing to answer (no cookie to answer with).
+    /// Handles one ng datagram with no cookie cache: the reply datagram, or
+    /// `None` when there is no cookie to answer with. The ng server
+    /// (`rtpmesh_ng_udp::server`) keeps the cookies and calls
+    /// [`Node::handle_body`]; tests and in-process links call this.
     pub fn handle(
         &mut self,
         datagram: &[u8],
@@ -134,30 +130,27 @@ impl Node {
                 return None;
             }
         };
-        if let Some((_, cached)) = self.cookies.get(cookie) {
-            tracing::debug!(cookie = %String::from_utf8_lossy(cookie), "retransmission: cached reply");
-            return Some(cached.clone());
-        }
         let reply = match ng::decode_body(body) {
             Err(e) => {
                 tracing::warn!(error = %e, "malformed ng message");
                 ng::error(&e.reason())
             }
-            Ok(v) => match ng::parse_request(&v) {
-                Err(e) => {
-                    tracing::warn!(error = %e, "bad ng request");
-                    ng::error(&e.reason())
-                }
-                // The one place the node's typed replies become bencode.
-                Ok(req) => self.execute(&req, now, plane).to_value(),
-            },
+            Ok(v) => self.handle_body(&v, now, plane),
         };
-        let out = ng::encode_reply(cookie, &reply);
-        if self.cookies.len() >= COOKIE_CAP {
-            self.expire_cookies(now, true);
+        Some(ng::encode_reply(cookie, &reply))
+    }
+
+    /// Handles one request (the bencoded dictionary after the cookie);
+    /// returns the reply body.
+    pub fn handle_body(&mut self, body: &Value, now: Now, plane: &mut dyn MediaPlane) -> Value {
+        match ng::parse_request(body) {
+            Err(e) => {
+                tracing::warn!(error = %e, "bad ng request");
+                ng::error(&e.reason())
+            }
+            // The one place the node's typed replies become bencode.
+            Ok(req) => self.execute(&req, now, plane).to_value(),
         }
-        self.cookies.insert(cookie.to_vec(), (now.ms, out.clone()));
-        Some(out)
     }
 
     /// Executes one parsed request and returns its typed reply; [`Node::handle`]
@@ -232,7 +225,7 @@ impl Node {
     }
 
     /// Removes calls whose delete delay ran out or that saw no media for the
-    /// timeout, and forgets old cookies. Returns what it removed.
+    /// timeout. Returns what it removed.
     pub fn tick(&mut self, now: Now, plane: &mut dyn MediaPlane) -> Vec<(String, Removal)> {
         let timeout = self.config.media_timeout.as_millis() as u64;
         let mut gone = Vec::new();
@@ -258,20 +251,8 @@ impl Node {
             }
             self.remove(id, plane);
         }
-        self.expire_cookies(now, false);
         self.update_rates(now);
         gone
-    }
-
-    fn expire_cookies(&mut self, now: Now, halve: bool) {
-        let ttl = self.config.cookie_ttl.as_millis() as u64;
-        let mut cutoff = now.ms.saturating_sub(ttl);
-        if halve {
-            let mut ages: Vec<u64> = self.cookies.values().map(|(t, _)| *t).collect();
-            ages.sort_unstable();
-            cutoff = cutoff.max(ages.get(ages.len() / 2).copied().unwrap_or(0));
-        }
-        self.cookies.retain(|_, (t, _)| *t > cutoff);
     }
 
     fn remove(&mut self, id: &str, plane: &mut dyn MediaPlane) {

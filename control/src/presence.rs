@@ -97,6 +97,8 @@ impl Drop for Presence {
     }
 }
 
+/// The heartbeat thread: a heartbeat every interval, with the latency to
+/// the other regions measured after it.
 fn beat(
     store: &dyn Store,
     report: &Report,
@@ -104,8 +106,7 @@ fn beat(
     registry: &Mutex<Registry>,
     stop: &AtomicBool,
 ) {
-    let mut samples: HashMap<String, Vec<u32>> = HashMap::new();
-    let mut published: HashMap<String, u32> = HashMap::new();
+    let mut latency = Latencies::default();
     let mut drained_said = false;
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -124,56 +125,77 @@ fn beat(
         if let Err(e) = store.publish(&hb) {
             tracing::warn!(error = %e, "heartbeat not published");
         }
-        // A draining node says when its last call is gone: the operator
-        // may stop it then without cutting anyone off.
-        let draining = registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .node(&info.id)
-            .is_some_and(|n| n.draining);
         let load = report.load.load(Ordering::Relaxed);
-        match (draining, load, drained_said) {
-            (true, 0, false) => {
-                tracing::info!(node = %info.id, "drained: no calls left, safe to stop");
-                drained_said = true;
-            }
-            (true, n, _) if n > 0 => drained_said = false,
-            (false, _, _) => drained_said = false,
-            _ => {}
+        say_when_drained(registry, info, load, &mut drained_said);
+        for p in peers_to_probe(registry, info) {
+            latency.probe(store, info, &p);
         }
-        // One node per other region is enough: regions are close inside.
-        let peers: Vec<NodeInfo> = {
-            let reg = registry.lock().unwrap_or_else(|p| p.into_inner());
-            let mut by_region: HashMap<String, NodeInfo> = HashMap::new();
-            for n in reg.nodes().filter(|n| n.region != info.region) {
-                if reg.node_usable(&n.id, unix_ms()).is_ok() {
-                    by_region
-                        .entry(n.region.clone())
-                        .or_insert_with(|| n.clone());
-                }
-            }
-            by_region.into_values().collect()
-        };
-        for p in peers {
-            let Some(rtt) = probe(&p) else { continue };
-            let s = samples.entry(p.region.clone()).or_default();
-            s.push(rtt.div_ceil(2).max(1));
-            if s.len() > PROBE_WINDOW {
-                s.remove(0);
-            }
-            let ms = *s.iter().min().expect("just pushed");
-            if published.get(&p.region) != Some(&ms) {
-                let ch = Change::SetLatency(Latency {
-                    a: info.region.clone(),
-                    b: p.region.clone(),
-                    source: LatencySource::Measured,
-                    ms,
-                });
-                if store.publish(&ch).is_ok() {
-                    tracing::debug!(to = %p.region, ms, "latency measured");
-                    published.insert(p.region.clone(), ms);
-                }
-            }
+    }
+}
+
+/// A draining node says when its last call is gone: the operator may stop
+/// it then without cutting anyone off.
+fn say_when_drained(registry: &Mutex<Registry>, info: &NodeInfo, load: u32, said: &mut bool) {
+    let draining = registry
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .node(&info.id)
+        .is_some_and(|n| n.draining);
+    match (draining, load, *said) {
+        (true, 0, false) => {
+            tracing::info!(node = %info.id, "drained: no calls left, safe to stop");
+            *said = true;
+        }
+        (true, n, _) if n > 0 => *said = false,
+        (false, _, _) => *said = false,
+        _ => {}
+    }
+}
+
+/// One usable node per other region: regions are close inside.
+fn peers_to_probe(registry: &Mutex<Registry>, info: &NodeInfo) -> Vec<NodeInfo> {
+    let reg = registry.lock().unwrap_or_else(|p| p.into_inner());
+    let mut by_region: HashMap<String, NodeInfo> = HashMap::new();
+    for n in reg.nodes().filter(|n| n.region != info.region) {
+        if reg.node_usable(&n.id, unix_ms()).is_ok() {
+            by_region
+                .entry(n.region.clone())
+                .or_insert_with(|| n.clone());
+        }
+    }
+    by_region.into_values().collect()
+}
+
+/// Latency samples by region, and what was last published for each.
+#[derive(Default)]
+struct Latencies {
+    samples: HashMap<String, Vec<u32>>,
+    published: HashMap<String, u32>,
+}
+
+impl Latencies {
+    /// Probes `peer`; publishes the latency to its region when the
+    /// estimate changed.
+    fn probe(&mut self, store: &dyn Store, info: &NodeInfo, peer: &NodeInfo) {
+        let Some(rtt) = probe(peer) else { return };
+        let s = self.samples.entry(peer.region.clone()).or_default();
+        s.push(rtt.div_ceil(2).max(1));
+        if s.len() > PROBE_WINDOW {
+            s.remove(0);
+        }
+        let ms = *s.iter().min().expect("just pushed");
+        if self.published.get(&peer.region) == Some(&ms) {
+            return;
+        }
+        let ch = Change::SetLatency(Latency {
+            a: info.region.clone(),
+            b: peer.region.clone(),
+            source: LatencySource::Measured,
+            ms,
+        });
+        if store.publish(&ch).is_ok() {
+            tracing::debug!(to = %peer.region, ms, "latency measured");
+            self.published.insert(peer.region.clone(), ms);
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn free_port() -> u16 {
 /// Raises this process's open-file limit (the big tests open thousands of
 /// sockets).
 pub fn raise_fd_limit() {
-    rtpmesh_control::server::raise_fd_limit();
+    rtpmesh_control::daemon::node::raise_fd_limit();
 }
 
 /// A running node; stopped (SIGTERM, then waited for) on drop, which fails
@@ -158,6 +158,11 @@ impl Node {
     }
 
     /// Sends SIGTERM and waits; returns the exit status.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// SIGTERM, and the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.process.terminate()
     }

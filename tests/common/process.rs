@@ -228,6 +228,11 @@ impl Process {
             .unwrap_or_else(|| panic!("{name} is not running"))
     }
 
+    /// The process id (to read /proc/PID).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         let exited = self.child_mut().try_wait().unwrap().is_some();

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use rtpmesh_control::config::{Config, Interface};
-use rtpmesh_control::controller::{self, server::ControlConfig};
-use rtpmesh_control::server;
+use rtpmesh_control::config::{Config, ControlConfig, Interface};
+use rtpmesh_control::daemon::{controller::run_controller, node::run_node};
 
 use crate::admin::{AdminCmd, ApiTarget};
 use crate::config::FileConfig;
@@ -253,7 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 signal_hook::flag::register(sig, stop.clone())
                     .context("cannot install signal handler")?;
             }
-            Ok(server::run(config, stop)?)
+            Ok(run_node(config, stop)?)
         }
         Cmd::Control(a) => {
             let stop = Arc::new(AtomicBool::new(false));
@@ -272,7 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 node_timeout: std::time::Duration::from_millis(a.node_timeout_ms.max(10)),
                 ..ControlConfig::default()
             };
-            Ok(controller::server::run(config, stop)?)
+            Ok(run_controller(config, stop)?)
         }
         Cmd::Calls(t) => cli::calls(t.ng),
         Cmd::Call { call_id, target } => cli::call(target.ng, &call_id),

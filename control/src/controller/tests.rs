@@ -82,7 +82,6 @@ fn fabric() -> (Fabric, Vec<Change>) {
             delete_delay: Duration::ZERO,
             media_timeout: Duration::from_secs(60),
             max_sessions: 0,
-            cookie_ttl: Duration::from_secs(30),
         };
         let node = Node::new(
             cfg,

@@ -23,9 +23,11 @@ use super::model::Change;
 use super::registry::RegistryError;
 
 pub mod memory;
+mod open;
 pub mod redis;
 
 pub use self::memory::MemoryStore;
+pub use self::open::open;
 pub use self::redis::RedisStore;
 
 /// Why a store operation failed.
