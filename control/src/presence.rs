@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::StartError;
-use crate::region::store::{unix_ms, Store};
+use crate::region::store::{unix_ms, Store, StoreError};
 use crate::region::{Change, Latency, LatencySource, NodeInfo, Registry};
 use rtpmesh_ng::bencode::{dict, Value};
 use rtpmesh_ng_udp::client::NgClient;
@@ -50,7 +50,7 @@ impl Presence {
                 let _ = reg.apply(&ch);
             }
         }
-        store.publish(&Change::RegisterNode(info.clone()))?;
+        register(&*store, &info)?;
         {
             let registry = registry.clone();
             std::thread::Builder::new()
@@ -78,6 +78,27 @@ impl Presence {
             store,
             id,
         })
+    }
+}
+
+/// How long a node waits for its region to appear in the registry: a
+/// node may start before the controller has written the seed (boot order).
+const REGION_WAIT: Duration = Duration::from_secs(30);
+
+/// Publishes the node's registration, retrying while the store refuses it
+/// (its region not there yet) for at most [`REGION_WAIT`].
+fn register(store: &dyn Store, info: &NodeInfo) -> Result<(), StartError> {
+    let deadline = Instant::now() + REGION_WAIT;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match store.publish(&Change::RegisterNode(info.clone())) {
+            Err(StoreError::Rejected(e)) if Instant::now() < deadline => {
+                tracing::warn!(node = %info.id, error = %e, "registration refused, retrying");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            done => return Ok(done?),
+        }
     }
 }
 
@@ -209,4 +230,49 @@ fn probe(node: &NodeInfo) -> Option<u32> {
     let r = c.request(&dict([("command", "ping".into())])).ok()?;
     (r.get("result").and_then(Value::as_str) == Some("pong"))
         .then(|| t.elapsed().as_millis().min(u128::from(u32::MAX)) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::region::{MemoryStore, Region};
+
+    #[test]
+    fn a_node_started_before_its_region_exists_registers_once_it_does() {
+        let store = Arc::new(MemoryStore::new());
+        let info = NodeInfo {
+            id: "n1".into(),
+            region: "late".into(),
+            ng: "127.0.0.1:2223".parse().unwrap(),
+            tunnel: "127.0.0.1:3223".parse().unwrap(),
+            workers: 1,
+            capacity: 10,
+            load: 0,
+            draining: false,
+            last_seen_ms: unix_ms(),
+        };
+        assert!(matches!(
+            store.publish(&Change::RegisterNode(info.clone())),
+            Err(StoreError::Rejected(_))
+        ));
+        let seeder = {
+            let store = store.clone();
+            // The controller writing its seed a moment after the node started.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                store
+                    .publish(&Change::AddRegion(Region {
+                        name: "late".into(),
+                    }))
+                    .unwrap();
+            })
+        };
+        register(&*store, &info).unwrap();
+        seeder.join().unwrap();
+        let mut reg = Registry::new();
+        for ch in store.snapshot().unwrap() {
+            reg.apply(&ch).unwrap();
+        }
+        assert!(reg.nodes().any(|n| n.id == "n1"));
+    }
 }
