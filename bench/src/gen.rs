@@ -149,6 +149,88 @@ fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// When each phase ends (ns), starting at `t0`.
+fn phase_ends(t0: u64, phases: &[Phase]) -> Vec<u64> {
+    let mut ends = Vec::with_capacity(phases.len());
+    let mut acc = t0;
+    for p in phases {
+        acc += p.dur.as_nanos() as u64;
+        ends.push(acc);
+    }
+    ends
+}
+
+/// Whether `sent` packets in a phase of `dur_ns` fell more than 1% short
+/// of its `rate` (a phase with no rate cannot).
+fn fell_short(sent: u64, dur_ns: u64, rate: Option<f64>) -> bool {
+    match rate {
+        Some(rate) => {
+            let due = (dur_ns as f64 * rate / 1e9) as u64;
+            (sent as f64) < 0.99 * due as f64
+        }
+        None => false,
+    }
+}
+
+/// Takes the CPU samples of each window edge (start, end) that `now` has
+/// reached and that has none yet.
+fn sample_edges(
+    plan: &Plan,
+    now: u64,
+    edges: [u64; 2],
+    edge_cpu: &mut [Option<(Option<f64>, f64)>; 2],
+    edge_pids: &mut [Option<Vec<Option<f64>>>; 2],
+) {
+    for (i, w) in edges.into_iter().enumerate() {
+        if edge_cpu[i].is_none() && now >= w {
+            edge_pids[i] = Some(pids_cpu(plan));
+            edge_cpu[i] = Some(relay_and_own_cpu(plan));
+        }
+    }
+}
+
+/// CPU seconds used so far by each of `plan.cpu_pids`.
+fn pids_cpu(plan: &Plan) -> Vec<Option<f64>> {
+    plan.cpu_pids
+        .iter()
+        .map(|&p| crate::proc::cpu_seconds(p).ok())
+        .collect()
+}
+
+/// CPU seconds used so far by the relay (if known) and by this thread.
+fn relay_and_own_cpu(plan: &Plan) -> (Option<f64>, f64) {
+    (
+        plan.relay_pid
+            .and_then(|p| crate::proc::cpu_seconds(p).ok()),
+        thread_cpu_s(),
+    )
+}
+
+/// Fills `out`'s CPU figures from the samples taken at the window's edges;
+/// an edge not reached is sampled now.
+fn record_cpu(
+    out: &mut Outcome,
+    plan: &Plan,
+    edge_cpu: [Option<(Option<f64>, f64)>; 2],
+    edge_pids: [Option<Vec<Option<f64>>>; 2],
+) {
+    let last = relay_and_own_cpu(plan);
+    let last_pids = pids_cpu(plan);
+    let [p0, p1] = edge_pids;
+    let (p0, p1) = (
+        p0.unwrap_or_else(|| last_pids.clone()),
+        p1.unwrap_or(last_pids),
+    );
+    out.pids_cpu_s = p0
+        .iter()
+        .zip(&p1)
+        .map(|(x, y)| x.zip(*y).map(|(x, y)| y - x))
+        .collect();
+    let (a, b) = (edge_cpu[0].unwrap_or(last), edge_cpu[1].unwrap_or(last));
+    out.relay_cpu_s = a.0.zip(b.0).map(|(x, y)| y - x);
+    out.gen_cpu_s = b.1 - a.1;
+}
+
 impl Generator {
     /// A generator over `calls` (which must outlive it: it keeps their fds).
     pub fn new(calls: &[Call]) -> io::Result<Self> {
@@ -200,13 +282,8 @@ impl Generator {
         let t0 = now_ns();
         let w0 = t0 + plan.window_start.as_nanos() as u64;
         let w1 = t0 + plan.window_end.as_nanos() as u64;
-        let mut ends = Vec::with_capacity(plan.phases.len());
-        let mut acc = t0;
-        for p in &plan.phases {
-            acc += p.dur.as_nanos() as u64;
-            ends.push(acc);
-        }
-        let end = acc;
+        let ends = phase_ends(t0, &plan.phases);
+        let end = ends.last().copied().unwrap_or(t0);
         let mut buf = [0u8; 2048];
         let size = plan.size.min(buf.len());
         let mut phase = 0usize;
@@ -214,12 +291,6 @@ impl Generator {
         let mut k: u64 = 0; // packets sent in this phase
         let mut stream = 0usize; // next stream to send, round robin
         let mut edge_cpu: [Option<(Option<f64>, f64)>; 2] = [None, None];
-        let pids_cpu = || -> Vec<Option<f64>> {
-            plan.cpu_pids
-                .iter()
-                .map(|&p| crate::proc::cpu_seconds(p).ok())
-                .collect()
-        };
         let mut edge_pids: [Option<Vec<Option<f64>>>; 2] = [None, None];
         let mut short_phases = false;
         let mut now = t0;
@@ -227,106 +298,43 @@ impl Generator {
         // drain.
         while now < end {
             while phase + 1 < ends.len() && now >= ends[phase] {
-                if let Some(rate) = plan.phases[phase].rate {
-                    let due = ((ends[phase] - phase_start) as f64 * rate / 1e9) as u64;
-                    short_phases |= (k as f64) < 0.99 * due as f64;
-                }
+                short_phases |= fell_short(k, ends[phase] - phase_start, plan.phases[phase].rate);
                 phase_start = ends[phase];
                 phase += 1;
                 k = 0;
             }
-            for (i, w) in [w0, w1].into_iter().enumerate() {
-                if edge_cpu[i].is_none() && now >= w {
-                    edge_pids[i] = Some(pids_cpu());
-                    edge_cpu[i] = Some((
-                        plan.relay_pid
-                            .and_then(|p| crate::proc::cpu_seconds(p).ok()),
-                        thread_cpu_s(),
-                    ));
-                }
-            }
+            sample_edges(plan, now, [w0, w1], &mut edge_cpu, &mut edge_pids);
             let target = match plan.phases[phase].rate {
                 Some(rate) => ((now - phase_start) as f64 * rate / 1e9) as u64,
                 None => u64::MAX,
             };
             let burst = target.saturating_sub(k).min(SEND_BUDGET);
-            for _ in 0..burst {
-                let s = stream;
-                stream = if stream + 1 == active { 0 } else { stream + 1 };
-                let seq = self.next_seq[s];
-                let t = now_ns();
-                let n = rtp::build(
-                    &mut buf,
-                    size,
-                    s as u32,
-                    Probe {
-                        sent_ns: t,
-                        stream: s as u32,
-                        seq,
-                    },
-                );
-                // SAFETY: a valid fd and a live buffer of n bytes.
-                let r =
-                    unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
-                k += 1;
-                if r < 0 {
-                    out.send_errors += 1;
-                    continue;
-                }
-                self.next_seq[s] = seq.wrapping_add(1);
-                if (w0..w1).contains(&t) {
-                    self.rx[s].sent_in_window += 1;
-                }
-            }
+            self.send_burst(
+                burst,
+                active,
+                &mut stream,
+                &mut buf,
+                size,
+                (w0, w1),
+                &mut out,
+            );
+            k += burst;
             let got = self.receive(0, w0, w1, &mut lat, &mut out);
             now = now_ns();
             if burst == 0 && got == 0 {
                 if let Some(rate) = plan.phases[phase].rate {
-                    // Idle until the next packet is due (at most 1 ms), so
-                    // the generator's CPU time says how busy it really is.
                     let next = phase_start + ((k + 1) as f64 * 1e9 / rate) as u64;
-                    let wait = next.saturating_sub(now).min(1_000_000);
-                    if wait > 20_000 {
-                        self.receive(
-                            ((wait / 1_000_000) as i32).max(1),
-                            w0,
-                            w1,
-                            &mut lat,
-                            &mut out,
-                        );
-                        now = now_ns();
-                    }
+                    now = self.idle_until(next, now, (w0, w1), &mut lat, &mut out);
                 }
             }
         }
-        if let Some(rate) = plan.phases[phase].rate {
-            let due = ((end - phase_start) as f64 * rate / 1e9) as u64;
-            short_phases |= (k as f64) < 0.99 * due as f64;
-        }
+        short_phases |= fell_short(k, end - phase_start, plan.phases[phase].rate);
         // Drain what is still in flight, then stop.
         let stop = now_ns() + plan.drain.as_nanos() as u64;
         while now_ns() < stop {
             self.receive(10, w0, w1, &mut lat, &mut out);
         }
-        let last = (
-            plan.relay_pid
-                .and_then(|p| crate::proc::cpu_seconds(p).ok()),
-            thread_cpu_s(),
-        );
-        let last_pids = pids_cpu();
-        let [p0, p1] = edge_pids;
-        let (p0, p1) = (
-            p0.unwrap_or_else(|| last_pids.clone()),
-            p1.unwrap_or(last_pids),
-        );
-        out.pids_cpu_s = p0
-            .iter()
-            .zip(&p1)
-            .map(|(x, y)| x.zip(*y).map(|(x, y)| y - x))
-            .collect();
-        let (a, b) = (edge_cpu[0].unwrap_or(last), edge_cpu[1].unwrap_or(last));
-        out.relay_cpu_s = a.0.zip(b.0).map(|(x, y)| y - x);
-        out.gen_cpu_s = b.1 - a.1;
+        record_cpu(&mut out, plan, edge_cpu, edge_pids);
         out.window_s = (w1.min(end) - w0.min(end)) as f64 / 1e9;
         out.gen_limited = short_phases;
         for r in &self.rx[..active] {
@@ -469,22 +477,8 @@ impl Generator {
                 let r = r as usize;
                 for (m, b) in msgs[..r].iter().zip(&bufs) {
                     let len = (m.msg_len as usize).min(b.len());
-                    let Some(p) = rtp::parse(&b[..len]) else {
-                        continue;
-                    };
-                    let s = p.stream as usize;
-                    if s >= self.rx.len() || s ^ 1 != sock {
-                        continue;
-                    }
-                    out.received_total += 1;
-                    let rx = &mut self.rx[s];
-                    match rx.max_seq {
-                        Some(m) if p.seq < m => out.reordered += 1,
-                        _ => rx.max_seq = Some(p.seq),
-                    }
-                    if (w0..w1).contains(&p.sent_ns) {
-                        rx.got_in_window += 1;
-                        lat.record(p.sent_ns, t);
+                    if let Some(p) = rtp::parse(&b[..len]) {
+                        self.count_arrival(sock, &p, t, (w0, w1), lat, out);
                     }
                 }
                 total += r;
@@ -494,6 +488,95 @@ impl Generator {
             }
         }
         total
+    }
+
+    /// Sends `burst` packets round robin over the first `active` streams,
+    /// from `*stream` on; counts send errors, and packets sent in `window`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn send_burst(
+        &mut self,
+        burst: u64,
+        active: usize,
+        stream: &mut usize,
+        buf: &mut [u8],
+        size: usize,
+        (w0, w1): (u64, u64),
+        out: &mut Outcome,
+    ) {
+        for _ in 0..burst {
+            let s = *stream;
+            *stream = if s + 1 == active { 0 } else { s + 1 };
+            let seq = self.next_seq[s];
+            let t = now_ns();
+            let n = rtp::build(
+                buf,
+                size,
+                s as u32,
+                Probe {
+                    sent_ns: t,
+                    stream: s as u32,
+                    seq,
+                },
+            );
+            // SAFETY: a valid fd and a live buffer of n bytes.
+            let r = unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
+            if r < 0 {
+                out.send_errors += 1;
+                continue;
+            }
+            self.next_seq[s] = seq.wrapping_add(1);
+            if (w0..w1).contains(&t) {
+                self.rx[s].sent_in_window += 1;
+            }
+        }
+    }
+
+    /// Idles until `next` (the next packet due; at most 1 ms), receiving
+    /// meanwhile, so the generator's CPU time says how busy it really is.
+    /// Returns the time now.
+    fn idle_until(
+        &mut self,
+        next: u64,
+        now: u64,
+        (w0, w1): (u64, u64),
+        lat: &mut Latency,
+        out: &mut Outcome,
+    ) -> u64 {
+        let wait = next.saturating_sub(now).min(1_000_000);
+        if wait > 20_000 {
+            self.receive(((wait / 1_000_000) as i32).max(1), w0, w1, lat, out);
+            return now_ns();
+        }
+        now
+    }
+
+    /// Counts probe `p`, read at `t` on socket `sock`, unless it belongs
+    /// to no stream that arrives there.
+    #[inline]
+    fn count_arrival(
+        &mut self,
+        sock: usize,
+        p: &Probe,
+        t: u64,
+        (w0, w1): (u64, u64),
+        lat: &mut Latency,
+        out: &mut Outcome,
+    ) {
+        let s = p.stream as usize;
+        if s >= self.rx.len() || s ^ 1 != sock {
+            return;
+        }
+        out.received_total += 1;
+        let rx = &mut self.rx[s];
+        match rx.max_seq {
+            Some(m) if p.seq < m => out.reordered += 1,
+            _ => rx.max_seq = Some(p.seq),
+        }
+        if (w0..w1).contains(&p.sent_ns) {
+            rx.got_in_window += 1;
+            lat.record(p.sent_ns, t);
+        }
     }
 }
 

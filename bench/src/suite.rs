@@ -77,17 +77,7 @@ pub fn search(
         drop(g);
         setup::teardown(ng, &cs);
         let pass = o.loss() <= MAX_LOSS;
-        eprintln!(
-            "  probe {rate:>9.0} pps: forwarded {:>9.0} pps, loss {:.4}% {}{}",
-            o.pps(),
-            o.loss() * 100.0,
-            if pass { "pass" } else { "FAIL" },
-            if o.gen_limited {
-                " (generator-limited)"
-            } else {
-                ""
-            }
-        );
+        log_probe(rate, &o, pass);
         r.probes.push((rate, o.loss(), o.gen_limited));
         // Let queues empty before the next probe.
         std::thread::sleep(Duration::from_millis(300));
@@ -137,6 +127,21 @@ pub fn search(
         }
     }
     Ok(r)
+}
+
+/// One line per probe, on stderr.
+fn log_probe(rate: f64, o: &Outcome, pass: bool) {
+    eprintln!(
+        "  probe {rate:>9.0} pps: forwarded {:>9.0} pps, loss {:.4}% {}{}",
+        o.pps(),
+        o.loss() * 100.0,
+        if pass { "pass" } else { "FAIL" },
+        if o.gen_limited {
+            " (generator-limited)"
+        } else {
+            ""
+        }
+    );
 }
 
 /// Overload recovery: `blast_s` seconds as fast as the generator can, then

@@ -412,6 +412,22 @@ impl Report {
              node A alone for the 1-node path, A + B for the 2-node path.\n",
             self.calls, self.size, self.secs
         );
+        self.summary_table(&mut s);
+        self.runs_table(&mut s);
+        self.crypto_notes(&mut s);
+        let _ = writeln!(
+            s,
+            "Measured {} on {}; nodes and controller on CPU(s) {}, the generator on the CPUs the bench was started on.",
+            self.date,
+            self.machine,
+            self.node_cpus.as_deref().unwrap_or("(not pinned)")
+        );
+        let _ = writeln!(s, "Command: `{}`", self.command);
+        s
+    }
+
+    /// Per rate and path: totals over the rounds, relative to the 1-node path.
+    fn summary_table(&self, s: &mut String) {
         s.push_str("| offered pps | path | runs | delivered pps | loss | relay CPU (% of a core) | pkts per relay CPU-s | x 1-node | A CPU µs/pkt | x 1-node | B CPU µs/pkt | p50 / p99 µs |\n");
         s.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for p in &self.points {
@@ -445,6 +461,10 @@ impl Report {
                 );
             }
         }
+    }
+
+    /// Every run, in the order measured.
+    fn runs_table(&self, s: &mut String) {
         s.push_str("\nEvery run, in the order measured:\n\n");
         s.push_str("| offered pps | round | path | delivered | loss | A CPU s | B CPU s | generator CPU s | pkts per relay CPU-s | p50 / p99 µs |\n");
         s.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n");
@@ -476,6 +496,10 @@ impl Report {
                 );
             }
         }
+    }
+
+    /// The tunnel counters and the in-process cost of its cryptography.
+    fn crypto_notes(&self, s: &mut String) {
         s.push('\n');
         if let Some(n) = self.tunnel_packets {
             let _ = writeln!(
@@ -504,15 +528,6 @@ impl Report {
                 ))
             );
         }
-        let _ = writeln!(
-            s,
-            "Measured {} on {}; nodes and controller on CPU(s) {}, the generator on the CPUs the bench was started on.",
-            self.date,
-            self.machine,
-            self.node_cpus.as_deref().unwrap_or("(not pinned)")
-        );
-        let _ = writeln!(s, "Command: `{}`", self.command);
-        s
     }
 
     /// The same as JSON.
@@ -833,22 +848,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         crypto.seal_ns, crypto.open_ns, o.size
     );
     let t = &o.topo;
-    let seed = o.dir.join("seed.toml");
-    std::fs::write(&seed, t.seed_toml())?;
-    let cpus = o.node_cpus.as_deref();
-    let mut a = Proc::spawn("node-a", &o.rtpmesh, &t.node_args(t.a_ip), cpus, &o.dir)?;
-    let mut b = Proc::spawn("node-b", &o.rtpmesh, &t.node_args(t.b_ip), cpus, &o.dir)?;
-    wait_for("node a", 15, || ping(t.a_ng()))?;
-    wait_for("node b", 15, || ping(t.b_ng()))?;
-    let mut ctl = Proc::spawn(
-        "controller",
-        &o.rtpmesh,
-        &t.controller_args(&seed),
-        cpus,
-        &o.dir,
-    )?;
-    wait_for("controller", 15, || ping(t.controller))?;
-    wait_placeable(t.controller)?;
+    let (mut a, mut b, mut ctl) = start_fabric(o)?;
     let pids = [a.pid(), b.pid()];
     eprintln!(
         "[tunnel] node a pid {}, node b pid {}, controller pid {}; logs in {}",
@@ -858,29 +858,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         o.dir.display()
     );
 
-    let lo = [Ipv4Addr::LOCALHOST];
-    let tag = format!("bench-tunnel-{}", std::process::id());
-    let one_calls = setup::setup_calls_with(
-        t.controller,
-        o.calls,
-        &lo,
-        &format!("{tag}-1n"),
-        &offer_extra(LOCAL),
-    )?;
-    check_routes(&one_calls, ("a", "a"))?;
-    let two_calls = setup::setup_calls_with(
-        t.controller,
-        o.calls,
-        &lo,
-        &format!("{tag}-2n"),
-        &offer_extra(REMOTE),
-    )?;
-    check_routes(&two_calls, ("a", "b"))?;
-    eprintln!(
-        "[tunnel] {} same-region calls on a, {} cross-region calls on a -> b",
-        one_calls.len(),
-        two_calls.len()
-    );
+    let (one_calls, two_calls) = setup_both_paths(o)?;
     let mut g1 = Generator::new(&one_calls)?;
     let mut g2 = Generator::new(&two_calls)?;
     let mut points = Vec::new();
@@ -901,21 +879,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 };
                 let out = g.run(&plan(active, rate, o.secs, o.size, &pids));
                 let r = RunResult::from_outcome(rate, round, &out);
-                let tot = Totals::of([&r]);
-                eprintln!(
-                    "[tunnel] {rate:>7.0} pps round {} {:<16} delivered {:>8.0} pps, loss {:.3}%, A {:.3} s B {:.3} s gen {:.3} s CPU, {} pkts/CPU-s, p50 {:.0} p99 {:.0} us{}",
-                    round + 1,
-                    path.name(),
-                    tot.pps(),
-                    tot.loss() * 100.0,
-                    r.a_cpu_s,
-                    r.b_cpu_s,
-                    r.gen_cpu_s,
-                    fmt_opt(tot.per_cpu_s(path), 0),
-                    r.p50_us,
-                    r.p99_us,
-                    if r.gen_limited { " GENERATOR-LIMITED" } else { "" }
-                );
+                log_run(rate, round, path, &r);
                 match path {
                     Path2::OneNode => pt.one.push(r),
                     Path2::TwoNode => pt.two.push(r),
@@ -948,6 +912,78 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         auth_failures: stats_a.zip(stats_b).map(|(x, y)| x.1 + y.1),
         crypto: Some(crypto),
     })
+}
+
+/// Starts nodes a and b and the controller (seeded with the topology), and
+/// waits until the controller can place calls.
+fn start_fabric(o: &Options) -> anyhow::Result<(Proc, Proc, Proc)> {
+    let t = &o.topo;
+    let seed = o.dir.join("seed.toml");
+    std::fs::write(&seed, t.seed_toml())?;
+    let cpus = o.node_cpus.as_deref();
+    let a = Proc::spawn("node-a", &o.rtpmesh, &t.node_args(t.a_ip), cpus, &o.dir)?;
+    let b = Proc::spawn("node-b", &o.rtpmesh, &t.node_args(t.b_ip), cpus, &o.dir)?;
+    wait_for("node a", 15, || ping(t.a_ng()))?;
+    wait_for("node b", 15, || ping(t.b_ng()))?;
+    let ctl = Proc::spawn(
+        "controller",
+        &o.rtpmesh,
+        &t.controller_args(&seed),
+        cpus,
+        &o.dir,
+    )?;
+    wait_for("controller", 15, || ping(t.controller))?;
+    wait_placeable(t.controller)?;
+    Ok((a, b, ctl))
+}
+
+/// Sets up the same-region calls (on node a alone) and the cross-region
+/// ones (a to b through the tunnel), checking where each was placed.
+fn setup_both_paths(o: &Options) -> anyhow::Result<(Vec<Call>, Vec<Call>)> {
+    let t = &o.topo;
+    let lo = [Ipv4Addr::LOCALHOST];
+    let tag = format!("bench-tunnel-{}", std::process::id());
+    let one_calls = setup::setup_calls_with(
+        t.controller,
+        o.calls,
+        &lo,
+        &format!("{tag}-1n"),
+        &offer_extra(LOCAL),
+    )?;
+    check_routes(&one_calls, ("a", "a"))?;
+    let two_calls = setup::setup_calls_with(
+        t.controller,
+        o.calls,
+        &lo,
+        &format!("{tag}-2n"),
+        &offer_extra(REMOTE),
+    )?;
+    check_routes(&two_calls, ("a", "b"))?;
+    eprintln!(
+        "[tunnel] {} same-region calls on a, {} cross-region calls on a -> b",
+        one_calls.len(),
+        two_calls.len()
+    );
+    Ok((one_calls, two_calls))
+}
+
+/// One progress line per run, on stderr.
+fn log_run(rate: f64, round: usize, path: Path2, r: &RunResult) {
+    let tot = Totals::of([r]);
+    eprintln!(
+        "[tunnel] {rate:>7.0} pps round {} {:<16} delivered {:>8.0} pps, loss {:.3}%, A {:.3} s B {:.3} s gen {:.3} s CPU, {} pkts/CPU-s, p50 {:.0} p99 {:.0} us{}",
+        round + 1,
+        path.name(),
+        tot.pps(),
+        tot.loss() * 100.0,
+        r.a_cpu_s,
+        r.b_cpu_s,
+        r.gen_cpu_s,
+        fmt_opt(tot.per_cpu_s(path), 0),
+        r.p50_us,
+        r.p99_us,
+        if r.gen_limited { " GENERATOR-LIMITED" } else { "" }
+    );
 }
 
 #[cfg(test)]

@@ -315,28 +315,10 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
 
     for (idx, raw) in text.split('\n').enumerate() {
         let n = idx + 1;
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        // Tolerate blank lines (trailing newlines, sloppy generators) rather than reject.
-        if raw.trim().is_empty() {
+        let Some(line) = split_line(raw, n, first)? else {
             continue;
-        }
-        let bytes = raw.as_bytes();
-        let well_formed = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b'=';
-        if first {
-            first = false;
-            if !well_formed {
-                return Err(SdpError::NotSdp { line: n });
-            }
-            if bytes[0] != b'v' {
-                return Err(SdpError::MissingVersion { line: n });
-            }
-        } else if !well_formed {
-            return Err(SdpError::MalformedLine { line: n });
-        }
-        let line = Line {
-            kind: bytes[0],
-            value: raw[2..].to_string(),
         };
+        first = false;
         match line.kind {
             b'm' => {
                 media.push(parse_m(&line.value, n)?);
@@ -374,13 +356,7 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         }
     }
 
-    for m in &mut media {
-        if !m.has_own_connection {
-            m.connection = connection;
-        }
-        m.direction = m.direction.or(session_direction);
-        m.has_ice |= session_ice;
-    }
+    inherit_session_level(&mut media, connection, session_direction, session_ice);
     Ok(SessionDescription {
         session,
         sections,
@@ -388,6 +364,50 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         connection,
         media,
     })
+}
+
+/// Line `n` (its `\r` stripped) as a [`Line`], or `None` when blank.
+///
+/// The `first` non-blank line must be `v=`; every line must be `<letter>=`.
+fn split_line(raw: &str, n: usize, first: bool) -> Result<Option<Line>, SdpError> {
+    let raw = raw.strip_suffix('\r').unwrap_or(raw);
+    // Tolerate blank lines (trailing newlines, sloppy generators) rather than reject.
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    let bytes = raw.as_bytes();
+    let well_formed = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b'=';
+    if first {
+        if !well_formed {
+            return Err(SdpError::NotSdp { line: n });
+        }
+        if bytes[0] != b'v' {
+            return Err(SdpError::MissingVersion { line: n });
+        }
+    } else if !well_formed {
+        return Err(SdpError::MalformedLine { line: n });
+    }
+    Ok(Some(Line {
+        kind: bytes[0],
+        value: raw[2..].to_string(),
+    }))
+}
+
+/// Gives each media section the session-level `c=`, direction and ICE it
+/// does not set itself.
+fn inherit_session_level(
+    media: &mut [Media],
+    connection: Option<Connection>,
+    direction: Option<Direction>,
+    ice: bool,
+) {
+    for m in media {
+        if !m.has_own_connection {
+            m.connection = connection;
+        }
+        m.direction = m.direction.or(direction);
+        m.has_ice |= ice;
+    }
 }
 
 fn parse_port(s: &str, line: usize) -> Result<u16, SdpError> {

@@ -204,17 +204,7 @@ pub(crate) fn demo(
         items.push(("region", r.into()));
     }
     let offer = ok(c.request(&dict(items))?)?;
-    if let Some(r) = offer.get("route") {
-        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
-        println!(
-            "route: INVITE to gateway {} ({}, region {}); media via node {} and node {}",
-            s("gateway"),
-            s("sip"),
-            s("region"),
-            s("node"),
-            s("callee-node")
-        );
-    }
+    print_route(&offer);
     let to_b = relay_addr(&offer)?;
     let answer = ok(c.request(&dict([
         ("command", "answer".into()),
@@ -227,18 +217,7 @@ pub(crate) fn demo(
     println!(
         "call {call_id}: caller -> {to_a} -> ... -> callee, callee -> {to_b} -> ... -> caller"
     );
-    let mut buf = [0u8; 2048];
-    let (mut got_a, mut got_b) = (0u32, 0u32);
-    for seq in 0..packets {
-        a.send_to(&rtp_packet(seq as u16, 0xa), to_a)?;
-        b.send_to(&rtp_packet(seq as u16, 0xb), to_b)?;
-        if b.recv(&mut buf).is_ok() {
-            got_b += 1;
-        }
-        if a.recv(&mut buf).is_ok() {
-            got_a += 1;
-        }
-    }
+    let (got_a, got_b) = exchange(&a, to_a, &b, to_b, packets)?;
     println!("caller sent {packets}, callee received {got_b}; callee sent {packets}, caller received {got_a}");
     let q = ok(c.request(&dict([
         ("command", "query".into()),
@@ -260,4 +239,45 @@ pub(crate) fn demo(
         bail!("packets were lost on the way through the node");
     }
     Ok(())
+}
+
+/// Prints the route a controller chose for the call (a node's reply has
+/// none).
+fn print_route(offer: &Value) {
+    if let Some(r) = offer.get("route") {
+        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+        println!(
+            "route: INVITE to gateway {} ({}, region {}); media via node {} and node {}",
+            s("gateway"),
+            s("sip"),
+            s("region"),
+            s("node"),
+            s("callee-node")
+        );
+    }
+}
+
+/// Sends `packets` RTP packets each way, caller `a` to `to_a` and callee
+/// `b` to `to_b`, one pair at a time; returns how many each side received
+/// (caller, callee).
+fn exchange(
+    a: &UdpSocket,
+    to_a: SocketAddr,
+    b: &UdpSocket,
+    to_b: SocketAddr,
+    packets: u32,
+) -> anyhow::Result<(u32, u32)> {
+    let mut buf = [0u8; 2048];
+    let (mut got_a, mut got_b) = (0u32, 0u32);
+    for seq in 0..packets {
+        a.send_to(&rtp_packet(seq as u16, 0xa), to_a)?;
+        b.send_to(&rtp_packet(seq as u16, 0xb), to_b)?;
+        if b.recv(&mut buf).is_ok() {
+            got_b += 1;
+        }
+        if a.recv(&mut buf).is_ok() {
+            got_a += 1;
+        }
+    }
+    Ok((got_a, got_b))
 }

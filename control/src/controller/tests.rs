@@ -198,6 +198,7 @@ fn a_same_region_call_uses_one_node_and_the_reply_names_the_gateway() {
     assert!(c.explain_call("call-1").unwrap().contains("gw1"));
 }
 
+// Long because it follows one call from offer to delete, checking both nodes and the tunnel at each step.
 #[test]
 fn a_cross_region_call_joins_a_caller_node_and_a_callee_node_by_a_tunnel() {
     let (f, ch) = fabric();

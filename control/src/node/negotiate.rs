@@ -98,65 +98,89 @@ pub(super) fn build_offer(
                 .unwrap_or(false);
             for (leg, v6) in [(o, offerer_v6), (a, want_v6.unwrap_or(offerer_v6))] {
                 if call.legs[leg].streams.len() <= i {
-                    let local = if call.legs[leg].tunnel.is_some() {
-                        plane
-                            .open_socketless(call.worker)
-                            .map_err(|e| Failure::Error(e.to_string()))?
-                    } else {
-                        plane.open(call.worker, v6).map_err(|e| match e {
-                            PlaneError::Exhausted => Failure::from(reason::NO_PORTS),
-                            _ => Failure::Error(e.to_string()),
-                        })?
-                    };
+                    open_stream(call, leg, i, m, v6, plane)?;
                     opened.push((leg, i));
-                    call.legs[leg].streams.push(Stream {
-                        index: i + 1,
-                        kind: m.kind.clone(),
-                        protocol: m.protocol.clone(),
-                        local,
-                        remote: None,
-                        advertised: None,
-                        mux_offered: false,
-                        mux: false,
-                        mux_accept: false,
-                        clock_rate: 8000,
-                        ptime: None,
-                    });
                 }
             }
-            let s = &mut call.legs[o].streams[i];
-            s.kind = m.kind.clone();
-            s.protocol = m.protocol.clone();
-            learn(s, m, opts);
-            s.mux_offered = m.rtcp_mux;
-            s.mux_accept = opts.rtcp_mux.demux || opts.rtcp_mux.accept;
-            s.mux = m.rtcp_mux && s.mux;
-            s.ptime = m.ptime;
-            let offer_mux = (m.rtcp_mux && !opts.rtcp_mux.demux)
-                || opts.rtcp_mux.offer
-                || opts.rtcp_mux.require;
-            let t = &mut call.legs[a].streams[i];
-            t.kind = m.kind.clone();
-            t.protocol = opts
-                .transport_protocol
-                .clone()
-                .unwrap_or_else(|| m.protocol.clone());
-            t.mux_offered = offer_mux;
+            apply_offered(call, o, a, i, m, opts);
         }
         Ok(())
     })();
     if let Err(f) = result {
-        // Give back what this offer opened; streams that existed stay.
-        let mut locals = Vec::new();
-        for (leg, i) in opened.into_iter().rev() {
-            if call.legs[leg].streams.len() == i + 1 {
-                locals.push(call.legs[leg].streams.pop().expect("len checked").local);
-            }
-        }
-        plane.close(call.worker, locals);
+        close_opened(call, opened, plane);
         return Err(f);
     }
     rewrite_for(call, a, opts, parsed, MuxAdvert::Offer)
+}
+
+/// Opens the local end of stream `i` of `leg` (socketless for a tunnel leg)
+/// and appends the stream, described by the offered `m`.
+fn open_stream(
+    call: &mut Call,
+    leg: usize,
+    i: usize,
+    m: &sdp::Media,
+    v6: bool,
+    plane: &mut dyn MediaPlane,
+) -> Result<(), Failure> {
+    let local = if call.legs[leg].tunnel.is_some() {
+        plane
+            .open_socketless(call.worker)
+            .map_err(|e| Failure::Error(e.to_string()))?
+    } else {
+        plane.open(call.worker, v6).map_err(|e| match e {
+            PlaneError::Exhausted => Failure::from(reason::NO_PORTS),
+            _ => Failure::Error(e.to_string()),
+        })?
+    };
+    call.legs[leg].streams.push(Stream {
+        index: i + 1,
+        kind: m.kind.clone(),
+        protocol: m.protocol.clone(),
+        local,
+        remote: None,
+        advertised: None,
+        mux_offered: false,
+        mux: false,
+        mux_accept: false,
+        clock_rate: 8000,
+        ptime: None,
+    });
+    Ok(())
+}
+
+/// Records offered section `m` on stream `i` of the offerer `o` and of
+/// the answerer `a` (what the answerer will be offered).
+fn apply_offered(call: &mut Call, o: usize, a: usize, i: usize, m: &sdp::Media, opts: &Options) {
+    let s = &mut call.legs[o].streams[i];
+    s.kind = m.kind.clone();
+    s.protocol = m.protocol.clone();
+    learn(s, m, opts);
+    s.mux_offered = m.rtcp_mux;
+    s.mux_accept = opts.rtcp_mux.demux || opts.rtcp_mux.accept;
+    s.mux = m.rtcp_mux && s.mux;
+    s.ptime = m.ptime;
+    let offer_mux =
+        (m.rtcp_mux && !opts.rtcp_mux.demux) || opts.rtcp_mux.offer || opts.rtcp_mux.require;
+    let t = &mut call.legs[a].streams[i];
+    t.kind = m.kind.clone();
+    t.protocol = opts
+        .transport_protocol
+        .clone()
+        .unwrap_or_else(|| m.protocol.clone());
+    t.mux_offered = offer_mux;
+}
+
+/// Gives back what a failed offer opened (`opened`: leg and stream index,
+/// in opening order); streams that existed stay.
+fn close_opened(call: &mut Call, opened: Vec<(usize, usize)>, plane: &mut dyn MediaPlane) {
+    let mut locals = Vec::new();
+    for (leg, i) in opened.into_iter().rev() {
+        if call.legs[leg].streams.len() == i + 1 {
+            locals.push(call.legs[leg].streams.pop().expect("len checked").local);
+        }
+    }
+    plane.close(call.worker, locals);
 }
 
 /// Applies the answer from leg `a` and returns the SDP for the offerer `o`.

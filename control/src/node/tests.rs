@@ -593,6 +593,7 @@ fn reply_flows(v: &Value) -> Vec<(u32, u32)> {
         .collect()
 }
 
+// Long because it follows one tunnelled call through offer, answer and media, checking the plane at each step.
 #[test]
 fn a_tunnel_answerer_leg_has_no_sockets_and_the_caller_sends_into_the_tunnel() {
     let mut plane = FakePlane::new(10);

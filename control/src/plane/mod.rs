@@ -9,6 +9,7 @@ use rtpmesh_flow::flow::{FlowId, FlowSpec};
 use crate::call::Local;
 
 mod ids;
+mod tunnels;
 mod workers;
 
 pub use workers::WorkerPlane;

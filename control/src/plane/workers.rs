@@ -5,16 +5,16 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::pool::PortPool;
 use crossbeam_channel::Receiver;
-use rtpmesh_flow::counters::{CounterSnapshot, FlowCounters};
+use rtpmesh_flow::counters::CounterSnapshot;
 use rtpmesh_flow::flow::{FlowId, FlowSpec};
 use rtpmesh_relay::worker::{self, Command, Event, WorkerHandle};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::ids::FlowIds;
+use super::tunnels::{open_tunnels, TunnelSocket};
 use super::{MediaPlane, PlaneError};
 use crate::call::{self, Local};
 use crate::config::{Config, Interface};
@@ -184,55 +184,9 @@ impl WorkerPlane {
     }
 }
 
-/// A worker's tunnel socket: its flow, address and counters.
-struct TunnelSocket {
-    id: FlowId,
-    addr: SocketAddr,
-    counters: Arc<FlowCounters>,
-}
-
-/// Binds one tunnel socket per worker, worker `i`'s at `base`'s port + `i`,
-/// and hands each to its worker under flow id `i + 1`.
-fn open_tunnels(
-    base: SocketAddr,
-    secret: Option<&str>,
-    workers: &[WorkerHandle],
-) -> io::Result<Vec<TunnelSocket>> {
-    let secret: Arc<[u8]> = secret.unwrap_or_default().as_bytes().into();
-    let mut tunnels = Vec::with_capacity(workers.len());
-    for w in workers {
-        let offset = u16::try_from(w.index())
-            .ok()
-            .filter(|i| base.port().checked_add(*i).is_some())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "tunnel port {} + worker {} is past 65535",
-                        base.port(),
-                        w.index()
-                    ),
-                )
-            })?;
-        let addr = SocketAddr::new(base.ip(), base.port() + offset);
-        let socket = bind(addr).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot bind tunnel socket {addr}: {e}"))
-        })?;
-        let id = FlowId(u32::from(offset) + 1);
-        let counters = Arc::new(FlowCounters::default());
-        w.send(Command::AddTunnel {
-            id,
-            socket,
-            secret: secret.clone(),
-            counters: counters.clone(),
-        });
-        tunnels.push(TunnelSocket { id, addr, counters });
-    }
-    tracing::info!(first = %base, count = tunnels.len(), "tunnel sockets open");
-    Ok(tunnels)
-}
-
-fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// A UDP socket bound to `addr`, non-blocking (and IPv6 only for an IPv6
+/// address).
+pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;

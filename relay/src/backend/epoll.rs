@@ -16,7 +16,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::sys::{self, CONTROL_LEN};
-use super::{Backend, PacketSink, HEAD_LEN};
+use super::{Backend, PacketSink, Transmit, HEAD_LEN};
 use rtpmesh_flow::flow::{Slot, MAX_OUTPUTS};
 
 /// Datagrams read per `recvmmsg`.
@@ -77,6 +77,62 @@ fn empty_iovs(n: usize) -> Box<[libc::iovec]> {
             iov_len: 0,
         })
         .collect()
+}
+
+impl Rx {
+    /// One `recvmmsg` into the whole batch; the kernel's return value
+    /// (messages read, or negative with `errno` set).
+    #[inline]
+    fn recv(&mut self, fd: RawFd) -> libc::c_int {
+        for m in self.msgs.iter_mut() {
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_controllen = CONTROL_LEN as _;
+            m.msg_hdr.msg_flags = 0;
+        }
+        // SAFETY: msgs/iovs/addrs/control are valid, live buffers of the
+        // lengths given.
+        unsafe {
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                RX_BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                ptr::null_mut(),
+            )
+        }
+    }
+}
+
+impl Tx {
+    /// Fills message `k` with copy `t` of received buffer `i`, whose bytes
+    /// to send are `body`.
+    ///
+    /// The head (a copy of 32 bytes into this message's own storage) goes
+    /// first, then the body straight from the receive buffer: the payload
+    /// itself is never copied.
+    #[inline]
+    fn queue(&mut self, k: usize, i: usize, t: &Transmit, body: &[u8]) {
+        self.items.push((i, t.via));
+        let alen = sys::write_sockaddr(&t.dest, &mut self.addrs[k]);
+        let mut n = 0;
+        if let Some(head) = &t.head {
+            self.heads[k] = *head;
+            self.iovs[2 * k] = libc::iovec {
+                iov_base: self.heads[k].as_mut_ptr().cast(),
+                iov_len: HEAD_LEN,
+            };
+            n = 1;
+        }
+        self.iovs[2 * k + n] = libc::iovec {
+            iov_base: body.as_ptr() as *mut libc::c_void,
+            iov_len: body.len(),
+        };
+        let h = &mut self.msgs[k].msg_hdr;
+        h.msg_name = (&mut self.addrs[k] as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = alen;
+        h.msg_iov = &mut self.iovs[2 * k];
+        h.msg_iovlen = n + 1;
+    }
 }
 
 impl Epoll {
@@ -142,22 +198,7 @@ impl Epoll {
             return false;
         };
         for _ in 0..TURN_BATCHES {
-            for m in self.rx.msgs.iter_mut() {
-                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                m.msg_hdr.msg_controllen = CONTROL_LEN as _;
-                m.msg_hdr.msg_flags = 0;
-            }
-            // SAFETY: msgs/iovs/addrs/control are valid, live buffers of the
-            // lengths given.
-            let n = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    self.rx.msgs.as_mut_ptr(),
-                    RX_BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    ptr::null_mut(),
-                )
-            };
+            let n = self.rx.recv(fd);
             if n < 0 {
                 match io::Error::last_os_error().kind() {
                     io::ErrorKind::WouldBlock => return false,
@@ -198,29 +239,7 @@ impl Epoll {
                     let Some(body) = t.body(&self.rx.bufs[i][..len]) else {
                         continue;
                     };
-                    self.tx.items.push((i, t.via));
-                    let alen = sys::write_sockaddr(&t.dest, &mut self.tx.addrs[k]);
-                    // Head (a copy of 32 bytes into this message's own
-                    // storage), then the body straight from the receive
-                    // buffer: the payload itself is never copied.
-                    let mut n = 0;
-                    if let Some(head) = &t.head {
-                        self.tx.heads[k] = *head;
-                        self.tx.iovs[2 * k] = libc::iovec {
-                            iov_base: self.tx.heads[k].as_mut_ptr().cast(),
-                            iov_len: HEAD_LEN,
-                        };
-                        n = 1;
-                    }
-                    self.tx.iovs[2 * k + n] = libc::iovec {
-                        iov_base: body.as_ptr() as *mut libc::c_void,
-                        iov_len: body.len(),
-                    };
-                    let h = &mut self.tx.msgs[k].msg_hdr;
-                    h.msg_name = (&mut self.tx.addrs[k] as *mut libc::sockaddr_storage).cast();
-                    h.msg_namelen = alen;
-                    h.msg_iov = &mut self.tx.iovs[2 * k];
-                    h.msg_iovlen = n + 1;
+                    self.tx.queue(k, i, t, body);
                 }
             }
             self.flush(sink);

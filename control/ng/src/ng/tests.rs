@@ -543,6 +543,7 @@ fn call_reports_keep_rtpengines_shape() {
     assert_eq!(v.get("result").and_then(Value::as_str), Some("ok"));
 }
 
+// Long: one case per command and per required key, in a table-like list.
 #[test]
 fn required_keys_are_present_by_construction() {
     let req = |items: Vec<(&'static str, Value)>| parse_request(&dict(items)).map(|r| r.op);
@@ -677,6 +678,7 @@ fn never_panics() {
     }
 }
 
+// Long: one case per key and per way it can be wrong, in a table-like list.
 #[test]
 fn the_tunnel_branch_and_destination_keys_parse_or_say_what_is_wrong() {
     let req = |items: Vec<(&str, Value)>| {

@@ -235,6 +235,24 @@ fn active_section(
     if let Some(mid) = mid {
         push(out, b'a', &mid.value);
     }
+    push_format_attrs(out, media, lines);
+    push(out, b'a', written_direction(media, r).as_str());
+    if let Some(port) = r.rtcp_port {
+        push(out, b'a', &format!("rtcp:{port}"));
+    }
+    if r.rtcp_mux {
+        push(out, b'a', "rtcp-mux");
+    }
+    match (r.ptime, ptime) {
+        (Some(p), _) => push(out, b'a', &format!("ptime:{p}")),
+        (None, Some(l)) => push(out, b'a', &l.value),
+        (None, None) => {}
+    }
+}
+
+/// Each format's `rtpmap` (the well-known one when the section has none),
+/// `fmtp` and `rtcp-fb` lines, in the order of the `m=` line's formats.
+fn push_format_attrs(out: &mut String, media: &Media, lines: &[Line]) {
     for f in &media.formats {
         let for_pt = |kind: &'static str| {
             lines
@@ -253,7 +271,12 @@ fn active_section(
             push(out, b'a', &l.value);
         }
     }
-    let direction = r.direction.unwrap_or_else(|| {
+}
+
+/// The direction to write: the rewrite's own, else the section's (or
+/// session's), with an old-style hold made explicit.
+fn written_direction(media: &Media, r: &MediaRewrite) -> Direction {
+    r.direction.unwrap_or_else(|| {
         let d = media.direction.unwrap_or(Direction::SendRecv);
         // Old-style hold: the peer will not receive, so it is at most sendonly.
         match (d, media.connection.map(|c| c.address.is_unspecified())) {
@@ -261,17 +284,5 @@ fn active_section(
             (Direction::RecvOnly, Some(true)) => Direction::Inactive,
             (d, _) => d,
         }
-    });
-    push(out, b'a', direction.as_str());
-    if let Some(port) = r.rtcp_port {
-        push(out, b'a', &format!("rtcp:{port}"));
-    }
-    if r.rtcp_mux {
-        push(out, b'a', "rtcp-mux");
-    }
-    match (r.ptime, ptime) {
-        (Some(p), _) => push(out, b'a', &format!("ptime:{p}")),
-        (None, Some(l)) => push(out, b'a', &l.value),
-        (None, None) => {}
-    }
+    })
 }

@@ -46,6 +46,7 @@ fn admin(h: &ApiHandle, token: Option<&str>, args: &[&str]) -> anyhow::Result<St
     Ok(String::from_utf8(out).unwrap())
 }
 
+// Long because it is one session whose steps build on each other: adds, what the listings show, removes.
 #[test]
 fn an_operator_session() {
     let h = start(FakeBackend::seeded(), Some(TOKEN));

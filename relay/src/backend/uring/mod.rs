@@ -42,22 +42,29 @@
 //! are a slab keyed independently of [`Slot`]s and freed only after their
 //! final completion, so a late completion can never be mistaken for the
 //! operation of a socket that reused the same slot index.
+//!
+//! Layout: [`recv`] arms receives and hands datagrams to the sink, [`send`]
+//! queues the copies and takes their completions, [`shutdown`] drains the
+//! ring on drop, [`buffers`] holds the memory the kernel reads and writes.
 
 use std::io;
 use std::net::UdpSocket;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::ptr;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use super::epoll::BUF_SIZE;
 use super::sys::{self, CONTROL_LEN};
-use super::{Backend, PacketSink, Transmit, HEAD_LEN};
-use rtpmesh_flow::flow::{Slot, MAX_OUTPUTS};
+use super::{Backend, PacketSink, HEAD_LEN};
+use rtpmesh_flow::flow::Slot;
 
 mod buffers;
+mod recv;
+mod send;
+mod shutdown;
 
 use buffers::{BufRing, SendPool};
 
@@ -256,90 +263,6 @@ impl Uring {
         self.enobufs
     }
 
-    fn arm_wake(&mut self) -> bool {
-        // One-shot, re-armed after every completion: arming checks the
-        // eventfd's level, so a signal that arrived since the last
-        // completion fires at once. A multishot poll only reports edges, and
-        // under load one was seen to miss a signal (the worker then slept
-        // with a command queued).
-        let e = opcode::PollAdd::new(types::Fd(self.wake_fd), libc::POLLIN as u32)
-            .build()
-            .user_data(OP_WAKE);
-        self.wake_armed = push(&mut self.ring, &e);
-        if !self.wake_armed {
-            self.retry = true;
-        }
-        self.wake_armed
-    }
-
-    /// Queues the multishot receive of record `key`.
-    fn arm_recv(&mut self, key: u32) {
-        let op = &self.recvs[key as usize];
-        let Some(sock) = &op.socket else { return };
-        let e = opcode::RecvMsgMulti::new(types::Fd(sock.as_raw_fd()), &*self.rx_msg, BGID)
-            .build()
-            .user_data(OP_RECV | u64::from(key));
-        let ok = push(&mut self.ring, &e);
-        self.recvs[key as usize].armed = ok;
-        if !ok {
-            self.retry = true;
-        }
-    }
-
-    /// Queues the cancel of record `key`'s receive.
-    fn cancel_recv(&mut self, key: u32) {
-        let e = opcode::AsyncCancel::new(OP_RECV | u64::from(key))
-            .build()
-            .user_data(OP_CANCEL | u64::from(key));
-        let ok = push(&mut self.ring, &e);
-        self.recvs[key as usize].cancel_sent = ok;
-        if !ok {
-            self.retry = true;
-        }
-    }
-
-    fn free_recv(&mut self, key: u32) {
-        self.recvs[key as usize] = RecvOp::default();
-        self.recv_free.push(key);
-    }
-
-    /// Retries what could not be queued earlier: ended receives of live
-    /// sockets (once buffers are back), cancels, the wake poll.
-    fn sweep(&mut self) {
-        if usize::from(BUFFERS) == self.bufs.held {
-            // Every buffer waits for sends; their completions will free some
-            // and bring us back here.
-            return;
-        }
-        self.retry = false;
-        for key in 0..self.recvs.len() as u32 {
-            let op = &self.recvs[key as usize];
-            if op.socket.is_none() {
-                continue;
-            }
-            if op.removing {
-                if op.armed && !op.cancel_sent {
-                    self.cancel_recv(key);
-                }
-            } else if !op.armed {
-                self.arm_recv(key);
-            }
-        }
-        if !self.wake_armed {
-            self.arm_wake();
-        }
-    }
-
-    fn socket_fd(&self, slot: Slot) -> Option<RawFd> {
-        match self.sockets.get(slot.index as usize) {
-            Some(Some((s, key))) if *s == slot => self.recvs[*key as usize]
-                .socket
-                .as_ref()
-                .map(AsRawFd::as_raw_fd),
-            _ => None,
-        }
-    }
-
     fn complete(&mut self, ud: u64, res: i32, flags: u32, now: Instant, sink: &mut dyn PacketSink) {
         let key = (ud & KEY_MASK) as u32;
         match ud & !KEY_MASK {
@@ -356,157 +279,6 @@ impl Uring {
             // Whether the cancel found the receive or not, the receive's own
             // final completion is what closes the socket.
             _ => {}
-        }
-    }
-
-    fn on_recv(&mut self, key: u32, res: i32, flags: u32, now: Instant, sink: &mut dyn PacketSink) {
-        let Some(op) = self.recvs.get(key as usize) else {
-            return;
-        };
-        if op.socket.is_none() {
-            // Not ours (a free record): cannot happen, as records are freed
-            // only after their final completion; still, return the buffer.
-            if let Some(bid) = cqueue::buffer_select(flags).filter(|b| *b < BUFFERS) {
-                self.bufs.take(bid);
-                self.bufs.release(bid);
-            }
-            return;
-        }
-        let live = !op.removing;
-        let slot = op.slot;
-        if let Some(bid) = cqueue::buffer_select(flags).filter(|b| *b < BUFFERS) {
-            self.bufs.take(bid);
-            if let (true, Some(slot), Ok(len)) = (live, slot, usize::try_from(res)) {
-                self.deliver(slot, bid, len.min(BUF_LEN), now, sink);
-            }
-            self.bufs.release(bid);
-        }
-        if cqueue::more(flags) {
-            return;
-        }
-        self.recvs[key as usize].armed = false;
-        if !live {
-            self.free_recv(key);
-            if let Some(slot) = slot {
-                sink.on_closed(slot);
-            }
-        } else if res == -libc::ENOBUFS {
-            // Overload: every buffer is in use. Re-armed by `sweep` once
-            // buffers are back in the ring.
-            self.enobufs += 1;
-            self.retry = true;
-        } else {
-            if res < 0 {
-                tracing::trace!(error = %io::Error::from_raw_os_error(-res), "receive ended, re-arming");
-            }
-            self.arm_recv(key);
-        }
-    }
-
-    /// Hands the datagram in buffer `bid` (`len` bytes used) to the sink and
-    /// queues its copies.
-    fn deliver(
-        &mut self,
-        slot: Slot,
-        bid: u16,
-        len: usize,
-        now: Instant,
-        sink: &mut dyn PacketSink,
-    ) {
-        // SAFETY: the kernel filled `len` bytes of this buffer, and we hold it
-        // (refs > 0) until the end of this call, so nobody writes to it. The
-        // slice is built from a raw pointer, so it does not borrow `self`.
-        let buf = unsafe { std::slice::from_raw_parts(self.bufs.addr(bid), len) };
-        let Ok(msg) = types::RecvMsgOut::parse(buf, &self.rx_msg) else {
-            return;
-        };
-        let control = msg.control_data();
-        if !control.is_empty() {
-            // SAFETY: an all-zero msghdr is valid.
-            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            h.msg_control = control.as_ptr() as *mut libc::c_void;
-            h.msg_controllen = control.len() as _;
-            // SAFETY: `h` describes control data the kernel just wrote, at an
-            // 8-byte aligned offset of the buffer (see BUF_LEN).
-            if let Some(drops) = unsafe { sys::rxq_ovfl(&h) } {
-                sink.on_kernel_drops(slot, drops);
-            }
-        }
-        if msg.is_payload_truncated() {
-            return;
-        }
-        let name = msg.name_data();
-        // SAFETY: `name` is a live slice of the address the kernel wrote.
-        let Some(src) = (unsafe { sys::read_sockaddr(name.as_ptr(), name.len()) }) else {
-            return;
-        };
-        let payload = msg.payload_data();
-        // The returned slice borrows the sink; copy it out (at most
-        // MAX_OUTPUTS, on the stack) so the sink can hear about errors.
-        let mut out: [Option<Transmit>; MAX_OUTPUTS] = [None; MAX_OUTPUTS];
-        for (o, t) in out.iter_mut().zip(sink.on_packet(now, slot, src, payload)) {
-            *o = Some(*t);
-        }
-        for t in out.iter().flatten() {
-            self.queue_send(bid, payload, t, sink);
-        }
-    }
-
-    fn queue_send(&mut self, bid: u16, payload: &[u8], t: &Transmit, sink: &mut dyn PacketSink) {
-        let Some(fd) = self.socket_fd(t.via) else {
-            return;
-        };
-        let Some(body) = t.body(payload) else {
-            return;
-        };
-        let Some(k) = self.sends.free.pop() else {
-            sink.on_send_error(t.via, io::Error::from_raw_os_error(libc::ENOBUFS));
-            return;
-        };
-        let i = k as usize;
-        let alen = sys::write_sockaddr(&t.dest, &mut self.sends.addrs[i]);
-        // The head is copied into the record (which lives until the send
-        // completes); the body is sent straight from the provided buffer,
-        // held by the reference taken below.
-        let mut n = 0;
-        if let Some(head) = &t.head {
-            self.sends.heads[i] = *head;
-            self.sends.iovs[2 * i] = libc::iovec {
-                iov_base: self.sends.heads[i].as_mut_ptr().cast(),
-                iov_len: HEAD_LEN,
-            };
-            n = 1;
-        }
-        self.sends.iovs[2 * i + n] = libc::iovec {
-            iov_base: body.as_ptr() as *mut libc::c_void,
-            iov_len: body.len(),
-        };
-        let h = &mut self.sends.msgs[i];
-        h.msg_name = (&mut self.sends.addrs[i] as *mut libc::sockaddr_storage).cast();
-        h.msg_namelen = alen;
-        h.msg_iov = &mut self.sends.iovs[2 * i];
-        h.msg_iovlen = n + 1;
-        self.sends.meta[i] = (bid, t.via);
-        let e = opcode::SendMsg::new(types::Fd(fd), &self.sends.msgs[i])
-            .flags(libc::MSG_DONTWAIT as u32)
-            .build()
-            .user_data(OP_SEND | u64::from(k));
-        self.bufs.take(bid);
-        if !push(&mut self.ring, &e) {
-            self.bufs.release(bid);
-            self.sends.free.push(k);
-            sink.on_send_error(t.via, io::Error::from_raw_os_error(libc::EBUSY));
-        }
-    }
-
-    fn on_send(&mut self, k: u32, res: i32, sink: &mut dyn PacketSink) {
-        let Some(&(bid, via)) = self.sends.meta.get(k as usize) else {
-            return;
-        };
-        self.sends.free.push(k);
-        self.bufs.release(bid);
-        if res < 0 {
-            sink.on_send_error(via, io::Error::from_raw_os_error(-res));
         }
     }
 
@@ -533,80 +305,6 @@ impl Uring {
                 self.complete(ud, res, flags, now, sink);
             }
             done += n;
-        }
-    }
-
-    /// [`Uring::quiesce`], then checks that nothing is left in flight.
-    #[cfg(test)]
-    pub(super) fn quiesce_for_test(&mut self) -> bool {
-        self.quiesce() && self.recvs.iter().all(|op| !op.armed) && self.sends.in_flight() == 0
-    }
-
-    /// Drop-time drain: cancels everything and waits (bounded) for the
-    /// kernel to finish with our memory. Returns whether it did.
-    fn quiesce(&mut self) -> bool {
-        for key in 0..self.recvs.len() as u32 {
-            if self.recvs[key as usize].armed {
-                let e = opcode::AsyncCancel::new(OP_RECV | u64::from(key))
-                    .build()
-                    .user_data(OP_CANCEL);
-                push(&mut self.ring, &e);
-            }
-        }
-        if self.wake_armed {
-            let e = opcode::AsyncCancel::new(OP_WAKE)
-                .build()
-                .user_data(OP_CANCEL);
-            push(&mut self.ring, &e);
-        }
-        let ts = types::Timespec::from(Duration::from_millis(10));
-        let args = types::SubmitArgs::new().timespec(&ts);
-        for _ in 0..100 {
-            let busy =
-                self.wake_armed || self.sends.in_flight() > 0 || self.recvs.iter().any(|r| r.armed);
-            if !busy {
-                return true;
-            }
-            let _ = self.ring.submitter().submit_with_args(1, &args);
-            let cq: Vec<_> = self
-                .ring
-                .completion()
-                .map(|e| (e.user_data(), e.flags()))
-                .collect();
-            for (ud, flags) in cq {
-                let key = (ud & KEY_MASK) as usize;
-                match ud & !KEY_MASK {
-                    OP_RECV if !cqueue::more(flags) => {
-                        if let Some(r) = self.recvs.get_mut(key) {
-                            r.armed = false;
-                        }
-                    }
-                    OP_SEND => self.sends.free.push(key as u32),
-                    OP_WAKE if !cqueue::more(flags) => self.wake_armed = false,
-                    _ => {}
-                }
-            }
-        }
-        false
-    }
-}
-
-impl Drop for Uring {
-    fn drop(&mut self) {
-        if !self.quiesce() {
-            tracing::warn!(
-                "io_uring operations still in flight at shutdown; leaking their buffers"
-            );
-            self.bufs.entries.leak = true;
-            self.bufs.bufs.leak = true;
-            // The send records and receive template are boxes; leak them too.
-            std::mem::forget(std::mem::take(&mut self.sends.msgs));
-            std::mem::forget(std::mem::take(&mut self.sends.iovs));
-            std::mem::forget(std::mem::take(&mut self.sends.addrs));
-            std::mem::forget(std::mem::take(&mut self.sends.heads));
-            // SAFETY: an all-zero msghdr is valid.
-            let rx = std::mem::replace(&mut self.rx_msg, Box::new(unsafe { std::mem::zeroed() }));
-            std::mem::forget(rx);
         }
     }
 }
