@@ -252,6 +252,9 @@ impl FlowTable {
         let now_us = t.wall.micros(now);
         let p = t.peers.get_mut(peer as usize)?;
         p.sent = next_seq(p.sent, now_us);
-        Some((p.addr, tunnel::seal(&p.send_key, kind, flow, p.sent, payload)))
+        Some((
+            p.addr,
+            tunnel::seal(&p.send_key, kind, flow, p.sent, payload),
+        ))
     }
 }

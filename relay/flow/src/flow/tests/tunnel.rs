@@ -216,7 +216,9 @@ fn a_restarted_table_refuses_what_was_captured_before_and_takes_what_follows() {
     let anchor = Instant::now();
     // Before the restart: T1's datagrams, numbered from its clock.
     let (mut before, [_, _, sia, _, _, t2]) = tunnelled_at(WallClock::new(anchor, WALL));
-    let captured: Vec<_> = (0..3).map(|i| sealed(&key, 100, WALL + i, &rtp(1))).collect();
+    let captured: Vec<_> = (0..3)
+        .map(|i| sealed(&key, 100, WALL + i, &rtp(1)))
+        .collect();
     for d in &captured {
         assert_eq!(before.open_tunnel(t2, from, d, anchor), Some(sia));
     }
@@ -237,7 +239,8 @@ fn a_restarted_table_refuses_what_was_captured_before_and_takes_what_follows() {
     // And what the restarted node seals starts at its own clock: above
     // anything it sent before, so its peers' windows take it.
     let sa = after.slot(FlowId(1)).unwrap();
-    let Some(Route::Tunnel { via, peer, flow }) = after.get(sa).unwrap().routes(PacketKind::Rtp).get(0)
+    let Some(Route::Tunnel { via, peer, flow }) =
+        after.get(sa).unwrap().routes(PacketKind::Rtp).get(0)
     else {
         panic!("not a tunnel route");
     };
