@@ -112,11 +112,19 @@ impl std::fmt::Debug for TunnelKey {
 /// the two directions' keys and differ, so a datagram sealed for one
 /// direction never verifies in the other (no reflection). Binding the key
 /// to the pair means a key learned from one tunnel opens no other. Control
-/// path only: it allocates the text.
+/// path and a new peer's first datagram: the text is written on the
+/// stack, nothing is allocated.
 pub fn derive_key(secret: &[u8], from: SocketAddr, to: SocketAddr) -> TunnelKey {
-    let info = format!("rtpmesh tunnel v2\n{from}\n{to}");
+    use std::io::Write;
+    // The label and two socket addresses as text (at most 64 bytes each:
+    // a full IPv6 address with an embedded IPv4 one, a scope id and a
+    // port).
+    let mut buf = [0u8; 192];
+    let mut w: &mut [u8] = &mut buf;
+    write!(w, "rtpmesh tunnel v2\n{from}\n{to}").expect("two addresses fit in 192 bytes");
+    let len = 192 - w.len();
     let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    m.update(info.as_bytes());
+    m.update(&buf[..len]);
     TunnelKey::from_bytes(m.finalize().into_bytes().into())
 }
 
@@ -451,6 +459,9 @@ mod tests {
         };
         assert_eq!(derive_key(b"s", b, a).as_bytes(), &want);
         assert_eq!(format!("{:?}", derive_key(b"s", a, b)), "TunnelKey(..)");
+        // The longest addresses there are fit the text buffer.
+        let long = addr("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%4294967295]:65535");
+        assert_ne!(derive_key(b"s", long, long), derive_key(b"s", a, long));
     }
 
     #[test]

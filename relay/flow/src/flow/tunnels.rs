@@ -52,10 +52,22 @@ pub(super) struct TunnelState {
 impl TunnelPeer {
     /// A peer at `addr` of the socket at `local`, its keys derived.
     fn new(secret: &[u8], local: SocketAddr, addr: SocketAddr, floor: u64) -> Self {
+        let recv_key = derive_key(secret, addr, local);
+        Self::with_recv_key(secret, local, addr, recv_key, floor)
+    }
+
+    /// [`TunnelPeer::new`] with the receiving key derived already.
+    fn with_recv_key(
+        secret: &[u8],
+        local: SocketAddr,
+        addr: SocketAddr,
+        recv_key: TunnelKey,
+        floor: u64,
+    ) -> Self {
         Self {
             addr,
             send_key: derive_key(secret, local, addr),
-            recv_key: derive_key(secret, addr, local),
+            recv_key,
             sent: 0,
             window: ReplayWindow::above(floor),
         }
@@ -92,11 +104,14 @@ impl TunnelState {
             bump(&c.tunnel_auth_failures, 1);
             return None;
         }
-        let peer = TunnelPeer::new(&self.secret, self.local, src, self.floor);
-        if let Err(e) = tunnel::open(&peer.recv_key, data) {
+        // Only the receiving key until the datagram verifies: a forgery
+        // costs one derivation.
+        let recv_key = derive_key(&self.secret, src, self.local);
+        if let Err(e) = tunnel::open(&recv_key, data) {
             count_refusal(c, e);
             return None;
         }
+        let peer = TunnelPeer::with_recv_key(&self.secret, self.local, src, recv_key, self.floor);
         Some(self.add_peer(peer))
     }
 
