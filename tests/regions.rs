@@ -498,7 +498,24 @@ fn regions_route_by_region_and_latency_and_carry_media_through_tunnels() {
     // 4. A forged tunnel packet is dropped and counted; media goes on.
     let forger = w.party(2, 4);
     let a_ip = w.regions.addr(1, if a.ends_with('a') { 1 } else { 2 });
-    let mut forged = vec![0x52, 0x4D, 1, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1];
+    let mut forged = vec![
+        0x52,
+        0x4D,
+        rtpmesh_flow::tunnel::VERSION,
+        0,
+        0,
+        0,
+        0,
+        9,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+    ];
     forged.extend_from_slice(&[0xAB; 16]);
     forged.extend_from_slice(&rtp(7, 0x6666, 160));
     let before = int_at(&stats(&a), &["statistics", "tunnel", "authfailures"]);

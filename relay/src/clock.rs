@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rtpmesh_flow::clock::MediaClock;
+use rtpmesh_flow::tunnel::WallClock;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -21,9 +22,14 @@ pub fn now_ms() -> u64 {
     media_clock().millis(Instant::now())
 }
 
-/// The wall clock in microseconds since the Unix epoch: where a new
-/// tunnel's sequence numbers start, so that a restarted node starts above
-/// what it sent before (see `FlowTable::insert_tunnel`).
+/// The wall clock now, anchored to the monotonic clock: what a new tunnel's
+/// sequence numbers and replay windows follow (see
+/// `FlowTable::insert_tunnel` and `rtpmesh_flow::tunnel::next_seq`).
+pub fn wall_clock() -> WallClock {
+    WallClock::new(Instant::now(), wall_clock_micros())
+}
+
+/// The wall clock in microseconds since the Unix epoch.
 pub fn wall_clock_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -41,6 +47,9 @@ mod tests {
         // After 2020 in microseconds, and never going back.
         assert!(a > 1_600_000_000_000_000, "{a}");
         assert!(wall_clock_micros() >= a);
+        let w = wall_clock();
+        assert!(w.start_micros() >= a);
+        assert!(w.micros(Instant::now()) >= w.start_micros());
     }
 
     #[test]

@@ -50,8 +50,8 @@ pub enum Command {
     /// A flow without a socket (`None`) is socketless: only a tunnel feeds
     /// it ([`FlowKind::Socketless`]).
     Add(Vec<(FlowSpec, Option<UdpSocket>)>),
-    /// Take over a tunnel socket. Keys for its peers are derived from
-    /// `secret` and the socket's local address, which must therefore be
+    /// Take over a tunnel socket. Keys for its peers (one per direction)
+    /// are derived from `secret` and the socket's local address, which must therefore be
     /// the specific address the peers send to, not a wildcard. Removed
     /// with [`Command::Remove`] like any flow.
     AddTunnel {
@@ -148,8 +148,8 @@ impl Forwarder {
                 if let Some(old) = self.table.remove(id) {
                     backend.remove_socket(old);
                 }
-                let base = clock::wall_clock_micros();
-                let slot = self.table.insert_tunnel(id, local, secret, counters, base);
+                let wall = clock::wall_clock();
+                let slot = self.table.insert_tunnel(id, local, secret, counters, wall);
                 if let Err(e) = backend.add_socket(slot, socket) {
                     self.table.remove(id);
                     self.report(id, format!("cannot watch socket: {e}"));

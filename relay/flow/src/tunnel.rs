@@ -18,14 +18,24 @@
 //! socket. The tag authenticates the header and the inner datagram; the
 //! sequence number, checked against a [`ReplayWindow`] only after the tag
 //! verified, stops an attacker from replaying captured media into a call.
-//! The key is per tunnel (per socket pair), derived by both ends from a
-//! cluster secret with [`derive_key`].
+//!
+//! **Keys are per direction.** Both ends derive each key from a cluster
+//! secret and the (sender, receiver) pair of socket addresses with
+//! [`derive_key`]: what A seals for B does not verify under the key A opens
+//! B's datagrams with, so a datagram captured on its way to B and bounced
+//! back to A (a reflection) is refused as forged. (Version 1 used one key
+//! for both directions, and reflected media was heard by its own sender.)
+//!
+//! **Sequence numbers follow the wall clock**, so that a restart does not
+//! reopen the replay window; see [`next_seq`] and [`window_floor`] for the
+//! reasoning and the exact exposure.
 //!
 //! Nothing here allocates on the packet path: [`seal`], [`open`] and the
 //! window work on the stack, and the keyed HMAC state is prepared once per
 //! key (see [`TunnelKey`]).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -37,7 +47,7 @@ pub const HEADER_LEN: usize = 32;
 /// First two bytes of every tunnel datagram ("RM").
 pub const MAGIC: [u8; 2] = [0x52, 0x4D];
 /// The wire format version this code speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the (truncated) tag.
 pub const TAG_LEN: usize = 16;
 /// Sequence numbers the [`ReplayWindow`] remembers behind the highest one.
@@ -93,19 +103,118 @@ impl std::fmt::Debug for TunnelKey {
     }
 }
 
-/// Derives the key of the tunnel between socket addresses `a` and `b` from
-/// the cluster `secret`: HMAC-SHA256(secret, "rtpmesh tunnel v1\n" + min +
-/// "\n" + max), the addresses as text.
+/// Derives the key that `from` seals its datagrams to `to` with (and that
+/// `to` opens them with), from the cluster `secret`:
+/// HMAC-SHA256(secret, "rtpmesh tunnel v2\n" + from + "\n" + to), the
+/// addresses as text.
 ///
-/// The addresses are ordered, so both ends derive the same key; binding it
+/// The order matters: `derive_key(s, a, b)` and `derive_key(s, b, a)` are
+/// the two directions' keys and differ, so a datagram sealed for one
+/// direction never verifies in the other (no reflection). Binding the key
 /// to the pair means a key learned from one tunnel opens no other. Control
-/// path only: it allocates the text.
-pub fn derive_key(secret: &[u8], a: SocketAddr, b: SocketAddr) -> TunnelKey {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let info = format!("rtpmesh tunnel v1\n{lo}\n{hi}");
+/// path and a new peer's first datagram: the text is written on the
+/// stack, nothing is allocated.
+pub fn derive_key(secret: &[u8], from: SocketAddr, to: SocketAddr) -> TunnelKey {
+    use std::io::Write;
+    // The label and two socket addresses as text (at most 64 bytes each:
+    // a full IPv6 address with an embedded IPv4 one, a scope id and a
+    // port).
+    let mut buf = [0u8; 192];
+    let mut w: &mut [u8] = &mut buf;
+    write!(w, "rtpmesh tunnel v2\n{from}\n{to}").expect("two addresses fit in 192 bytes");
+    let len = 192 - w.len();
     let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    m.update(info.as_bytes());
+    m.update(&buf[..len]);
     TunnelKey::from_bytes(m.finalize().into_bytes().into())
+}
+
+/// How far apart two nodes' wall clocks may be (µs) for tunnel media to
+/// flow from the first moment after a node starts. Nodes keep their clocks
+/// in NTP sync, which holds them within milliseconds; past this, a node
+/// refuses tunnel media from a peer whose clock lags its own by more, for
+/// as long as the lag exceeds it (counted as replays), after each start.
+pub const MAX_CLOCK_SKEW_US: u64 = 1_000_000;
+
+/// How far a sender's sequence numbers may fall behind its wall clock (µs)
+/// before [`next_seq`] moves them up to it.
+pub const SEQ_RESYNC_US: u64 = 100_000;
+
+/// The sequence number to seal with after `prev`, at wall-clock `now_us`.
+///
+/// # Why sequence numbers follow the clock
+///
+/// A receiver's replay windows live in memory: a node that restarts (and
+/// takes its calls back from its call records, on the same flow ids, with
+/// no new signalling) starts with empty windows. Were they to start at 0,
+/// every datagram captured before the restart would be accepted once more.
+/// Persisting windows would cost a store write per packet; an epoch in the
+/// key would force every peer to learn the restarted node's new epoch,
+/// i.e. new signalling for every running call. Instead the *sender* keeps
+/// its sequence numbers no lower than its wall clock in µs minus
+/// [`SEQ_RESYNC_US`]: it counts up by one per datagram (so a window of
+/// [`WINDOW`] numbers tolerates that much reordering), and once the count
+/// has fallen more than [`SEQ_RESYNC_US`] behind the clock it jumps to the
+/// clock. A receiver then starts every peer's window at
+/// [`window_floor`] of its own start time, so nothing sent before that can
+/// ever be accepted, by a restarted process or a fresh one; a sender's own
+/// restart starts it at its clock, above all it sent before (at under a
+/// million datagrams a second per peer the count never runs ahead of the
+/// clock).
+///
+/// The cost: a datagram reordered across a jump (one every
+/// [`SEQ_RESYNC_US`] on a busy tunnel) is refused as too old.
+pub fn next_seq(prev: u64, now_us: u64) -> u64 {
+    if now_us > prev.saturating_add(SEQ_RESYNC_US) {
+        now_us
+    } else {
+        prev.saturating_add(1)
+    }
+}
+
+/// The highest sequence number a process whose tunnel started at wall
+/// clock `start_us` treats as already seen from every peer.
+///
+/// A peer's legitimate datagrams sent after this process started carry at
+/// least the peer's clock minus [`SEQ_RESYNC_US`] ([`next_seq`]), which is
+/// above this floor while the two clocks differ by less than
+/// [`MAX_CLOCK_SKEW_US`]. A captured datagram is above it only if it was
+/// sent less than `MAX_CLOCK_SKEW_US + SEQ_RESYNC_US` (1.1 s) before this
+/// process started: so a node that comes back within 1.1 s of going down
+/// accepts once more, once each, the datagrams its peers sent it in its
+/// last (1.1 s − downtime) before it went down. Everything older is
+/// refused.
+pub fn window_floor(start_us: u64) -> u64 {
+    start_us.saturating_sub(MAX_CLOCK_SKEW_US + SEQ_RESYNC_US)
+}
+
+/// The wall clock as the flow core sees it: the wall-clock µs at one
+/// instant, so that the `now` a worker passes in converts to wall-clock µs
+/// with no clock read on the packet path. Steps of the system clock after
+/// `at` are not followed (the monotonic clock is), which is what sequence
+/// numbers want: they never go back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    at: Instant,
+    micros: u64,
+}
+
+impl WallClock {
+    /// The wall clock read `micros` µs since the Unix epoch at `at`.
+    pub fn new(at: Instant, micros: u64) -> Self {
+        Self { at, micros }
+    }
+
+    /// Wall-clock µs when the anchor was taken.
+    pub fn start_micros(&self) -> u64 {
+        self.micros
+    }
+
+    /// Wall-clock µs at `now` (the anchor's if `now` is before it).
+    pub fn micros(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.at).as_micros();
+        self.micros
+            .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+    }
 }
 
 fn kind_byte(kind: PacketKind) -> u8 {
@@ -205,6 +314,15 @@ impl ReplayWindow {
         Self::default()
     }
 
+    /// A window that treats `floor` and everything below it as seen
+    /// (see [`window_floor`]).
+    pub fn above(floor: u64) -> Self {
+        Self {
+            top: floor,
+            seen: u128::MAX,
+        }
+    }
+
     /// Whether `seq` would be accepted, without recording it.
     pub fn check(&self, seq: u64) -> Result<(), TunnelError> {
         if seq == 0 {
@@ -277,7 +395,7 @@ mod tests {
             (PacketKind::Rtcp, u32::MAX, u64::MAX),
         ] {
             let h = seal(&k, kind, flow, seq, inner);
-            assert_eq!(&h[..4], &[0x52, 0x4D, 1, kind_byte(kind)]);
+            assert_eq!(&h[..4], &[0x52, 0x4D, 2, kind_byte(kind)]);
             assert_eq!(h[0] >> 6, 0b01, "never RTP (10) nor STUN (00)");
             let mut d = h.to_vec();
             d.extend_from_slice(inner);
@@ -328,19 +446,103 @@ mod tests {
     }
 
     #[test]
-    fn derive_key_is_symmetric_and_pair_specific() {
+    fn derive_key_is_per_direction_and_pair_specific() {
         let (a, b) = (addr("10.0.0.1:7000"), addr("[2001:db8::1]:7000"));
-        assert_eq!(derive_key(b"s", a, b), derive_key(b"s", b, a));
+        assert_ne!(derive_key(b"s", a, b), derive_key(b"s", b, a));
         assert_ne!(derive_key(b"s", a, b), derive_key(b"s", a, a));
         assert_ne!(derive_key(b"s", a, b), derive_key(b"t", a, b));
         // Pinned, so that both ends of a mixed-version cluster agree.
         let want = {
             let mut m = HmacSha256::new_from_slice(b"s").unwrap();
-            m.update(b"rtpmesh tunnel v1\n10.0.0.1:7000\n[2001:db8::1]:7000");
+            m.update(b"rtpmesh tunnel v2\n[2001:db8::1]:7000\n10.0.0.1:7000");
             <[u8; 32]>::from(m.finalize().into_bytes())
         };
         assert_eq!(derive_key(b"s", b, a).as_bytes(), &want);
         assert_eq!(format!("{:?}", derive_key(b"s", a, b)), "TunnelKey(..)");
+        // The longest addresses there are fit the text buffer.
+        let long = addr("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%4294967295]:65535");
+        assert_ne!(derive_key(b"s", long, long), derive_key(b"s", a, long));
+    }
+
+    #[test]
+    fn a_datagram_bounced_back_to_its_sender_does_not_verify() {
+        let (a, b) = (addr("10.0.0.1:7000"), addr("10.0.0.2:7000"));
+        let a_to_b = derive_key(b"s", a, b);
+        let mut d = seal(&a_to_b, PacketKind::Rtp, 9, 5, b"media").to_vec();
+        d.extend_from_slice(b"media");
+        assert!(open(&a_to_b, &d).is_ok(), "B opens what A sealed for it");
+        // A opens B's datagrams with the B → A key: the reflection fails.
+        assert_eq!(open(&derive_key(b"s", b, a), &d), Err(TunnelError::BadTag));
+    }
+
+    #[test]
+    fn a_version_1_datagram_is_malformed() {
+        let mut d = datagram(&key(), 1);
+        d[2] = 1;
+        assert_eq!(open(&key(), &d), Err(TunnelError::Malformed));
+    }
+
+    #[test]
+    fn sequence_numbers_count_and_keep_up_with_the_clock() {
+        let t0 = 1_700_000_000_000_000;
+        // The first datagram starts at the clock.
+        let s1 = next_seq(0, t0);
+        assert_eq!(s1, t0);
+        // Then one up per datagram, even in the same microsecond and while
+        // the count is less than SEQ_RESYNC_US behind the clock.
+        assert_eq!(next_seq(s1, t0), t0 + 1);
+        assert_eq!(next_seq(t0 + 1, t0 + SEQ_RESYNC_US), t0 + 2);
+        // Once the count lags more, it jumps to the clock.
+        assert_eq!(
+            next_seq(t0 + 2, t0 + 3 + SEQ_RESYNC_US),
+            t0 + 3 + SEQ_RESYNC_US
+        );
+        // A burst faster than the clock runs ahead of it, still rising.
+        let mut s = t0;
+        for _ in 0..1000 {
+            let n = next_seq(s, t0);
+            assert!(n > s);
+            s = n;
+        }
+        assert_eq!(next_seq(u64::MAX, 0), u64::MAX, "saturates");
+        // The invariant receivers rely on: never more than SEQ_RESYNC_US
+        // behind the clock at the time of sending.
+        let mut s = 0;
+        for now in (t0..t0 + 5 * SEQ_RESYNC_US).step_by(7_919) {
+            s = next_seq(s, now);
+            assert!(s + SEQ_RESYNC_US >= now, "{s} at {now}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_window_refuses_what_was_sent_before_its_floor() {
+        let start = 1_700_000_000_000_000;
+        let floor = window_floor(start);
+        assert_eq!(floor, start - MAX_CLOCK_SKEW_US - SEQ_RESYNC_US);
+        let mut w = ReplayWindow::above(floor);
+        // Captured long before, or just below the floor: refused, even
+        // inside the bitmap's reach.
+        for seq in [1, start - 3_600_000_000, floor - 1, floor] {
+            assert_eq!(w.accept(seq), Err(TunnelError::Replayed), "{seq}");
+        }
+        // A peer whose clock lags ours by less than the allowed skew, and
+        // whose count lags its clock by up to SEQ_RESYNC_US, gets through.
+        let lagging = start - MAX_CLOCK_SKEW_US + 1 - SEQ_RESYNC_US;
+        assert_eq!(w.accept(lagging), Ok(()));
+        assert_eq!(w.accept(start), Ok(()));
+        assert_eq!(window_floor(5), 0);
+    }
+
+    #[test]
+    fn the_wall_clock_follows_the_instants_it_is_given() {
+        let at = Instant::now();
+        let w = WallClock::new(at, 1_000);
+        assert_eq!(w.start_micros(), 1_000);
+        assert_eq!(w.micros(at), 1_000);
+        assert_eq!(w.micros(at + std::time::Duration::from_millis(3)), 4_000);
+        // Before the anchor: the anchor's time, never earlier.
+        let w = WallClock::new(at + std::time::Duration::from_secs(1), 7);
+        assert_eq!(w.micros(at), 7);
     }
 
     #[test]

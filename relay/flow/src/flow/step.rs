@@ -132,13 +132,22 @@ impl FlowTable {
             });
         }
         if let Some(kind) = verdict.forward {
-            self.route(slot, kind, data, skip as u16, out);
+            self.route(slot, kind, data, skip as u16, now, out);
         }
     }
 
     /// Turns `slot`'s routes for `kind` into transmits of `data` (which
-    /// follows `skip` bytes of the received datagram) and counts them.
-    fn route(&mut self, slot: Slot, kind: PacketKind, data: &[u8], skip: u16, out: &mut Forwarded) {
+    /// follows `skip` bytes of the received datagram) and counts them;
+    /// `now` times tunnel sequence numbers.
+    fn route(
+        &mut self,
+        slot: Slot,
+        kind: PacketKind,
+        data: &[u8],
+        skip: u16,
+        now: Instant,
+        out: &mut Forwarded,
+    ) {
         let Some(routes) = self.get(slot).map(|f| f.routes(kind).len()) else {
             return;
         };
@@ -162,7 +171,7 @@ impl FlowTable {
                     .map(|dest| plain(via, dest)),
                 Route::Fixed(via, dest) => Some(plain(via, dest)),
                 Route::Tunnel { via, peer, flow } => self
-                    .seal_tunnel(via, peer, kind, flow, data)
+                    .seal_tunnel(via, peer, kind, flow, data, now)
                     .map(|(dest, head)| Transmit {
                         head: Some(head),
                         ..plain(via, dest)

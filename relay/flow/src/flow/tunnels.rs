@@ -1,5 +1,7 @@
-//! The tunnel side of the table: tunnel sockets, their peers' keys,
-//! sequence numbers and replay windows, and the seal and open steps.
+//! The tunnel side of the table: tunnel sockets, their peers' keys (one to
+//! send, one to receive: keys are per direction, so a datagram reflected
+//! back to its sender does not verify), sequence numbers and replay
+//! windows, and the seal and open steps.
 //!
 //! This state lives in the table, not beside it, so that the table stays
 //! the worker's only per-packet state.
@@ -16,14 +18,20 @@ use super::table::UpdateError;
 use super::FlowTable;
 use crate::counters::{bump, FlowCounters};
 use crate::rtp::PacketKind;
-use crate::tunnel::{self, derive_key, Opened, ReplayWindow, TunnelError, TunnelKey};
+use crate::tunnel::{
+    self, derive_key, next_seq, window_floor, Opened, ReplayWindow, TunnelError, TunnelKey,
+    WallClock,
+};
 
 /// One peer tunnel socket, as seen from a local one.
 #[derive(Debug)]
 pub(super) struct TunnelPeer {
     addr: SocketAddr,
-    key: TunnelKey,
-    /// Sequence number of the last datagram sealed for this peer.
+    /// Seals what this socket sends the peer (local → peer).
+    send_key: TunnelKey,
+    /// Opens what the peer sends this socket (peer → local).
+    recv_key: TunnelKey,
+    /// Sequence number of the last datagram sealed for this peer (0: none).
     sent: u64,
     window: ReplayWindow,
 }
@@ -33,20 +41,35 @@ pub(super) struct TunnelPeer {
 pub(super) struct TunnelState {
     secret: Arc<[u8]>,
     local: SocketAddr,
-    /// Where every peer's sequence numbers start (see
-    /// [`FlowTable::insert_tunnel`]).
-    seq_base: u64,
+    /// The wall clock, for sequence numbers (see [`tunnel::next_seq`]).
+    wall: WallClock,
+    /// Every peer's window starts above this (see [`tunnel::window_floor`]).
+    floor: u64,
     pub(super) peers: Vec<TunnelPeer>,
     by_addr: HashMap<SocketAddr, u32>,
 }
 
 impl TunnelPeer {
-    fn new(addr: SocketAddr, key: TunnelKey, seq_base: u64) -> Self {
+    /// A peer at `addr` of the socket at `local`, its keys derived.
+    fn new(secret: &[u8], local: SocketAddr, addr: SocketAddr, floor: u64) -> Self {
+        let recv_key = derive_key(secret, addr, local);
+        Self::with_recv_key(secret, local, addr, recv_key, floor)
+    }
+
+    /// [`TunnelPeer::new`] with the receiving key derived already.
+    fn with_recv_key(
+        secret: &[u8],
+        local: SocketAddr,
+        addr: SocketAddr,
+        recv_key: TunnelKey,
+        floor: u64,
+    ) -> Self {
         Self {
             addr,
-            key,
-            sent: seq_base,
-            window: ReplayWindow::new(),
+            send_key: derive_key(secret, local, addr),
+            recv_key,
+            sent: 0,
+            window: ReplayWindow::above(floor),
         }
     }
 }
@@ -60,7 +83,7 @@ impl TunnelState {
             None => self.learn(src, data, c)?,
         };
         let peer = &mut self.peers[i as usize];
-        let opened = tunnel::open(&peer.key, data)
+        let opened = tunnel::open(&peer.recv_key, data)
             .map_err(|e| count_refusal(c, e))
             .ok()?;
         // Only now, with the tag verified, may the window move.
@@ -81,17 +104,21 @@ impl TunnelState {
             bump(&c.tunnel_auth_failures, 1);
             return None;
         }
-        let key = derive_key(&self.secret, self.local, src);
-        if let Err(e) = tunnel::open(&key, data) {
+        // Only the receiving key until the datagram verifies: a forgery
+        // costs one derivation.
+        let recv_key = derive_key(&self.secret, src, self.local);
+        if let Err(e) = tunnel::open(&recv_key, data) {
             count_refusal(c, e);
             return None;
         }
-        Some(self.add_peer(src, key))
+        let peer = TunnelPeer::with_recv_key(&self.secret, self.local, src, recv_key, self.floor);
+        Some(self.add_peer(peer))
     }
 
-    fn add_peer(&mut self, addr: SocketAddr, key: TunnelKey) -> u32 {
+    fn add_peer(&mut self, peer: TunnelPeer) -> u32 {
         let i = self.peers.len() as u32;
-        self.peers.push(TunnelPeer::new(addr, key, self.seq_base));
+        let addr = peer.addr;
+        self.peers.push(peer);
         self.by_addr.insert(addr, i);
         i
     }
@@ -113,12 +140,12 @@ impl FlowTable {
     /// `local` must be the address peers send to (not a wildcard): both
     /// ends derive the key from the pair of addresses.
     ///
-    /// Every peer's sequence numbers start at `seq_base`, which the caller
-    /// takes from the wall clock in microseconds. A node that restarts
-    /// must not start below what it sent before, or its peers' replay
-    /// windows would refuse everything; at fewer than a million datagrams a
-    /// second per peer since the tunnel was inserted, the clock stays
-    /// ahead.
+    /// `wall` is the wall clock at insertion, read by the caller (the core
+    /// reads no clock). Sequence numbers sent follow it
+    /// ([`tunnel::next_seq`]), and every peer's replay window starts at
+    /// [`tunnel::window_floor`] of it, so that nothing sent before this
+    /// tunnel existed, such as datagrams captured before a restart, is
+    /// accepted.
     ///
     /// [`Output::Tunnel`]: super::Output::Tunnel
     pub fn insert_tunnel(
@@ -127,7 +154,7 @@ impl FlowTable {
         local: SocketAddr,
         secret: Arc<[u8]>,
         counters: Arc<FlowCounters>,
-        seq_base: u64,
+        wall: WallClock,
     ) -> Slot {
         let spec = FlowSpec {
             id,
@@ -142,7 +169,8 @@ impl FlowTable {
         let state = TunnelState {
             secret,
             local,
-            seq_base,
+            wall,
+            floor: window_floor(wall.start_micros()),
             // Room for every peer up front: a peer that first shows up as
             // a datagram (see `open_tunnel`) joins on the packet path,
             // which must not allocate.
@@ -170,8 +198,8 @@ impl FlowTable {
         if t.peers.len() >= MAX_TUNNEL_PEERS {
             return Err(UpdateError::TooManyPeers(via));
         }
-        let key = derive_key(&t.secret, t.local, dest);
-        Ok((slot, t.add_peer(dest, key)))
+        let peer = TunnelPeer::new(&t.secret, t.local, dest, t.floor);
+        Ok((slot, t.add_peer(peer)))
     }
 
     /// Authenticates a datagram that tunnel `slot` received from `src` and
@@ -222,7 +250,8 @@ impl FlowTable {
 
     /// Seals `payload` (of `kind`) for [`Route::Tunnel`](super::Route::Tunnel)'s `peer` of tunnel
     /// `via` and the peer node's `flow`: the peer's address and the header
-    /// to put before the payload. Takes the peer's next sequence number.
+    /// to put before the payload. Takes the peer's next sequence number,
+    /// which keeps up with the wall clock at `now` ([`tunnel::next_seq`]).
     pub fn seal_tunnel(
         &mut self,
         via: Slot,
@@ -230,12 +259,17 @@ impl FlowTable {
         kind: PacketKind,
         flow: u32,
         payload: &[u8],
+        now: Instant,
     ) -> Option<(SocketAddr, [u8; tunnel::HEADER_LEN])> {
         let Role::Tunnel(t) = &mut self.get_mut(via)?.role else {
             return None;
         };
+        let now_us = t.wall.micros(now);
         let p = t.peers.get_mut(peer as usize)?;
-        p.sent += 1;
-        Some((p.addr, tunnel::seal(&p.key, kind, flow, p.sent, payload)))
+        p.sent = next_seq(p.sent, now_us);
+        Some((
+            p.addr,
+            tunnel::seal(&p.send_key, kind, flow, p.sent, payload),
+        ))
     }
 }

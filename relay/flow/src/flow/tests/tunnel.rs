@@ -4,19 +4,32 @@ use std::time::Instant;
 
 use super::*;
 use crate::rtp::{classify, PacketKind};
-use crate::tunnel::{self, derive_key, TunnelKey};
+use crate::tunnel::{self, derive_key, TunnelKey, WallClock, MAX_CLOCK_SKEW_US};
 
 pub(super) const T1: FlowId = FlowId(50);
 pub(super) const T2: FlowId = FlowId(51);
-/// Where the tunnels' sequence numbers start (the caller's wall clock in
-/// microseconds; see `FlowTable::insert_tunnel`).
-const SEQ_BASE: u64 = 1_700_000_000_000_000;
+/// The wall clock (µs) when the tests' tunnels are inserted: sequence
+/// numbers start there, and every peer's window just below it (see
+/// `FlowTable::insert_tunnel`).
+pub(super) const WALL: u64 = 1_700_000_000_000_000;
+
+/// A datagram for `flow` sealed under `key` with `seq`.
+pub(super) fn sealed(key: &TunnelKey, flow: u32, seq: u64, inner: &[u8]) -> Vec<u8> {
+    let mut d = tunnel::seal(key, PacketKind::Rtp, flow, seq, inner).to_vec();
+    d.extend_from_slice(inner);
+    d
+}
 
 /// Two tunnel sockets (as if of two nodes) in one table: flow 1 (a
 /// socket) goes through T1 → T2 to socketless flow 100, which goes to
 /// flow 2; flow 2 returns through T2 → T1 to socketless flow 101, so
 /// each tunnel knows the other as a peer.
 pub(super) fn tunnelled() -> (FlowTable, [Slot; 6]) {
+    tunnelled_at(WallClock::new(Instant::now(), WALL))
+}
+
+/// [`tunnelled`] with the tunnels inserted at wall clock `wall`.
+pub(super) fn tunnelled_at(wall: WallClock) -> (FlowTable, [Slot; 6]) {
     let mut t = FlowTable::new(MediaClock::new(Instant::now()));
     let secret: Arc<[u8]> = Arc::from(&b"cluster"[..]);
     let t1 = t.insert_tunnel(
@@ -24,9 +37,9 @@ pub(super) fn tunnelled() -> (FlowTable, [Slot; 6]) {
         addr("10.0.0.1:7000"),
         secret.clone(),
         Arc::default(),
-        SEQ_BASE,
+        wall,
     );
-    let t2 = t.insert_tunnel(T2, addr("10.0.0.2:7000"), secret, Arc::default(), SEQ_BASE);
+    let t2 = t.insert_tunnel(T2, addr("10.0.0.2:7000"), secret, Arc::default(), wall);
     let tun = |via, dest: &str, flow| Output::Tunnel {
         via,
         dest: addr(dest),
@@ -83,17 +96,17 @@ fn tunnel_routes_seal_and_open_end_to_end() {
     assert_eq!((via, flow), (t1, 100));
     let now = Instant::now();
     let from = addr("10.0.0.1:7000");
-    // Sequence numbers start at the base the tunnel was given (the
-    // caller's wall clock, so a restarted node stays ahead of what its
-    // peers saw) and go up by one.
+    // Sequence numbers start at the wall clock (so a restarted node stays
+    // ahead of what its peers saw, and above a restarted peer's floor) and
+    // go up by one.
     let mut last = None;
     for p in [rtp(1), rtcp_rr(), rtp(2)] {
         let kind = classify(&p).unwrap();
-        let (dest, head) = t.seal_tunnel(via, peer, kind, flow, &p).unwrap();
+        let (dest, head) = t.seal_tunnel(via, peer, kind, flow, &p, now).unwrap();
         assert_eq!(dest, addr("10.0.0.2:7000"));
         let seq = u64::from_be_bytes(head[8..16].try_into().unwrap());
         match last {
-            None => assert_eq!(seq, SEQ_BASE + 1),
+            None => assert!(seq >= WALL, "{seq}"),
             Some(prev) => assert_eq!(seq, prev + 1),
         }
         last = Some(seq);
@@ -114,11 +127,7 @@ fn tunnel_refuses_strangers_forgeries_and_unknown_flows() {
     let (mut t, [_, _, _, _, t1, t2]) = tunnelled();
     let now = Instant::now();
     let key = derive_key(b"cluster", addr("10.0.0.1:7000"), addr("10.0.0.2:7000"));
-    let dgram = |flow: u32, seq| {
-        let mut d = tunnel::seal(&key, PacketKind::Rtp, flow, seq, &rtp(1)).to_vec();
-        d.extend_from_slice(&rtp(1));
-        d
-    };
+    let dgram = |flow: u32, seq| sealed(&key, flow, WALL + seq, &rtp(1));
     let from = addr("10.0.0.1:7000");
     // A good datagram from an unknown source.
     assert_eq!(
@@ -157,11 +166,7 @@ fn a_node_never_sent_to_becomes_a_peer_by_its_first_authentic_datagram() {
     let now = Instant::now();
     let stranger = addr("10.0.0.9:7000");
     let local = addr("10.0.0.2:7000");
-    let sealed = |key: &TunnelKey, seq| {
-        let mut d = tunnel::seal(key, PacketKind::Rtp, 100, seq, &rtp(1)).to_vec();
-        d.extend_from_slice(&rtp(1));
-        d
-    };
+    let sealed = |key: &TunnelKey, seq| sealed(key, 100, WALL + seq, &rtp(1));
     // Sealed under another cluster's secret: refused, no peer added.
     let wrong = derive_key(b"other cluster", stranger, local);
     assert_eq!(t.open_tunnel(t2, stranger, &sealed(&wrong, 1), now), None);
@@ -177,6 +182,72 @@ fn a_node_never_sent_to_becomes_a_peer_by_its_first_authentic_datagram() {
     assert_eq!(t.open_tunnel(t2, stranger, &sealed(&right, 1), now), None);
     let c = snap(&t, t2);
     assert_eq!((c.tunnel_auth_failures, c.tunnel_replays), (1, 1));
+}
+
+#[test]
+fn a_datagram_reflected_back_to_its_sender_is_refused() {
+    // T1 seals for T2; an attacker on the path sends it back to T1 from
+    // T2's address (T1 knows T2 as a peer). Flow 101 exists on "T1's
+    // node" (it does here: one table plays both), as it would where both
+    // nodes allocated the same ids.
+    let (mut t, [sa, _, _, sib, t1, t2]) = tunnelled();
+    let now = Instant::now();
+    let Some(Route::Tunnel { via, peer, .. }) = t.get(sa).unwrap().routes(PacketKind::Rtp).get(0)
+    else {
+        panic!("not a tunnel route");
+    };
+    let p = rtp(1);
+    let (_, head) = t
+        .seal_tunnel(via, peer, PacketKind::Rtp, 101, &p, now)
+        .unwrap();
+    let mut d = head.to_vec();
+    d.extend_from_slice(&p);
+    assert_eq!(t.open_tunnel(t1, addr("10.0.0.2:7000"), &d, now), None);
+    let c = snap(&t, t1);
+    assert_eq!((c.tunnel_auth_failures, c.packets()), (1, 0));
+    // Sent the right way it is good.
+    assert_eq!(t.open_tunnel(t2, addr("10.0.0.1:7000"), &d, now), Some(sib));
+}
+
+#[test]
+fn a_restarted_table_refuses_what_was_captured_before_and_takes_what_follows() {
+    let key = derive_key(b"cluster", addr("10.0.0.1:7000"), addr("10.0.0.2:7000"));
+    let from = addr("10.0.0.1:7000");
+    let anchor = Instant::now();
+    // Before the restart: T1's datagrams, numbered from its clock.
+    let (mut before, [_, _, sia, _, _, t2]) = tunnelled_at(WallClock::new(anchor, WALL));
+    let captured: Vec<_> = (0..3)
+        .map(|i| sealed(&key, 100, WALL + i, &rtp(1)))
+        .collect();
+    for d in &captured {
+        assert_eq!(before.open_tunnel(t2, from, d, anchor), Some(sia));
+    }
+    // The node restarts 2 s later (more than the allowed skew plus the
+    // resync interval) and takes its calls back: the same flows, fresh
+    // windows. Every captured datagram is refused as a replay.
+    let restart = WALL + 2_000_000;
+    let (mut after, [_, _, sia, _, _, t2]) = tunnelled_at(WallClock::new(anchor, restart));
+    for d in &captured {
+        assert_eq!(after.open_tunnel(t2, from, d, anchor), None);
+    }
+    assert_eq!(snap(&after, t2).tunnel_replays, 3);
+    // The peer goes on sending, numbered from its clock, which may lag
+    // ours by up to MAX_CLOCK_SKEW_US: accepted without any signalling.
+    let lagging = restart - MAX_CLOCK_SKEW_US + 1;
+    let d = sealed(&key, 100, lagging, &rtp(2));
+    assert_eq!(after.open_tunnel(t2, from, &d, anchor), Some(sia));
+    // And what the restarted node seals starts at its own clock: above
+    // anything it sent before, so its peers' windows take it.
+    let sa = after.slot(FlowId(1)).unwrap();
+    let Some(Route::Tunnel { via, peer, flow }) =
+        after.get(sa).unwrap().routes(PacketKind::Rtp).get(0)
+    else {
+        panic!("not a tunnel route");
+    };
+    let (_, head) = after
+        .seal_tunnel(via, peer, PacketKind::Rtp, flow, &rtp(3), anchor)
+        .unwrap();
+    assert_eq!(u64::from_be_bytes(head[8..16].try_into().unwrap()), restart);
 }
 
 #[test]
