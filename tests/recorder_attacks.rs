@@ -178,10 +178,7 @@ fn recording_sockets_stay_out_of_the_media_range(backend: &str) {
     for round in 0..20 {
         let before = udp_ports(node.pid());
         command(&mut ng, "start recording", "rec-range");
-        let opened: Vec<u16> = udp_ports(node.pid())
-            .difference(&before)
-            .copied()
-            .collect();
+        let opened: Vec<u16> = udp_ports(node.pid()).difference(&before).copied().collect();
         assert_eq!(opened.len(), 2, "round {round}");
         for p in opened {
             assert!(

@@ -30,8 +30,7 @@ fn hostile_call_id_stays_inside_dir() {
     let mut s = spec("../../../../tmp/evil\0/..", sock.local_addr().unwrap());
     s.tag = "/etc/passwd".into();
     let r = rec.open(s).unwrap();
-    sock.send_to(&rtp(0, 1, 0, &[0xff; 160]), r.addr)
-        .unwrap();
+    sock.send_to(&rtp(0, 1, 0, &[0xff; 160]), r.addr).unwrap();
     let files = rec.close(r.id).unwrap();
     for p in [files.pcap, files.wav.unwrap()] {
         assert_eq!(p.parent(), Some(dir.0.as_path()), "{}", p.display());
