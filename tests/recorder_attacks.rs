@@ -1,6 +1,7 @@
 //! Attacks on a real node's recorder: a stranger floods the recording
 //! sockets (issue #10, point 10), and recording sockets must never sit in
-//! the media range, where they would take a port a call needs.
+//! the media range, where they would take a port a call needs. Also the
+//! latching race: a stranger who sends first must not keep the return path.
 
 mod common;
 
@@ -203,7 +204,39 @@ fn recording_sockets_stay_out_of_the_media_range(backend: &str) {
     assert_eq!(recorded, 20);
 }
 
+/// The latching race (issue #10's design risk): a stranger who sends to
+/// the relay port first latches the return path, but the party the SDP
+/// names takes it back with its first packet, within the confirmation
+/// window; the stranger's later packets move nothing.
+fn a_stranger_who_sends_first_loses_the_return_path(backend: &str) {
+    let node = Node::start(backend);
+    let mut ng = node.client();
+    let c = call(&mut ng, "race");
+    let stranger = Party::new(LO);
+    stranger.send(c.to_a, &rtp(1, 0x5757, 40));
+    assert_eq!(c.b.recv().0, rtp(1, 0x5757, 40), "forwarded, as rtpengine");
+    c.b.send(c.to_b, &rtp(1, 0xbbbb, 40));
+    assert_eq!(
+        stranger.recv().0,
+        rtp(1, 0xbbbb, 40),
+        "the stranger latched"
+    );
+    // The real caller, from the address its SDP gave.
+    c.a.send(c.to_a, &rtp(2, 0xaaaa, 40));
+    assert_eq!(c.b.recv().0, rtp(2, 0xaaaa, 40));
+    stranger.send(c.to_a, &rtp(3, 0x5757, 40));
+    assert_eq!(c.b.recv().0, rtp(3, 0x5757, 40));
+    c.b.send(c.to_b, &rtp(2, 0xbbbb, 40));
+    assert_eq!(
+        c.a.recv().0,
+        rtp(2, 0xbbbb, 40),
+        "the caller hears the callee"
+    );
+    stranger.expect_nothing(std::time::Duration::from_millis(100));
+}
+
 both_backends!(
     a_stranger_cannot_write_into_a_recording,
     recording_sockets_stay_out_of_the_media_range,
+    a_stranger_who_sends_first_loses_the_return_path,
 );
