@@ -245,13 +245,7 @@ impl Call {
         } else {
             to_other_leg(&self.legs[1 - l], i, o)
         };
-        // A branch sends from a socket of the call: this leg's own, or the
-        // other's when this one is a tunnel leg.
-        let via = if s.local.socketless {
-            o.local.rtp.flow
-        } else {
-            s.local.rtp.flow
-        };
+        let via = branch_sender(s, o).rtp.flow;
         for b in self.branches.iter().filter(|b| b.leg == l) {
             if let Some((rtp, rtcp)) = b.target.outputs(via, i) {
                 rtp_out.push(rtp);
@@ -288,6 +282,19 @@ impl Call {
                 counters: s.local.rtcp.counters.clone(),
             },
         ]
+    }
+
+    /// The local address a branch of stream `i` of leg `l` sends its
+    /// copies from (a recording accepts nothing else); `None` when leg `l`
+    /// has no stream `i`.
+    pub fn branch_source(&self, l: usize, i: usize) -> Option<SocketAddr> {
+        let s = self.legs.get(l)?.streams.get(i)?;
+        let local = match self.legs[1 - l].streams.get(i) {
+            Some(o) => branch_sender(s, o),
+            // No counterpart: nothing is forwarded, nor copied, yet.
+            None => &s.local,
+        };
+        Some(SocketAddr::new(local.ip, local.rtp.port))
     }
 
     /// The flow ids of leg `l`'s streams, as a peer node addresses them
@@ -387,6 +394,17 @@ impl Totals {
         self.rtcp_bytes += c.rtcp_bytes;
         self.errors += c.errors();
         self.forwarded += c.forwarded;
+    }
+}
+
+/// The sockets a branch of stream `s` (whose counterpart on the other leg
+/// is `o`) sends from, RTCP copies included: this leg's own RTP socket, or
+/// the other's when this one is a tunnel leg (socketless).
+fn branch_sender<'a>(s: &'a Stream, o: &'a Stream) -> &'a Local {
+    if s.local.socketless {
+        &o.local
+    } else {
+        &s.local
     }
 }
 

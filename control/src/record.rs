@@ -14,6 +14,20 @@
 //! starve the others), and on the tick flush the pcap files and rewrite the
 //! WAV headers so that a crash leaves playable files.
 //!
+//! Whom a recording hears: only the node's own media socket that sends the
+//! copies (see [`RecordingSpec::source`]). The recording socket is bound on
+//! that socket's address (loopback when it is the unspecified address) and
+//! `connect`ed to it, so the kernel drops datagrams from anyone else before
+//! they are queued: a stranger who finds the port can neither fill the
+//! files nor crowd the copies out of the receive buffer. Datagrams that
+//! were queued before the `connect` are checked and counted
+//! ([`RecordingStats::foreign`]), never recorded.
+//!
+//! Ports: the OS picks the recording socket's port from its ephemeral range,
+//! which may overlap the node's media range (Linux: 32768-60999; rtpmesh's
+//! default range is 30000-39999); a port inside the media range is refused
+//! and another asked for, so a recording never takes a port a call needs.
+//!
 //! Files: `<dir>/<call-id>-<tag>-<stream>.pcap` and `.wav`, the call id and
 //! tag sanitized (see [`file_stem`]). The WAV file exists only once a
 //! PCMU (0) or PCMA (8) packet arrived; its format follows the first one.
@@ -30,6 +44,7 @@ mod tests;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,6 +61,18 @@ pub enum RecordError {
     /// No open recording has this id (never opened, or already closed).
     #[error("no recording {0}")]
     UnknownRecording(RecordingId),
+    /// Every port the OS offered lay inside the media range: its ephemeral
+    /// range (`net.ipv4.ip_local_port_range`) must reach beyond it.
+    #[error("no port outside the media range {}-{} on {addr} (widen net.ipv4.ip_local_port_range beyond it)", range.start(), range.end())]
+    NoPortOutsideRange {
+        /// The address asked for.
+        addr: IpAddr,
+        /// The media range.
+        range: RangeInclusive<u16>,
+    },
+    /// The copies' source is not a bound socket (port 0).
+    #[error("no media socket sends this stream's copies")]
+    NoSource,
     /// The recording socket could not be bound or registered.
     #[error("cannot bind a recording socket on {addr}: {source}")]
     Bind {
@@ -108,8 +135,26 @@ pub struct RecordingSpec {
     pub tag: String,
     /// The stream's index in the SDP (m= line).
     pub stream: usize,
-    /// Local address to bind the recording socket on (port chosen by the OS).
-    pub bind: IpAddr,
+    /// The local address of the node's media socket that sends the copies
+    /// (the relay's fork sends from a socket of the call). The recording
+    /// socket is bound on its IP (on loopback when that is the unspecified
+    /// address: a wildcard socket then sends from loopback) and hears no one
+    /// but this socket.
+    pub source: SocketAddr,
+}
+
+impl RecordingSpec {
+    /// Where the recording socket binds (port aside) and the one source it
+    /// accepts: the media socket's own address, or loopback of its family
+    /// for a wildcard socket (which sends to loopback from loopback).
+    pub fn addresses(&self) -> (IpAddr, SocketAddr) {
+        let ip = match self.source.ip() {
+            IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        (ip, SocketAddr::new(ip, self.source.port()))
+    }
 }
 
 /// An open recording: the relay sends the leg's copy to `addr`.
@@ -124,7 +169,8 @@ pub struct Recording {
 /// Counters of one recording.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordingStats {
-    /// Datagrams received (every one goes to the pcap).
+    /// Datagrams recorded (every one from the expected source goes to the
+    /// pcap).
     pub packets: u64,
     /// Their bytes (UDP payload).
     pub bytes: u64,
@@ -145,6 +191,10 @@ pub struct RecordingStats {
     pub wav_samples: u64,
     /// Datagrams (or WAV writes) lost to a file write error.
     pub write_errors: u64,
+    /// Datagrams from anyone but the expected media socket: dropped, not
+    /// in any counter above. Only those queued before the socket was
+    /// connected can arrive; the kernel drops the rest.
+    pub foreign: u64,
 }
 
 /// An open recording as [`Recorder::list`] shows it.
@@ -185,24 +235,28 @@ enum Command {
 /// every open recording.
 pub struct Recorder {
     dir: PathBuf,
+    media_ports: RangeInclusive<u16>,
     commands: Option<Sender<Command>>,
     waker: Arc<mio::Waker>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Recorder {
-    /// Creates `dir` if needed and starts the recorder thread.
-    pub fn start(dir: PathBuf) -> io::Result<Self> {
+    /// Creates `dir` if needed and starts the recorder thread; recording
+    /// sockets never take a port in `media_ports` (the node's media range).
+    pub fn start(dir: PathBuf, media_ports: RangeInclusive<u16>) -> io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), run::WAKER)?);
         let (commands, rx) = crossbeam_channel::unbounded();
         let thread_dir = dir.clone();
+        let ports = media_ports.clone();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run::Loop::new(poll, rx, thread_dir).run())?;
+            .spawn(move || run::Loop::new(poll, rx, thread_dir, ports).run())?;
         Ok(Self {
             dir,
+            media_ports,
             commands: Some(commands),
             waker,
             thread: Some(thread),
@@ -214,7 +268,13 @@ impl Recorder {
         &self.dir
     }
 
-    /// Binds a recording socket on `spec.bind` and opens its pcap file.
+    /// The media range recording sockets stay out of.
+    pub fn media_ports(&self) -> &RangeInclusive<u16> {
+        &self.media_ports
+    }
+
+    /// Binds a recording socket that hears only `spec.source` and opens
+    /// its pcap file.
     pub fn open(&self, spec: RecordingSpec) -> Result<Recording, RecordError> {
         self.ask(|reply| Command::Open(spec, reply))?
     }

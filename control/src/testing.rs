@@ -16,8 +16,8 @@ pub(crate) struct FakePlane {
     pub(crate) opened: usize,
     pub(crate) installed: Vec<FlowSpec>,
     pub(crate) closed: Vec<u16>,
-    /// Recordings open: id → (call, tag, stream).
-    pub(crate) recordings: HashMap<u64, (String, String, usize)>,
+    /// Recordings open: id → (call, tag, stream, source of the copies).
+    pub(crate) recordings: HashMap<u64, (String, String, usize, SocketAddr)>,
     /// Address of the (one) tunnel socket.
     pub(crate) tunnel: SocketAddr,
 }
@@ -129,11 +129,12 @@ impl MediaPlane for FakePlane {
         call_id: &str,
         tag: &str,
         stream: usize,
+        source: SocketAddr,
     ) -> Result<(u64, SocketAddr), PlaneError> {
         let id = 100 + self.recordings.len() as u64 + u64::from(self.next);
         self.next += 1;
         self.recordings
-            .insert(id, (call_id.to_owned(), tag.to_owned(), stream));
+            .insert(id, (call_id.to_owned(), tag.to_owned(), stream, source));
         Ok((id, SocketAddr::from(([127, 0, 0, 1], 9000 + id as u16))))
     }
 

@@ -214,8 +214,13 @@ impl Node {
         for &l in legs {
             let mut addrs = Vec::new();
             for i in 0..call.legs[l].streams.len() {
+                // The recording hears the socket the copies leave from
+                // and no one else.
+                let source = call
+                    .branch_source(l, i)
+                    .ok_or_else(|| Failure::Error(format!("no stream {}", i + 1)))?;
                 let (id, addr) = plane
-                    .record(&call.id, &call.legs[l].tag, i + 1)
+                    .record(&call.id, &call.legs[l].tag, i + 1, source)
                     .map_err(|e| Failure::Error(e.to_string()))?;
                 call.recordings.push((branch.to_owned(), id));
                 addrs.push((addr, addr));

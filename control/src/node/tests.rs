@@ -800,6 +800,12 @@ fn recording_forks_every_stream_to_the_recorder_until_stopped() {
     assert_eq!(spec.rtp_outputs.len(), 2);
     assert_eq!(spec.rtp_outputs[0], Output::Peer(b.rtp.flow));
     assert!(matches!(spec.rtp_outputs[1], Output::Fixed { via, .. } if via == a.rtp.flow));
+    // Each recording hears only the socket its copies leave from.
+    let mut sources: Vec<_> = plane.recordings.values().map(|r| r.3).collect();
+    sources.sort();
+    let mut sockets = [(a.ip, a.rtp.port), (b.ip, b.rtp.port)].map(SocketAddr::from);
+    sockets.sort();
+    assert_eq!(sources, sockets);
     // Twice is once.
     cmd(&mut node, &mut plane, "4", "start recording");
     assert_eq!(plane.recordings.len(), 2);

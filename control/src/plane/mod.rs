@@ -58,12 +58,15 @@ pub trait MediaPlane {
     /// `worker`'s tunnel socket: its flow and the address peers send to.
     fn tunnel(&self, worker: usize) -> Result<(FlowId, SocketAddr), PlaneError>;
     /// Starts recording one stream of a party into local files; returns
-    /// the recording's id and where to send its packets.
+    /// the recording's id and where to send its packets. `source` is the
+    /// local address of the call's socket that sends the copies: the
+    /// recording takes datagrams from it alone.
     fn record(
         &mut self,
         call_id: &str,
         tag: &str,
         stream: usize,
+        source: SocketAddr,
     ) -> Result<(u64, SocketAddr), PlaneError>;
     /// Finishes recording `id` (its files stay).
     fn stop_recording(&mut self, id: u64);

@@ -68,7 +68,10 @@ impl WorkerPlane {
             None => Vec::new(),
         };
         let recorder = match &config.recording_dir {
-            Some(dir) => Some(crate::record::Recorder::start(dir.clone())?),
+            Some(dir) => Some(crate::record::Recorder::start(
+                dir.clone(),
+                config.port_min..=config.port_max,
+            )?),
             None => None,
         };
         Ok(Self {
@@ -434,19 +437,15 @@ impl MediaPlane for WorkerPlane {
         call_id: &str,
         tag: &str,
         stream: usize,
+        source: SocketAddr,
     ) -> Result<(u64, SocketAddr), PlaneError> {
         let rec = self.recorder.as_ref().ok_or(PlaneError::NoRecorder)?;
-        let bind = self
-            .v4
-            .or(self.v6)
-            .map(|i| i.local)
-            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
         let r = rec
             .open(crate::record::RecordingSpec {
                 call_id: call_id.to_owned(),
                 tag: tag.to_owned(),
                 stream,
-                bind,
+                source,
             })
             .map_err(|e| PlaneError::Socket(e.to_string()))?;
         Ok((r.id.as_u64(), r.addr))

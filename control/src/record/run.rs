@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,11 +32,18 @@ const CLOSE_BUDGET: usize = 100_000;
 const RECV_BUFFER: usize = 1 << 20;
 /// Numbered alternatives tried when a recording's files already exist.
 const MAX_SUFFIX: u32 = 1000;
+/// Ports asked of the OS before giving up on finding one outside the media
+/// range. With Linux's and rtpmesh's defaults a quarter of the ephemeral
+/// range lies inside it, so 64 refusals in a row mean the ranges are
+/// misconfigured, not bad luck.
+const PORT_TRIES: usize = 64;
 
 pub(super) struct Loop {
     poll: Poll,
     commands: Receiver<Command>,
     dir: PathBuf,
+    /// The node's media range: recording sockets stay out of it.
+    media_ports: RangeInclusive<u16>,
     sessions: HashMap<u64, Session>,
     next_id: u64,
     /// Sockets with datagrams possibly still queued (edge-triggered: a
@@ -45,11 +53,17 @@ pub(super) struct Loop {
 }
 
 impl Loop {
-    pub(super) fn new(poll: Poll, commands: Receiver<Command>, dir: PathBuf) -> Self {
+    pub(super) fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        dir: PathBuf,
+        media_ports: RangeInclusive<u16>,
+    ) -> Self {
         Self {
             poll,
             commands,
             dir,
+            media_ports,
             sessions: HashMap::new(),
             next_id: 1,
             ready: BTreeSet::new(),
@@ -151,11 +165,14 @@ impl Loop {
     }
 
     fn open(&mut self, spec: &RecordingSpec) -> Result<Recording, RecordError> {
-        let bind_err = |source| RecordError::Bind {
-            addr: spec.bind,
-            source,
-        };
-        let std_socket = bind(SocketAddr::new(spec.bind, 0)).map_err(bind_err)?;
+        let (ip, source) = spec.addresses();
+        if source.port() == 0 {
+            return Err(RecordError::NoSource);
+        }
+        let bind_err = |source| RecordError::Bind { addr: ip, source };
+        let std_socket = bind_outside(ip, &self.media_ports)?;
+        // The kernel now drops every datagram from anyone else.
+        std_socket.connect(source).map_err(bind_err)?;
         let addr = std_socket.local_addr().map_err(bind_err)?;
         let mut socket = mio::net::UdpSocket::from_std(std_socket);
         let stem = self.free_stem(&file_stem(&spec.call_id, &spec.tag, spec.stream));
@@ -164,10 +181,10 @@ impl Loop {
             .registry()
             .register(&mut socket, Token(id as usize), Interest::READABLE)
             .map_err(bind_err)?;
-        let session = Session::new(socket, addr, stem)?;
+        let session = Session::new(socket, addr, source, stem)?;
         self.next_id += 1;
         tracing::info!(
-            id, %addr, call_id = %spec.call_id, tag = %spec.tag, stream = spec.stream,
+            id, %addr, %source, call_id = %spec.call_id, tag = %spec.tag, stream = spec.stream,
             pcap = %session.pcap_path().display(), "recording opened"
         );
         self.sessions.insert(id, session);
@@ -214,10 +231,14 @@ impl Loop {
 }
 
 /// Records up to `budget` queued datagrams; true if more may be queued.
-fn drain(s: &mut Session, buf: &mut [u8], budget: usize) -> bool {
+pub(super) fn drain(s: &mut Session, buf: &mut [u8], budget: usize) -> bool {
     for _ in 0..budget {
         match s.socket.recv_from(buf) {
-            Ok((n, from)) => s.on_datagram(&buf[..n], from, SystemTime::now()),
+            Ok((n, from)) if from == s.source => {
+                s.on_datagram(&buf[..n], from, SystemTime::now());
+            }
+            // Queued before the connect: not the node's copy.
+            Ok((_, from)) => s.on_foreign(from),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
@@ -237,8 +258,31 @@ fn finish(mut s: Session) -> Result<RecordingFiles, RecordError> {
     s.finish()
 }
 
+/// A socket on `ip` whose port (the OS's pick) lies outside `avoid`. The
+/// refused ones stay bound until the end, so the OS offers others.
+fn bind_outside(ip: IpAddr, avoid: &RangeInclusive<u16>) -> Result<UdpSocket, RecordError> {
+    let mut refused = Vec::new();
+    for _ in 0..PORT_TRIES {
+        let socket = bind(SocketAddr::new(ip, 0))
+            .and_then(|s| Ok((s.local_addr()?.port(), s)))
+            .map_err(|source| RecordError::Bind { addr: ip, source })?;
+        match socket {
+            (port, s) if avoid.contains(&port) => refused.push(s),
+            (_, s) => return Ok(s),
+        }
+    }
+    tracing::error!(%ip, range = ?avoid, "every port offered for a recording lies in the media range");
+    Err(RecordError::NoPortOutsideRange {
+        addr: ip,
+        range: avoid.clone(),
+    })
+}
+
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
     // Best effort: the system cap may be lower, and the default still works.
     let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     socket.set_nonblocking(true)?;

@@ -42,6 +42,8 @@ struct Wav {
 pub(super) struct Session {
     pub(super) socket: mio::net::UdpSocket,
     pub(super) addr: SocketAddr,
+    /// The media socket whose copies this recording takes.
+    pub(super) source: SocketAddr,
     stem: PathBuf,
     pcap: Output<PcapWriter<BufWriter<File>>>,
     /// Created by the first G.711 packet; `None` inside after a failure.
@@ -56,6 +58,7 @@ impl Session {
     pub(super) fn new(
         socket: mio::net::UdpSocket,
         addr: SocketAddr,
+        source: SocketAddr,
         stem: PathBuf,
     ) -> Result<Self, RecordError> {
         let path = suffixed(&stem, "pcap");
@@ -69,6 +72,7 @@ impl Session {
         Ok(Self {
             socket,
             addr,
+            source,
             stem,
             pcap: Output {
                 path,
@@ -83,6 +87,15 @@ impl Session {
     /// The pcap file's path.
     pub(super) fn pcap_path(&self) -> &Path {
         &self.pcap.path
+    }
+
+    /// Drops a datagram from anyone but [`Session::source`]: counted, and
+    /// logged once per recording.
+    pub(super) fn on_foreign(&mut self, from: SocketAddr) {
+        if self.stats.foreign == 0 {
+            tracing::warn!(addr = %self.addr, %from, expected = %self.source, "recording socket got a datagram from a stranger: dropped");
+        }
+        self.stats.foreign += 1;
     }
 
     /// Records one datagram.

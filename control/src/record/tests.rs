@@ -34,13 +34,24 @@ impl Drop for TempDir {
     }
 }
 
-fn spec(call_id: &str, bind: IpAddr) -> RecordingSpec {
+/// A recording of the copies `source` sends.
+fn spec(call_id: &str, source: SocketAddr) -> RecordingSpec {
     RecordingSpec {
         call_id: call_id.into(),
         tag: "from-tag".into(),
         stream: 0,
-        bind,
+        source,
     }
+}
+
+/// A socket standing in for the node's media socket that sends the copies.
+fn sender(ip: IpAddr) -> UdpSocket {
+    UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap()
+}
+
+/// A recorder whose media range is nowhere near the ephemeral ports.
+fn recorder(dir: &TempDir) -> Recorder {
+    Recorder::start(dir.0.clone(), 1..=1).unwrap()
 }
 
 fn lo4() -> IpAddr {
@@ -201,13 +212,7 @@ fn read_wav(path: &Path) -> (u16, Vec<u8>) {
 /// Sends a G.711 stream (seq 1000..1020, 1005/1006 swapped, 1010 lost) with
 /// RTCP and one malformed datagram in between; returns what was sent, in
 /// order, and the samples the WAV should hold.
-fn send_stream(to: SocketAddr, pt: u8, silence: u8) -> (UdpSocket, Vec<Vec<u8>>, Vec<u8>) {
-    let bind = if to.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    };
-    let sock = UdpSocket::bind(bind).unwrap();
+fn send_stream(sock: &UdpSocket, to: SocketAddr, pt: u8, silence: u8) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut order: Vec<u16> = (1000..1020).filter(|&s| s != 1010).collect();
     order.swap(5, 6);
     let mut sent = Vec::new();
@@ -230,15 +235,18 @@ fn send_stream(to: SocketAddr, pt: u8, silence: u8) -> (UdpSocket, Vec<Vec<u8>>,
             expect.extend(samples(seq));
         }
     }
-    (sock, sent, expect)
+    (sent, expect)
 }
 
 fn record_g711(pt: u8, silence: u8, tag: u16, ip: IpAddr) {
     let dir = TempDir::new();
-    let rec = Recorder::start(dir.0.clone()).unwrap();
-    let r = rec.open(spec("call-1@example.com", ip)).unwrap();
+    let rec = recorder(&dir);
+    let sock = sender(ip);
+    let r = rec
+        .open(spec("call-1@example.com", sock.local_addr().unwrap()))
+        .unwrap();
     assert_eq!(r.addr.ip(), ip);
-    let (sock, sent, expect) = send_stream(r.addr, pt, silence);
+    let (sent, expect) = send_stream(&sock, r.addr, pt, silence);
     let files = rec.close(r.id).unwrap();
 
     assert_eq!(files.pcap, dir.0.join("call-1_example.com-from-tag-0.pcap"));

@@ -25,14 +25,12 @@ fn records_over_ipv6() {
 #[test]
 fn hostile_call_id_stays_inside_dir() {
     let dir = TempDir::new();
-    let rec = Recorder::start(dir.0.clone()).unwrap();
-    let mut s = spec("../../../../tmp/evil\0/..", lo4());
+    let rec = recorder(&dir);
+    let sock = sender(lo4());
+    let mut s = spec("../../../../tmp/evil\0/..", sock.local_addr().unwrap());
     s.tag = "/etc/passwd".into();
     let r = rec.open(s).unwrap();
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .send_to(&rtp(0, 1, 0, &[0xff; 160]), r.addr)
-        .unwrap();
+    sock.send_to(&rtp(0, 1, 0, &[0xff; 160]), r.addr).unwrap();
     let files = rec.close(r.id).unwrap();
     for p in [files.pcap, files.wav.unwrap()] {
         assert_eq!(p.parent(), Some(dir.0.as_path()), "{}", p.display());
@@ -45,8 +43,10 @@ fn hostile_call_id_stays_inside_dir() {
 #[test]
 fn close_of_unknown_id_errors() {
     let dir = TempDir::new();
-    let rec = Recorder::start(dir.0.clone()).unwrap();
-    let r = rec.open(spec("c", lo4())).unwrap();
+    let rec = recorder(&dir);
+    let r = rec
+        .open(spec("c", sender(lo4()).local_addr().unwrap()))
+        .unwrap();
     rec.close(r.id).unwrap();
     assert!(matches!(rec.close(r.id), Err(RecordError::UnknownRecording(id)) if id == r.id));
     assert!(matches!(
@@ -58,13 +58,13 @@ fn close_of_unknown_id_errors() {
 #[test]
 fn same_leg_twice_gets_a_second_name_and_no_wav_without_g711() {
     let dir = TempDir::new();
-    let rec = Recorder::start(dir.0.clone()).unwrap();
-    let a = rec.open(spec("c", lo4())).unwrap();
-    let b = rec.open(spec("c", lo4())).unwrap();
+    let rec = recorder(&dir);
+    let sock = sender(lo4());
+    let a = rec.open(spec("c", sock.local_addr().unwrap())).unwrap();
+    let b = rec.open(spec("c", sock.local_addr().unwrap())).unwrap();
     let list = rec.list().unwrap();
     assert_eq!(list.len(), 2);
     assert_ne!(list[0].pcap, list[1].pcap);
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.send_to(&rtp(101, 1, 0, &[1, 2, 3, 4]), b.addr)
         .unwrap();
     sock.send_to(&rtcp_rr(), b.addr).unwrap();
@@ -79,9 +79,9 @@ fn same_leg_twice_gets_a_second_name_and_no_wav_without_g711() {
 #[test]
 fn stats_count_while_open_and_drop_finalizes() {
     let dir = TempDir::new();
-    let rec = Recorder::start(dir.0.clone()).unwrap();
-    let r = rec.open(spec("drop", lo4())).unwrap();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rec = recorder(&dir);
+    let sock = sender(lo4());
+    let r = rec.open(spec("drop", sock.local_addr().unwrap())).unwrap();
     for seq in 0..30u16 {
         sock.send_to(&rtp(0, seq, u32::from(seq) * 160, &samples(seq)), r.addr)
             .unwrap();
@@ -115,22 +115,22 @@ fn stats_count_while_open_and_drop_finalizes() {
 #[test]
 fn bind_failure_is_an_error() {
     let dir = TempDir::new();
-    let rec = Recorder::start(dir.0.clone()).unwrap();
+    let rec = recorder(&dir);
     // TEST-NET-1 is not a local address.
-    let e = rec.open(spec("c", "192.0.2.1".parse().unwrap()));
+    let e = rec.open(spec("c", "192.0.2.1:4000".parse().unwrap()));
     assert!(matches!(e, Err(RecordError::Bind { .. })), "{e:?}");
 }
 
 #[test]
 fn a_write_error_is_counted_and_others_keep_recording() {
     let dir = TempDir::new();
-    let rec = Recorder::start(dir.0.clone()).unwrap();
-    let bad = rec.open(spec("bad", lo4())).unwrap();
-    let good = rec.open(spec("good", lo4())).unwrap();
+    let rec = recorder(&dir);
+    let sock = sender(lo4());
+    let bad = rec.open(spec("bad", sock.local_addr().unwrap())).unwrap();
+    let good = rec.open(spec("good", sock.local_addr().unwrap())).unwrap();
     // The WAV is created on the first G.711 packet; make its path lead to
     // a device where every write fails with ENOSPC.
     std::os::unix::fs::symlink("/dev/full", dir.0.join("bad-from-tag-0.wav")).unwrap();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let send = |seqs: std::ops::Range<u16>| {
         for seq in seqs {
             let p = rtp(0, seq, u32::from(seq) * 160, &samples(seq));
@@ -153,4 +153,124 @@ fn a_write_error_is_counted_and_others_keep_recording() {
     let g = rec.close(good.id).unwrap();
     assert_eq!(g.stats.write_errors, 0);
     assert_eq!(read_wav(&g.wav.unwrap()).1.len(), 20 * 160);
+}
+
+#[test]
+fn only_the_expected_source_is_recorded() {
+    let dir = TempDir::new();
+    let rec = recorder(&dir);
+    let media = sender(lo4());
+    let r = rec.open(spec("own", media.local_addr().unwrap())).unwrap();
+    let stranger = sender(lo4());
+    for seq in 0..200u16 {
+        // The kernel refuses some of these with "connection refused"
+        // (ICMP from the first ones): the stranger's problem.
+        let _ = stranger.send_to(&rtp(0, seq, 0, &[0xff; 160]), r.addr);
+    }
+    for seq in 0..5u16 {
+        media
+            .send_to(&rtp(0, seq, u32::from(seq) * 160, &samples(seq)), r.addr)
+            .unwrap();
+    }
+    let files = rec.close(r.id).unwrap();
+    assert_eq!(files.packets, 5, "{:?}", files.stats);
+    let records = read_pcap(&files.pcap);
+    assert_eq!(records.len(), 5);
+    assert!(records
+        .iter()
+        .all(|p| p.src() == media.local_addr().unwrap()));
+}
+
+#[test]
+fn datagrams_queued_before_the_connect_are_counted_not_recorded() {
+    // An unconnected socket stands in for the moment between bind and
+    // connect, when anyone's datagram may be queued.
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let std_socket = sender(lo4());
+    std_socket.set_nonblocking(true).unwrap();
+    let addr = std_socket.local_addr().unwrap();
+    let media = sender(lo4());
+    let stranger = sender(lo4());
+    let mut s = session::Session::new(
+        mio::net::UdpSocket::from_std(std_socket),
+        addr,
+        media.local_addr().unwrap(),
+        dir.0.join("early"),
+    )
+    .unwrap();
+    stranger.send_to(&rtp(0, 1, 0, &[1; 4]), addr).unwrap();
+    media.send_to(&rtp(0, 2, 0, &[2; 4]), addr).unwrap();
+    stranger.send_to(&rtp(0, 3, 0, &[3; 4]), addr).unwrap();
+    let mut buf = vec![0; 2048];
+    // Loopback delivers at once, but a read may still race the queue.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.stats.packets + s.stats.foreign < 3 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", s.stats);
+        run::drain(&mut s, &mut buf, 16);
+    }
+    let files = s.finish().unwrap();
+    assert_eq!((files.stats.packets, files.stats.foreign), (1, 2));
+    assert_eq!(read_pcap(&files.pcap).len(), 1);
+}
+
+#[test]
+fn a_wildcard_media_socket_is_heard_on_loopback() {
+    let dir = TempDir::new();
+    let rec = recorder(&dir);
+    let media = sender(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let r = rec.open(spec("any", media.local_addr().unwrap())).unwrap();
+    assert_eq!(r.addr.ip(), lo4());
+    media.send_to(&rtp(0, 1, 0, &[0xff; 160]), r.addr).unwrap();
+    let files = rec.close(r.id).unwrap();
+    assert_eq!(files.packets, 1);
+    assert_eq!(read_pcap(&files.pcap)[0].src().ip(), lo4());
+}
+
+#[test]
+fn a_source_without_a_port_is_refused() {
+    let dir = TempDir::new();
+    let rec = recorder(&dir);
+    let e = rec.open(spec("c", "127.0.0.1:0".parse().unwrap()));
+    assert!(matches!(e, Err(RecordError::NoSource)), "{e:?}");
+}
+
+/// The OS's ephemeral port range, when it can be read.
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse().ok());
+    Some((it.next()??, it.next()??))
+}
+
+#[test]
+fn recording_ports_stay_out_of_the_media_range() {
+    let Some((lo, hi)) = ephemeral_range() else {
+        eprintln!("no ip_local_port_range; skipped");
+        return;
+    };
+    // The media range covers the lower half of the ephemeral range: about
+    // half the ports the OS offers land inside it.
+    let media = lo..=lo + (hi - lo) / 2;
+    let dir = TempDir::new();
+    let rec = Recorder::start(dir.0.clone(), media.clone()).unwrap();
+    let sock = sender(lo4());
+    for _ in 0..40 {
+        let r = rec.open(spec("c", sock.local_addr().unwrap())).unwrap();
+        assert!(!media.contains(&r.addr.port()), "{} in {media:?}", r.addr);
+    }
+}
+
+#[test]
+fn a_media_range_over_every_ephemeral_port_is_a_clear_error() {
+    let Some((lo, hi)) = ephemeral_range() else {
+        eprintln!("no ip_local_port_range; skipped");
+        return;
+    };
+    let dir = TempDir::new();
+    let rec = Recorder::start(dir.0.clone(), lo..=hi).unwrap();
+    let e = rec.open(spec("c", sender(lo4()).local_addr().unwrap()));
+    assert!(
+        matches!(e, Err(RecordError::NoPortOutsideRange { .. })),
+        "{e:?}"
+    );
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::spec::{Carries, FlowId, FlowKind, Latching, Routes};
 use super::tunnels::TunnelState;
@@ -11,6 +11,19 @@ use crate::clock::MediaClock;
 use crate::counters::{bump, FlowCounters};
 use crate::rtp::{classify, PacketKind, RtcpHeader, RtpHeader};
 use crate::stats::{rtp_units, ReceiverStats};
+
+/// How long after a flow latched to a source other than the SDP's address a
+/// packet from the SDP's address still takes the return path back.
+///
+/// The first packet after an answer latches the return path, so a stranger
+/// who guesses the port and sends first would capture it. Within this
+/// window the address the signalling advertised wins over whoever sent
+/// first (rtpengine likewise confirms the learned address a few seconds
+/// after signalling); after it the latch is fixed. Only the signalled
+/// address can re-latch, so a spoofed packet can at worst send the media
+/// where the SDP said, never to the spoofer. A party behind NAT never sends
+/// from its SDP address, so for it the first source stays, as before.
+pub const CONFIRM_WINDOW: Duration = Duration::from_secs(3);
 
 /// What to do with one received datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +50,9 @@ pub struct Flow {
     pub(super) advertised: Option<SocketAddr>,
     pub(super) peer: Option<SocketAddr>,
     pub(super) latched: bool,
+    /// Until when a packet from `advertised` may re-latch (set when the
+    /// flow latched to another source; see [`CONFIRM_WINDOW`]).
+    pub(super) confirm_until: Option<Instant>,
     pub(super) latching: Latching,
     pub(super) carries: Carries,
     pub(super) rtp_routes: Routes,
@@ -138,6 +154,13 @@ impl Flow {
                 _ if !self.latched => {
                     self.peer = Some(src);
                     self.latched = true;
+                    self.confirm_until = now.checked_add(CONFIRM_WINDOW);
+                    latched = Some(src);
+                }
+                _ if self.reclaims(src, now) => {
+                    // The signalled address wins over whoever sent first.
+                    self.peer = Some(src);
+                    self.confirm_until = None;
                     latched = Some(src);
                 }
                 Latching::Strict => {
@@ -149,6 +172,7 @@ impl Flow {
         } else if !self.latched && self.latching != Latching::Asymmetric {
             // The advertised address is confirmed by the peer's own packets.
             self.latched = true;
+            self.confirm_until = None;
             latched = Some(src);
         }
 
@@ -175,5 +199,12 @@ impl Flow {
             forward: Some(kind),
             latched,
         }
+    }
+
+    /// Whether a packet from `src` at `now` takes a latched return path
+    /// back: `src` is the address the SDP advertised and the confirmation
+    /// window is still open.
+    fn reclaims(&self, src: SocketAddr, now: Instant) -> bool {
+        self.advertised == Some(src) && self.confirm_until.is_some_and(|t| now < t)
     }
 }

@@ -28,7 +28,7 @@ mod tunnels;
 #[cfg(test)]
 mod tests;
 
-pub use accept::{Flow, Verdict};
+pub use accept::{Flow, Verdict, CONFIRM_WINDOW};
 pub use spec::{
     Carries, FlowId, FlowKind, FlowSpec, Latching, Output, Route, Routes, Slot, MAX_OUTPUTS,
     MAX_TUNNEL_PEERS,

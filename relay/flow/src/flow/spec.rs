@@ -45,7 +45,9 @@ impl Slot {
 pub enum Latching {
     /// Learn the peer's real address from its first packet (NAT traversal);
     /// packets from any other source are still forwarded but do not move the
-    /// return path. rtpengine's default.
+    /// return path, except the SDP's own address within
+    /// [`CONFIRM_WINDOW`](super::CONFIRM_WINDOW) of the latch. rtpengine's
+    /// default.
     #[default]
     Learn,
     /// Learn as above, then drop (and count) packets from any other source:

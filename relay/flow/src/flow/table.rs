@@ -96,6 +96,7 @@ impl FlowTable {
             advertised: spec.peer,
             peer: spec.peer,
             latched: false,
+            confirm_until: None,
             latching: spec.latching,
             carries: spec.carries,
             rtp_routes: Routes::default(),

@@ -151,3 +151,68 @@ fn outputs_naming_unknown_flows_or_too_many_are_refused() {
     );
     assert_eq!(t.update(&s), Err(UpdateError::TooManyOutputs(FlowId(1))));
 }
+
+/// `src` sends one RTP packet to flow `slot` at `at`.
+fn send_at(t: &mut FlowTable, slot: Slot, src: &str, at: Instant, start: Instant) -> Verdict {
+    t.get_mut(slot)
+        .unwrap()
+        .accept(addr(src), &rtp(1), at, MediaClock::new(start))
+}
+
+#[test]
+fn the_sdp_address_takes_the_path_back_from_a_stranger_who_sent_first() {
+    let (mut t, sa, _) = pair(Latching::Learn);
+    let start = Instant::now();
+    let v = send_at(&mut t, sa, "203.0.113.5:9", start, start);
+    assert_eq!(
+        v.latched,
+        Some(addr("203.0.113.5:9")),
+        "first packet latches"
+    );
+    // The party the SDP names, inside the window: the path is its.
+    let inside = start + CONFIRM_WINDOW - std::time::Duration::from_millis(1);
+    let v = send_at(&mut t, sa, "10.0.0.1:4000", inside, start);
+    assert_eq!(v.latched, Some(addr("10.0.0.1:4000")));
+    assert_eq!(t.get(sa).unwrap().peer(), Some(addr("10.0.0.1:4000")));
+    // The stranger cannot take it back, even within the window.
+    let v = send_at(&mut t, sa, "203.0.113.5:9", inside, start);
+    assert_eq!((v.latched, v.forward), (None, Some(PacketKind::Rtp)));
+    assert_eq!(t.get(sa).unwrap().peer(), Some(addr("10.0.0.1:4000")));
+    assert_eq!(snap(&t, sa).foreign, 1);
+}
+
+#[test]
+fn after_the_window_the_first_source_stays() {
+    let (mut t, sa, _) = pair(Latching::Learn);
+    let start = Instant::now();
+    send_at(&mut t, sa, "192.0.2.9:61000", start, start);
+    let v = send_at(&mut t, sa, "10.0.0.1:4000", start + CONFIRM_WINDOW, start);
+    assert_eq!(v.latched, None);
+    assert_eq!(t.get(sa).unwrap().peer(), Some(addr("192.0.2.9:61000")));
+    assert_eq!(snap(&t, sa).foreign, 1);
+}
+
+#[test]
+fn only_the_sdp_address_may_relatch_within_the_window() {
+    // A party behind NAT latched first; another source (not the SDP's)
+    // inside the window moves nothing.
+    let (mut t, sa, _) = pair(Latching::Learn);
+    let start = Instant::now();
+    send_at(&mut t, sa, "192.0.2.9:61000", start, start);
+    let v = send_at(&mut t, sa, "203.0.113.5:9", start, start);
+    assert_eq!(v.latched, None);
+    assert_eq!(t.get(sa).unwrap().peer(), Some(addr("192.0.2.9:61000")));
+}
+
+#[test]
+fn strict_source_lets_the_sdp_address_reclaim_then_drops_the_stranger() {
+    let (mut t, sa, _) = pair(Latching::Strict);
+    let start = Instant::now();
+    send_at(&mut t, sa, "203.0.113.5:9", start, start);
+    let v = send_at(&mut t, sa, "10.0.0.1:4000", start, start);
+    assert_eq!(v.forward, Some(PacketKind::Rtp), "the real party is heard");
+    assert_eq!(v.latched, Some(addr("10.0.0.1:4000")));
+    let v = send_at(&mut t, sa, "203.0.113.5:9", start, start);
+    assert_eq!(v.forward, None);
+    assert_eq!(snap(&t, sa).strict_drops, 1);
+}
