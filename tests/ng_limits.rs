@@ -39,7 +39,8 @@ fn an_offer_after_a_delayed_delete_keeps_the_call() {
     // The call deleted alongside and not offered again goes when its
     // delay runs out; the retried one stays.
     assert!(
-        eventually(Duration::from_secs(10), || result(&ng.query("ended")) == "error"),
+        eventually(Duration::from_secs(10), || result(&ng.query("ended"))
+            == "error"),
         "the delay never ran out"
     );
     let q = ng.query("retried");
@@ -49,7 +50,8 @@ fn an_offer_after_a_delayed_delete_keeps_the_call() {
 /// SDP with `n` audio m= lines, each with `pad` bytes of an attribute the
 /// rewrite passes through.
 fn sdp_with(n: usize, pad: usize) -> String {
-    let mut s = "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n".to_owned();
+    let mut s =
+        "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n".to_owned();
     for i in 0..n {
         s += &format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i);
         if pad > 0 {
@@ -90,7 +92,11 @@ fn offers_over_the_m_line_cap_or_the_datagram_take_no_port() {
         (result(&r), reason(&r)),
         ("error", ng_reason::REPLY_TOO_LARGE)
     );
-    let r = ng.req(ng::offer("many", "ft", &sdp_with(MAX_MEDIA_SECTIONS + 1, 0)));
+    let r = ng.req(ng::offer(
+        "many",
+        "ft",
+        &sdp_with(MAX_MEDIA_SECTIONS + 1, 0),
+    ));
     assert_eq!(
         (result(&r), reason(&r)),
         ("error", ng_reason::TOO_MANY_MEDIA)
@@ -103,22 +109,29 @@ fn offers_over_the_m_line_cap_or_the_datagram_take_no_port() {
 }
 
 /// The worst offer within the caps: the most m= lines, each with as many
-/// payload types and `a=rtpmap`/`a=fmtp` lines as fit in a datagram.
+/// payload types and `a=rtpmap`/`a=fmtp` lines as fit in a datagram with
+/// room for the rewrite to grow them (so that it is accepted).
 fn worst_sdp() -> String {
-    let mut s = "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n".to_owned();
-    let per_line = 60_000 / MAX_MEDIA_SECTIONS;
+    let mut s =
+        "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n".to_owned();
+    let per_line = 56_000 / MAX_MEDIA_SECTIONS;
     for i in 0..MAX_MEDIA_SECTIONS {
         let mut section = String::new();
         let mut pts = Vec::new();
         for pt in 96..128 {
-            let lines = format!("a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n");
+            let lines =
+                format!("a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n");
             if section.len() + lines.len() + 4 * (pts.len() + 1) + 30 > per_line {
                 break;
             }
             section += &lines;
             pts.push(pt.to_string());
         }
-        s += &format!("m=audio {} RTP/AVP {}\r\n{section}", 4000 + 2 * i, pts.join(" "));
+        s += &format!(
+            "m=audio {} RTP/AVP {}\r\n{section}",
+            4000 + 2 * i,
+            pts.join(" ")
+        );
     }
     s
 }
@@ -126,7 +139,7 @@ fn worst_sdp() -> String {
 #[test]
 fn a_ping_right_behind_the_worst_offer_is_answered() {
     let node = Node::builder("epoll")
-        .ports(4 * MAX_MEDIA_SECTIONS as u16)
+        .ports(4 * MAX_MEDIA_SECTIONS as u16 + 64)
         .start();
     let mut d = b"worst ".to_vec();
     dict(ng::offer("worst", "ft", &worst_sdp())).encode_into(&mut d);
@@ -145,14 +158,20 @@ fn a_ping_right_behind_the_worst_offer_is_answered() {
     let (n, _) = pinger.recv_from(&mut buf).expect("a pong");
     let waited = start.elapsed();
     assert_eq!(&buf[..n], b"ping d6:result4:ponge");
-    eprintln!("ping answered {waited:?} after the worst offer ({} bytes)", d.len());
+    eprintln!(
+        "ping answered {waited:?} after the worst offer ({} bytes)",
+        d.len()
+    );
     assert!(waited < Duration::from_secs(1), "ping waited {waited:?}");
     // And the offer itself was answered.
-    proxy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    proxy
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut buf = vec![0u8; 65536];
     let (n, _) = proxy.recv_from(&mut buf).expect("the offer's reply");
     let v = bencode::decode(&buf[6..n]).unwrap();
-    assert!(matches!(result(&v), "ok" | "error"), "{v:?}");
+    assert_eq!(result(&v), "ok", "{}\n{}", reason(&v), node.log_text());
+    eprintln!("its reply: {n} bytes");
 }
 
 /// `rtpmesh control` with the embedded store, one region and `node` in it,
@@ -208,7 +227,9 @@ fn the_sweep_forgets_ended_calls_on_a_node_with_over_a_datagram_of_calls() {
         .start();
     let (mut ctl, ctl_ng, seed) = controller(&node);
     let mut c = Ng::new(ctl_ng);
-    let ids: Vec<String> = (0..calls).map(|i| format!("{i:04}{}", "@".repeat(96))).collect();
+    let ids: Vec<String> = (0..calls)
+        .map(|i| format!("{i:04}{}", "@".repeat(96)))
+        .collect();
     // The controller waits for its health check to see the node.
     assert!(eventually(Duration::from_secs(10), || {
         c.try_req(ng::offer(&ids[0], "ft", OFFER))

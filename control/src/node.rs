@@ -188,8 +188,7 @@ impl Node {
         let Some(now) = self.calls.get(id) else {
             return;
         };
-        let kept: std::collections::HashSet<FlowId> =
-            before.locals().map(|l| l.rtp.flow).collect();
+        let kept: std::collections::HashSet<FlowId> = before.locals().map(|l| l.rtp.flow).collect();
         let fresh: Vec<_> = now
             .locals()
             .filter(|l| !kept.contains(&l.rtp.flow))

@@ -87,7 +87,10 @@ impl<L: NodeLink> Controller<L> {
             let Some(last) = page.iter().max() else {
                 return Some(held);
             };
-            if after.as_deref().is_some_and(|a| page.iter().any(|id| *id <= a)) {
+            if after
+                .as_deref()
+                .is_some_and(|a| page.iter().any(|id| *id <= a))
+            {
                 tracing::warn!(node = %node.id, "node does not page its call list: not swept");
                 return None;
             }

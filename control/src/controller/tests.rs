@@ -618,7 +618,9 @@ fn the_sweep_pages_through_a_node_with_more_calls_than_one_reply_holds() {
     // 700 SIP-length Call-IDs are ~73 KB of `list`: more than a datagram.
     let (f, ch) = fabric();
     let c = controller(&f, &ch);
-    let ids: Vec<String> = (0..700).map(|i| format!("{i:04}{}", "@".repeat(96))).collect();
+    let ids: Vec<String> = (0..700)
+        .map(|i| format!("{i:04}{}", "@".repeat(96)))
+        .collect();
     for id in &ids {
         let mut o = offer("carol");
         if let Value::Dict(d) = &mut o {
@@ -627,7 +629,13 @@ fn the_sweep_pages_through_a_node_with_more_calls_than_one_reply_holds() {
         assert_eq!(result(&c.handle(&o, NOW)), "ok");
     }
     assert_eq!(c.sweep(NOW + 120_000, 60_000), 0, "every call is held");
-    let lists = f.asked.lock().unwrap().iter().filter(|(_, c)| c == "list").count();
+    let lists = f
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, c)| c == "list")
+        .count();
     assert!(lists >= 3, "{lists} list requests: paged");
     // Calls past the first page that end on their node are forgotten.
     let ended = &ids[650..];
@@ -645,7 +653,14 @@ fn the_sweep_pages_through_a_node_with_more_calls_than_one_reply_holds() {
             ("delete-delay", 0u64.into()),
         ])
         .encode_into(&mut d);
-        n.handle(&d, Now { ms: 2000, unix: NOW / 1000 }, plane);
+        n.handle(
+            &d,
+            Now {
+                ms: 2000,
+                unix: NOW / 1000,
+            },
+            plane,
+        );
     }
     assert_eq!(c.sweep(NOW + 120_000, 60_000), ended.len());
     assert_eq!(c.call_count(), 650);

@@ -135,7 +135,11 @@ fn publish_seed(seed: &Seed, store: &dyn Store) -> usize {
 /// Calls that ended on their nodes without a delete (media timeout) are
 /// forgotten here too, every `sweep_every` (30 s by default), once older
 /// than `sweep_grace` (60 s).
-fn spawn_sweep(ctl: Arc<Ctl>, config: &ControlConfig, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+fn spawn_sweep(
+    ctl: Arc<Ctl>,
+    config: &ControlConfig,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     let (every, grace_ms) = (config.sweep_every, config.sweep_grace.as_millis() as u64);
     std::thread::Builder::new()
         .name("sweep".into())

@@ -11,8 +11,8 @@ use super::{Node, Now, INVALID_DESTINATION, RECORDING};
 use crate::call::{Branch, BranchTarget, Call, Leg, TunnelLink};
 use crate::plane::MediaPlane;
 use rtpmesh_ng::ng::{
-    list_page, reason, Answer, BranchRef, CallRef, Failure, Offer, Options, Reply, Statistics, TunnelEnd,
-    TunnelSide, DEFAULT_LIST_LIMIT, MAX_MEDIA_SECTIONS,
+    list_page, reason, Answer, BranchRef, CallRef, Failure, Offer, Options, Reply, Statistics,
+    TunnelEnd, TunnelSide, DEFAULT_LIST_LIMIT, MAX_MEDIA_SECTIONS,
 };
 use rtpmesh_ng::sdp;
 

@@ -798,7 +798,9 @@ fn a_list_page_always_fits_in_one_datagram() {
     // 1,000 Call-IDs of 100 bytes are 100 KB: the page stops where the
     // reply would no longer fit, and paging on from its last id gets the
     // rest.
-    let ids: Vec<String> = (0..1000).map(|i| format!("{i:04}{}", "x".repeat(96))).collect();
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("{i:04}{}", "x".repeat(96)))
+        .collect();
     let first = list_page(ids.iter().map(String::as_str), None, usize::MAX);
     assert!(first.len() < 1000);
     let body = Reply::Calls(first.clone()).to_value().encode();

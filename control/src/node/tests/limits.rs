@@ -53,7 +53,8 @@ fn a_query_after_a_delayed_delete_does_not_keep_the_call() {
 /// SDP with `n` m= lines, each carrying `pad` bytes of an attribute the
 /// rewrite passes through.
 fn sdp_with(n: usize, pad: usize) -> String {
-    let mut s = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n".to_owned();
+    let mut s =
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n".to_owned();
     for i in 0..n {
         s += &format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i);
         if pad > 0 {
@@ -77,7 +78,12 @@ fn offer_sdp(node: &mut Node, plane: &mut FakePlane, cookie: &str, text: String)
 fn an_offer_with_more_m_lines_than_the_cap_takes_no_port() {
     let mut plane = FakePlane::new(1000);
     let mut node = Node::new(config(), at(0));
-    let r = offer_sdp(&mut node, &mut plane, "1", sdp_with(MAX_MEDIA_SECTIONS + 1, 0));
+    let r = offer_sdp(
+        &mut node,
+        &mut plane,
+        "1",
+        sdp_with(MAX_MEDIA_SECTIONS + 1, 0),
+    );
     assert_eq!(
         (result(&r), reason(&r)),
         ("error", ng::reason::TOO_MANY_MEDIA)
@@ -104,13 +110,19 @@ fn an_offer_whose_reply_cannot_fit_a_datagram_is_undone() {
     assert!(node.take_changes().iter().all(|(_, rec)| rec.is_none()));
 
     // A re-offer that grows a call past it leaves the call as it was.
-    assert_eq!(result(&offer_sdp(&mut node, &mut plane, "2", sdp_with(1, 0))), "ok");
+    assert_eq!(
+        result(&offer_sdp(&mut node, &mut plane, "2", sdp_with(1, 0))),
+        "ok"
+    );
     let before = node.call("c").unwrap().locals().count();
     let r = offer_sdp(&mut node, &mut plane, "3", big);
     assert_eq!(reason(&r), ng::reason::REPLY_TOO_LARGE);
     assert_eq!(node.call("c").unwrap().locals().count(), before);
     assert_eq!(plane.pool.in_use(), before, "one pair per local");
-    assert_eq!(result(&answer(&mut node, &mut plane, at(1), "4", "c")), "ok");
+    assert_eq!(
+        result(&answer(&mut node, &mut plane, at(1), "4", "c")),
+        "ok"
+    );
 }
 
 fn list(node: &mut Node, plane: &mut FakePlane, limit: u64, after: Option<&str>) -> Vec<String> {
@@ -124,23 +136,36 @@ fn list(node: &mut Node, plane: &mut FakePlane, limit: u64, after: Option<&str>)
     assert!(reply.len() <= ng::MAX_DATAGRAM, "{} bytes", reply.len());
     let v = bencode::decode(&reply[2..]).unwrap();
     let calls = v.get("calls").and_then(Value::as_list).unwrap();
-    calls.iter().map(|c| c.as_str().unwrap().to_owned()).collect()
+    calls
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
 fn list_pages_with_the_after_cursor_and_never_outgrows_a_datagram() {
     let mut plane = FakePlane::new(2000);
     let mut node = Node::new(config(), at(0));
-    let ids: Vec<String> = (0..1000).map(|i| format!("{i:04}{}", "@".repeat(96))).collect();
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("{i:04}{}", "@".repeat(96)))
+        .collect();
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(result(&offer(&mut node, &mut plane, at(0), &i.to_string(), id)), "ok");
+        assert_eq!(
+            result(&offer(&mut node, &mut plane, at(0), &i.to_string(), id)),
+            "ok"
+        );
     }
     assert_eq!(list(&mut node, &mut plane, 3, None), ids[..3]);
     assert_eq!(list(&mut node, &mut plane, 2, Some(&ids[10])), ids[11..13]);
     // No limit to speak of: the node cuts the page where the datagram ends.
     let mut all = Vec::new();
     loop {
-        let page = list(&mut node, &mut plane, u64::from(u32::MAX), all.last().map(String::as_str));
+        let page = list(
+            &mut node,
+            &mut plane,
+            u64::from(u32::MAX),
+            all.last().map(String::as_str),
+        );
         if page.is_empty() {
             break;
         }
