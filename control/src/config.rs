@@ -129,6 +129,10 @@ pub struct ControlConfig {
     pub health_interval: Duration,
     /// How long a cookie's reply is kept for retransmissions.
     pub cookie_ttl: Duration,
+    /// How often calls that ended on their nodes are looked for.
+    pub sweep_every: Duration,
+    /// Calls younger than this are not swept (their answer may be pending).
+    pub sweep_grace: Duration,
 }
 
 impl Default for ControlConfig {
@@ -144,6 +148,8 @@ impl Default for ControlConfig {
             node_timeout: Duration::from_millis(400),
             health_interval: Duration::from_secs(2),
             cookie_ttl: Duration::from_secs(30),
+            sweep_every: Duration::from_secs(30),
+            sweep_grace: Duration::from_secs(60),
         }
     }
 }

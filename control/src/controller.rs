@@ -223,7 +223,7 @@ impl<L: NodeLink> Controller<L> {
             Op::Offer(offer) => self.offer(body, offer, o, now_ms),
             Op::Answer(a) => self.relay_sdp(body, &a.call_id, &a.to_tag),
             Op::Delete(c) => self.delete(body, c, o),
-            Op::List { .. } => Ok(self.list()),
+            Op::List { limit, after } => Ok(self.list(*limit, after.as_deref())),
             Op::Statistics => Ok(self.statistics()),
             Op::StartBranch(b) => self.start_branch(body, b, o, now_ms),
             Op::StopBranch(b) => self.stop_branch(body, b),

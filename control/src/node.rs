@@ -148,9 +148,60 @@ impl Node {
                 tracing::warn!(error = %e, "bad ng request");
                 ng::error(&e.reason())
             }
-            // The one place the node's typed replies become bencode.
-            Ok(req) => self.execute(&req, now, plane).to_value(),
+            Ok(req) => self.respond(&req, now, plane),
         }
+    }
+
+    /// Executes `req` and turns its reply into bencode (the one place the
+    /// node's typed replies do). A reply too large for one datagram could
+    /// never be sent, and the proxy would retry or give up while the
+    /// request's ports stayed taken: it is replaced by an error, and an
+    /// offer or answer is undone (the call as it was, its new ports freed).
+    fn respond(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Value {
+        let before = match &req.op {
+            Op::Offer(o) => Some((o.call_id.as_str(), self.calls.get(&o.call_id).cloned())),
+            Op::Answer(a) => Some((a.call_id.as_str(), self.calls.get(&a.call_id).cloned())),
+            _ => None,
+        };
+        let reply = self.execute(req, now, plane).to_value();
+        let size = reply.encode().len();
+        if size <= ng::MAX_REPLY_BODY {
+            return reply;
+        }
+        tracing::warn!(command = req.command().name(), call = ?req.call_id(), size, max = ng::MAX_REPLY_BODY, "ng reply too large for a datagram: request undone");
+        if let Some((id, before)) = before {
+            self.undo(id, before, plane);
+        }
+        ng::error(ng::reason::REPLY_TOO_LARGE)
+    }
+
+    /// Puts call `id` back as it was `before` an offer or answer: a call
+    /// the request created is removed, and sockets it opened are closed.
+    fn undo(&mut self, id: &str, before: Option<Call>, plane: &mut dyn MediaPlane) {
+        let Some(before) = before else {
+            if self.calls.contains_key(id) {
+                self.stats.managed -= 1;
+                self.remove(id, plane);
+            }
+            return;
+        };
+        let Some(now) = self.calls.get(id) else {
+            return;
+        };
+        let kept: std::collections::HashSet<FlowId> = before.locals().map(|l| l.rtp.flow).collect();
+        let fresh: Vec<_> = now
+            .locals()
+            .filter(|l| !kept.contains(&l.rtp.flow))
+            .cloned()
+            .collect();
+        // The old flows first, so that none still points at a new one.
+        plane.install(before.worker, before.flow_specs());
+        for l in &fresh {
+            self.flows.remove(&l.rtp.flow);
+            self.flows.remove(&l.rtcp.flow);
+        }
+        plane.close(before.worker, fresh);
+        self.calls.insert(id.to_owned(), before);
     }
 
     /// Executes one parsed request and returns its typed reply; [`Node::handle`]
@@ -163,7 +214,7 @@ impl Node {
             Op::Answer(answer) => self.answer(answer, o, now, plane),
             Op::Delete(c) => self.delete(c, o, now, plane),
             Op::Query(c) => self.query(c, now),
-            Op::List { limit } => Ok(self.list(*limit)),
+            Op::List { limit, after } => Ok(self.list(*limit, after.as_deref())),
             Op::Statistics => Ok(self.statistics(now, plane)),
             Op::StartRecording(c) => self.start_recording(c, plane),
             Op::StopRecording(c) => self.stop_branch(c, RECORDING, plane),

@@ -29,6 +29,9 @@ use rtpmesh_ng::ng;
 
 use crate::cookies::{CacheLimits, CookieCache, Lookup, MAX_COOKIE};
 
+// The node core sizes its replies for the longest cookie accepted here.
+const _: () = assert!(MAX_COOKIE == ng::MAX_COOKIE);
+
 /// What handles the requests the loop takes off the socket.
 pub trait Handler {
     /// Handles one request; answers it through [`Request::reply`], now or
@@ -66,7 +69,14 @@ impl Reply {
     /// Sends `body` with the request's cookie, and caches it for the
     /// request's retransmissions.
     pub fn send(mut self, body: &Value) {
-        let out: Arc<[u8]> = ng::encode_reply(&self.cookie, body).into();
+        let mut out = ng::encode_reply(&self.cookie, body);
+        if out.len() > ng::MAX_DATAGRAM {
+            // It could never be sent: say so rather than stay silent (a
+            // node core checks its own replies and undoes the request).
+            tracing::warn!(to = %self.to, size = out.len(), "ng reply too large for a datagram");
+            out = ng::encode_reply(&self.cookie, &ng::error(ng::reason::REPLY_TOO_LARGE));
+        }
+        let out: Arc<[u8]> = out.into();
         let now = self.shared.now_ms();
         self.shared.cache().finish(&self.cookie, out.clone(), now);
         self.sent = true;

@@ -65,6 +65,62 @@ pub mod reason {
     pub const ANSWER_MEDIA_MISMATCH: &str = "Answer has more media streams than the offer";
     /// The dict has no `command`, or it is not a string.
     pub const NO_COMMAND: &str = "Dictionary contains no key \"command\"";
+    /// An offer or answer with more than [`super::MAX_MEDIA_SECTIONS`] m=
+    /// lines (rtpmesh's own text; rtpengine has no such cap).
+    pub const TOO_MANY_MEDIA: &str = "Too many media sections in SDP (at most 32)";
+    /// The reply would not fit in one datagram ([`super::MAX_REPLY_BODY`]);
+    /// the request was undone (rtpmesh's own text).
+    pub const REPLY_TOO_LARGE: &str = "Reply too large for a datagram";
+}
+
+/// Most m= lines one offer or answer may carry. Each takes a port pair per
+/// leg, so without a cap one 6 KB offer could take a node's whole port
+/// range. No real call comes near it (audio, video, a screen share and a
+/// few data channels are under ten); rtpengine has no cap.
+pub const MAX_MEDIA_SECTIONS: usize = 32;
+
+/// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers).
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// The longest cookie the ng server accepts (`rtpmesh_ng_udp`'s
+/// `MAX_COOKIE`, which checks that they agree).
+pub const MAX_COOKIE: usize = 256;
+
+/// The largest reply body that fits in one datagram with any accepted
+/// cookie and its space. A node's reply over it cannot be sent, so the node
+/// answers [`reason::REPLY_TOO_LARGE`] instead and undoes the request; a
+/// `list` reply is cut to fit.
+pub const MAX_REPLY_BODY: usize = MAX_DATAGRAM - MAX_COOKIE - 1;
+
+/// rtpengine's `list` limit when the request names none.
+pub const DEFAULT_LIST_LIMIT: usize = 32;
+
+/// One page of a `list` reply: from the sorted `ids`, those after `after`
+/// (the rtpmesh cursor), at most `limit`, and no more than fit in one
+/// datagram's reply, so that a caller pages on from the last id it got.
+pub fn list_page<'a>(
+    ids: impl IntoIterator<Item = &'a str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<String> {
+    let mut ids: Vec<&str> = ids
+        .into_iter()
+        .filter(|id| after.is_none_or(|a| *id > a))
+        .collect();
+    ids.sort_unstable();
+    // The rest of `{calls: [...], result: ok}` and a warning's worth.
+    let mut room = MAX_REPLY_BODY - 128;
+    let mut page = Vec::new();
+    for id in ids.into_iter().take(limit) {
+        // `LEN:ID`
+        let cost = id.len() + id.len().to_string().len() + 1;
+        if cost > room {
+            break;
+        }
+        room -= cost;
+        page.push(id.to_owned());
+    }
+    page
 }
 
 /// Anything that turns a datagram into an error reply (or into silence).

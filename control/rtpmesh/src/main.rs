@@ -170,6 +170,12 @@ struct ControlArgs {
     /// Milliseconds one try to reach a node waits (two tries).
     #[arg(long, default_value_t = 400)]
     node_timeout_ms: u64,
+    /// Seconds between sweeps for calls that ended on their nodes (tests).
+    #[arg(long, default_value_t = 30, hide = true)]
+    sweep_every_s: u64,
+    /// Seconds a placed call is left alone by the sweep (tests).
+    #[arg(long, default_value_t = 60, hide = true)]
+    sweep_grace_s: u64,
 }
 
 /// Checks that a flag parses as `T` (so a typo fails at once, with clap's
@@ -269,6 +275,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 token: a.token,
                 threads: a.threads,
                 node_timeout: std::time::Duration::from_millis(a.node_timeout_ms.max(10)),
+                sweep_every: std::time::Duration::from_secs(a.sweep_every_s.max(1)),
+                sweep_grace: std::time::Duration::from_secs(a.sweep_grace_s),
                 ..ControlConfig::default()
             };
             Ok(run_controller(config, stop)?)

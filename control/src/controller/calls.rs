@@ -7,7 +7,14 @@ use std::collections::{HashMap, HashSet};
 use super::{is_ok, party_node, Controller, NodeLink, PIN_TTL_MS};
 use crate::region::NodeInfo;
 use rtpmesh_ng::bencode::{dict, Value};
-use rtpmesh_ng::ng::{reason, CallRef, Failure, Options, Relayed, Reply, Statistics};
+use rtpmesh_ng::ng::{
+    list_page, reason, CallRef, Failure, Options, Relayed, Reply, Statistics, DEFAULT_LIST_LIMIT,
+};
+
+/// Call-ids the sweep asks a node for at a time: 256 SIP-length (~100
+/// byte) Call-IDs make a reply of about 26 KB, well under a datagram (and
+/// a node cuts a page of longer ones to fit).
+const SWEEP_PAGE: usize = 256;
 
 impl<L: NodeLink> Controller<L> {
     /// Forgets calls that their caller-side node no longer has (timed out
@@ -29,18 +36,10 @@ impl<L: NodeLink> Controller<L> {
         }
         let mut gone = Vec::new();
         for (node, ids) in by_node.into_values() {
-            let list = dict([
-                ("command", "list".into()),
-                ("limit", (u32::MAX as u64).into()),
-            ]);
-            let Ok(r) = self.ask(&node, &list) else {
+            let Some(held) = self.held(&node) else {
                 continue;
             };
-            let Some(held) = r.get("calls").and_then(Value::as_list) else {
-                continue;
-            };
-            let held: HashSet<&str> = held.iter().filter_map(Value::as_str).collect();
-            gone.extend(ids.into_iter().filter(|id| !held.contains(id.as_str())));
+            gone.extend(ids.into_iter().filter(|id| !held.contains(id)));
         }
         {
             let mut st = self.state();
@@ -60,6 +59,44 @@ impl<L: NodeLink> Controller<L> {
             );
         }
         gone.len()
+    }
+
+    /// Every call-id `node` holds, asked for a page at a time (`list` with
+    /// `limit` and the `after` cursor), so that no reply comes near the
+    /// datagram limit however many calls the node has. `None` when the
+    /// node does not answer, or does not page (a node that ignores `after`,
+    /// as rtpengine does, would repeat its first page): nothing is known.
+    fn held(&self, node: &NodeInfo) -> Option<HashSet<String>> {
+        let mut held = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = vec![
+                ("command", "list".into()),
+                ("limit", (SWEEP_PAGE as u64).into()),
+            ];
+            if let Some(a) = &after {
+                req.push(("after", a.as_str().into()));
+            }
+            let r = self.ask(node, &dict(req)).ok()?;
+            let page: Vec<&str> = r
+                .get("calls")
+                .and_then(Value::as_list)?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let Some(last) = page.iter().max() else {
+                return Some(held);
+            };
+            if after
+                .as_deref()
+                .is_some_and(|a| page.iter().any(|id| *id <= a))
+            {
+                tracing::warn!(node = %node.id, "node does not page its call list: not swept");
+                return None;
+            }
+            after = Some((*last).to_owned());
+            held.extend(page.into_iter().map(str::to_owned));
+        }
     }
 
     pub(super) fn delete(&self, body: &Value, c: &CallRef, o: &Options) -> Result<Reply, Failure> {
@@ -119,11 +156,12 @@ impl<L: NodeLink> Controller<L> {
         Ok(first.map_or_else(Reply::ok, |r| Reply::Relayed(Relayed::of(r))))
     }
 
-    pub(super) fn list(&self) -> Reply {
+    /// The placed calls' ids, paged as a node pages them (`limit`, 32 by
+    /// default as rtpengine; the `after` cursor; cut to fit a datagram).
+    pub(super) fn list(&self, limit: Option<u32>, after: Option<&str>) -> Reply {
         let st = self.state();
-        let mut ids: Vec<String> = st.calls.keys().cloned().collect();
-        ids.sort();
-        Reply::Calls(ids)
+        let limit = limit.map_or(DEFAULT_LIST_LIMIT, |l| l as usize);
+        Reply::Calls(list_page(st.calls.keys().map(String::as_str), after, limit))
     }
 
     pub(super) fn statistics(&self) -> Reply {

@@ -46,6 +46,8 @@ impl NodeLink for &Fabric {
             unix: NOW / 1000,
         };
         let reply = n.handle(&d, now, plane).expect("a reply");
+        // What a real node could not send must not be relied on here.
+        assert!(reply.len() <= ng::MAX_DATAGRAM, "{} bytes", reply.len());
         let (_, rest) = ng::split_datagram(&reply).unwrap();
         Ok(bencode::decode(rest).unwrap())
     }
@@ -90,7 +92,7 @@ fn fabric() -> (Fabric, Vec<Change>) {
                 unix: NOW / 1000,
             },
         );
-        let plane = FakePlane::with_tunnel(50, tunnel.parse().unwrap());
+        let plane = FakePlane::with_tunnel(1500, tunnel.parse().unwrap());
         nodes.insert(id.to_owned(), Mutex::new((node, plane)));
         changes.push(Change::RegisterNode(node_info(id, region, tunnel)));
     }
@@ -610,6 +612,81 @@ fn calls_their_node_no_longer_has_are_forgotten_after_a_grace_period() {
     f.dead.lock().unwrap().remove(a);
     assert_eq!(c.sweep(NOW + 120_000, 60_000), 1);
     assert_eq!(c.call_count(), 0);
+}
+
+#[test]
+fn the_sweep_pages_through_a_node_with_more_calls_than_one_reply_holds() {
+    // 700 SIP-length Call-IDs are ~73 KB of `list`: more than a datagram.
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    let ids: Vec<String> = (0..700)
+        .map(|i| format!("{i:04}{}", "@".repeat(96)))
+        .collect();
+    for id in &ids {
+        let mut o = offer("carol");
+        if let Value::Dict(d) = &mut o {
+            d.insert(b"call-id".to_vec(), id.as_str().into());
+        }
+        assert_eq!(result(&c.handle(&o, NOW)), "ok");
+    }
+    assert_eq!(c.sweep(NOW + 120_000, 60_000), 0, "every call is held");
+    let lists = f
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, c)| c == "list")
+        .count();
+    assert!(lists >= 3, "{lists} list requests: paged");
+    // Calls past the first page that end on their node are forgotten.
+    let ended = &ids[650..];
+    for id in ended {
+        let node = ["a1", "a2"]
+            .into_iter()
+            .find(|n| with_node(&f, n, |node, _| node.call(id).is_some()))
+            .unwrap();
+        let mut g = f.nodes[node].lock().unwrap();
+        let (n, plane) = &mut *g;
+        let mut d = b"end ".to_vec();
+        dict([
+            ("command", "delete".into()),
+            ("call-id", id.as_str().into()),
+            ("delete-delay", 0u64.into()),
+        ])
+        .encode_into(&mut d);
+        n.handle(
+            &d,
+            Now {
+                ms: 2000,
+                unix: NOW / 1000,
+            },
+            plane,
+        );
+    }
+    assert_eq!(c.sweep(NOW + 120_000, 60_000), ended.len());
+    assert_eq!(c.call_count(), 650);
+}
+
+#[test]
+fn the_controllers_list_pages_like_a_nodes() {
+    let (f, ch) = fabric();
+    let c = controller(&f, &ch);
+    for id in ["c", "a", "b"] {
+        let mut o = offer("carol");
+        if let Value::Dict(d) = &mut o {
+            d.insert(b"call-id".to_vec(), id.into());
+        }
+        assert_eq!(result(&c.handle(&o, NOW)), "ok");
+    }
+    let list = |items: Vec<(&str, Value)>| c.reply(&dict(items), NOW);
+    assert_eq!(
+        list(vec![("command", "list".into()), ("after", "a".into())]),
+        Reply::Calls(vec!["b".into(), "c".into()])
+    );
+    assert_eq!(
+        list(vec![("command", "list".into()), ("limit", 1u64.into())]),
+        Reply::Calls(vec!["a".into()])
+    );
 }
 
 #[test]

@@ -32,12 +32,6 @@ type Ctl = Controller<UdpLink>;
 /// proxy retransmits).
 const QUEUE: usize = 1024;
 
-/// How often calls that ended on their nodes are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
-
-/// Calls younger than this are not swept (their answer may be pending).
-const SWEEP_GRACE_MS: u64 = 60_000;
-
 /// Runs the controller until `stop` is set.
 pub fn run_controller(config: ControlConfig, stop: Arc<AtomicBool>) -> Result<(), StartError> {
     let socket = UdpSocket::bind(config.listen_ng).map_err(|source| StartError::BindNg {
@@ -81,7 +75,7 @@ pub fn run_controller(config: ControlConfig, stop: Arc<AtomicBool>) -> Result<()
         }
         None => None,
     };
-    spawn_sweep(ctl.clone(), stop.clone())?;
+    spawn_sweep(ctl.clone(), &config, stop.clone())?;
     let mut pool = {
         let ctl = ctl.clone();
         CallPool::spawn(threads, QUEUE, move |body: &Value| {
@@ -139,17 +133,23 @@ fn publish_seed(seed: &Seed, store: &dyn Store) -> usize {
 }
 
 /// Calls that ended on their nodes without a delete (media timeout) are
-/// forgotten here too.
-fn spawn_sweep(ctl: Arc<Ctl>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+/// forgotten here too, every `sweep_every` (30 s by default), once older
+/// than `sweep_grace` (60 s).
+fn spawn_sweep(
+    ctl: Arc<Ctl>,
+    config: &ControlConfig,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let (every, grace_ms) = (config.sweep_every, config.sweep_grace.as_millis() as u64);
     std::thread::Builder::new()
         .name("sweep".into())
         .spawn(move || {
             let mut last = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
-                if last.elapsed() >= SWEEP_EVERY {
+                if last.elapsed() >= every {
                     last = Instant::now();
-                    ctl.sweep(unix_ms(), SWEEP_GRACE_MS);
+                    ctl.sweep(unix_ms(), grace_ms);
                 }
             }
         })?;

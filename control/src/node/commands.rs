@@ -11,18 +11,25 @@ use super::{Node, Now, INVALID_DESTINATION, RECORDING};
 use crate::call::{Branch, BranchTarget, Call, Leg, TunnelLink};
 use crate::plane::MediaPlane;
 use rtpmesh_ng::ng::{
-    reason, Answer, BranchRef, CallRef, Failure, Offer, Options, Reply, Statistics, TunnelEnd,
-    TunnelSide,
+    list_page, reason, Answer, BranchRef, CallRef, Failure, Offer, Options, Reply, Statistics,
+    TunnelEnd, TunnelSide, DEFAULT_LIST_LIMIT, MAX_MEDIA_SECTIONS,
 };
 use rtpmesh_ng::sdp;
 
 /// Parses a request's SDP; what was wrong goes to the log, the reply gets
 /// rtpengine's text.
+/// Refuses SDP with more than [`MAX_MEDIA_SECTIONS`] m= lines, before any
+/// port is taken.
 fn parse_sdp(text: &str, call_id: &str) -> Result<sdp::SessionDescription, Failure> {
-    sdp::parse(text).map_err(|e| {
+    let parsed = sdp::parse(text).map_err(|e| {
         tracing::info!(error = %e, call = %call_id, "SDP rejected");
         Failure::from(reason::FAILED_TO_PARSE_SDP)
-    })
+    })?;
+    if parsed.media().len() > MAX_MEDIA_SECTIONS {
+        tracing::info!(call = %call_id, media = parsed.media().len(), "SDP rejected: too many m= lines");
+        return Err(reason::TOO_MANY_MEDIA.into());
+    }
+    Ok(parsed)
 }
 
 impl Node {
@@ -47,6 +54,10 @@ impl Node {
         let answerer = 1 - offerer;
         match build_offer(call, offerer, answerer, o, &parsed, now, plane) {
             Ok(sdp) => {
+                // A signal after a delayed delete keeps the call, as in
+                // rtpengine: Kamailio re-offers on the same Call-ID after a
+                // failover or a 401/407 challenge.
+                call.delete_at_ms = None;
                 for l in call.locals() {
                     self.flows.insert(l.rtp.flow, call_id.clone());
                     self.flows.insert(l.rtcp.flow, call_id.clone());
@@ -149,6 +160,8 @@ impl Node {
         }
         set_tunnel_peer(call, o);
         let sdp = build_answer(call, offerer, answerer, o, &parsed, now)?;
+        // As an offer does: the answer cancels a pending delete.
+        call.delete_at_ms = None;
         plane.install(call.worker, call.flow_specs());
         Ok(Reply::Sdp {
             sdp,
@@ -329,11 +342,15 @@ impl Node {
         Ok(Reply::Report(call_report(call, now)))
     }
 
-    pub(super) fn list(&self, limit: Option<u32>) -> Reply {
-        let limit = limit.map(|l| l as usize).unwrap_or(32);
-        let mut ids: Vec<&String> = self.calls.keys().collect();
-        ids.sort();
-        Reply::Calls(ids.into_iter().take(limit).cloned().collect())
+    /// Call-ids in order, after the `after` cursor, at most `limit` (32
+    /// by default, as rtpengine) and never more than fit in one reply.
+    pub(super) fn list(&self, limit: Option<u32>, after: Option<&str>) -> Reply {
+        let limit = limit.map_or(DEFAULT_LIST_LIMIT, |l| l as usize);
+        Reply::Calls(list_page(
+            self.calls.keys().map(String::as_str),
+            after,
+            limit,
+        ))
     }
 
     pub(super) fn statistics(&self, now: Now, plane: &dyn MediaPlane) -> Reply {

@@ -978,3 +978,5 @@ fn a_branch_destination_whose_ports_run_past_65535_is_refused() {
     assert_eq!(reason(&r), INVALID_DESTINATION);
     assert!(node.call("c").unwrap().branches.is_empty());
 }
+
+mod limits;

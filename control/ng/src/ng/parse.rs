@@ -28,6 +28,7 @@ struct Keys {
     sdp: Option<String>,
     branch: Option<String>,
     limit: Option<u32>,
+    after: Option<String>,
     options: Options,
 }
 
@@ -85,7 +86,10 @@ impl Keys {
     fn op(&mut self, command: Command) -> Result<Op, NgError> {
         let op = match command {
             Command::Ping => Op::Ping,
-            Command::List => Op::List { limit: self.limit },
+            Command::List => Op::List {
+                limit: self.limit,
+                after: self.after.take(),
+            },
             Command::Statistics => Op::Statistics,
             Command::Offer => {
                 let sdp = self.sdp.take().ok_or(NgError::NoSdp)?;
@@ -227,6 +231,7 @@ fn apply_key(keys: &mut Keys, key: &str, v: &Value) -> Result<(), NgError> {
         "delete-delay" => o.delete_delay = Some(number(key, v)?),
         "supports" => o.supports = strings(key, v)?,
         "limit" => keys.limit = Some(number(key, v)?),
+        "after" => keys.after = Some(string(key, v)?),
         "tunnel" => o.tunnel = Some(tunnel(key, v)?),
         "branch" => keys.branch = Some(string(key, v)?),
         "destination" => {

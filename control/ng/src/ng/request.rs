@@ -137,6 +137,10 @@ pub enum Op {
     List {
         /// `limit`: most call-ids to return.
         limit: Option<u32>,
+        /// rtpmesh extension `after`: only call-ids sorted after this one,
+        /// the cursor for paging through a node's calls. rtpengine
+        /// ignores it (and does not sort).
+        after: Option<String>,
     },
     /// `statistics`.
     Statistics,

@@ -301,7 +301,13 @@ fn key_normalization_and_misc_keys() {
         r.options.received_from,
         Some("2001:db8::1".parse().unwrap())
     );
-    assert_eq!(r.op, Op::List { limit: Some(5) });
+    assert_eq!(
+        r.op,
+        Op::List {
+            limit: Some(5),
+            after: None
+        }
+    );
     for (s, m) in [
         ("remove", IceMode::Remove),
         ("FORCE", IceMode::Force),
@@ -596,7 +602,21 @@ fn required_keys_are_present_by_construction() {
     assert_eq!(req(vec![("command", "ping".into())]), Ok(Op::Ping));
     assert_eq!(
         req(vec![("command", "list".into())]),
-        Ok(Op::List { limit: None })
+        Ok(Op::List {
+            limit: None,
+            after: None
+        })
+    );
+    assert_eq!(
+        req(vec![
+            ("command", "list".into()),
+            ("limit", 10u64.into()),
+            ("after", "c-41".into()),
+        ]),
+        Ok(Op::List {
+            limit: Some(10),
+            after: Some("c-41".into())
+        })
     );
     // Branches need a call-id first, then a name.
     for c in ["start branch", "stop branch"] {
@@ -765,4 +785,33 @@ fn the_tunnel_branch_and_destination_keys_parse_or_say_what_is_wrong() {
         let e = parse_request(&dict([("command", c.into())])).unwrap_err();
         assert_eq!(e, NgError::NoCallId, "{c}");
     }
+}
+
+#[test]
+fn a_list_page_is_sorted_starts_after_the_cursor_and_stops_at_the_limit() {
+    let ids = ["d", "b", "a", "c", "e"];
+    assert_eq!(list_page(ids, None, 3), ["a", "b", "c"]);
+    assert_eq!(list_page(ids, Some("b"), 2), ["c", "d"]);
+    assert_eq!(list_page(ids, Some("e"), 32), Vec::<String>::new());
+}
+
+#[test]
+fn a_list_page_always_fits_in_one_datagram() {
+    // 1,000 Call-IDs of 100 bytes are 100 KB: the page stops where the
+    // reply would no longer fit, and paging on from its last id gets the
+    // rest.
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("{i:04}{}", "x".repeat(96)))
+        .collect();
+    let first = list_page(ids.iter().map(String::as_str), None, usize::MAX);
+    assert!(first.len() < 1000);
+    let body = Reply::Calls(first.clone()).to_value().encode();
+    assert!(body.len() <= MAX_REPLY_BODY, "{} bytes", body.len());
+    let rest = list_page(
+        ids.iter().map(String::as_str),
+        first.last().map(String::as_str),
+        usize::MAX,
+    );
+    assert_eq!(first.len() + rest.len(), 1000);
+    assert_eq!(rest[0], ids[first.len()]);
 }
