@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::fake::{start, FakeBackend, NOW, TOKEN};
+use super::http::MAX_BODY;
 use super::*;
 use crate::region::{Gateway, GatewayState};
 
