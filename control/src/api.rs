@@ -95,6 +95,16 @@ pub fn serve(
     token: Option<String>,
     backend: Arc<dyn ApiBackend>,
 ) -> io::Result<ApiHandle> {
+    serve_with(addr, token, backend, server::Limits::default())
+}
+
+/// [`serve`] with other limits (tests make them small).
+fn serve_with(
+    addr: SocketAddr,
+    token: Option<String>,
+    backend: Arc<dyn ApiBackend>,
+    limits: server::Limits,
+) -> io::Result<ApiHandle> {
     if token.as_deref() == Some("") {
         // An empty token would make `Bearer ` the password.
         return Err(io::Error::new(
@@ -121,6 +131,7 @@ pub fn serve(
     let shared = Arc::new(server::Shared {
         token: token.map(Into::into),
         backend,
+        limits,
     });
     let auth = shared.token.is_some();
     runtime.spawn(server::accept_loop(listener, shared));

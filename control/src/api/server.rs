@@ -2,16 +2,16 @@
 //! runtime, with the limits a hostile client meets before it is
 //! authenticated.
 //!
-//! - Request heads: at most [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`] fields
-//!   (hyper answers 431 and closes), read within [`HEAD_TIMEOUT`] (also
-//!   the longest an idle keep-alive connection is kept).
+//! The [`Limits`] (defaults in brackets):
+//! - Request heads: at most 16 KiB and 64 fields (hyper answers 431 and
+//!   closes), read within 10 s (also the longest an idle keep-alive
+//!   connection is kept).
 //! - The bearer token is checked on the head alone: a request without it
 //!   is answered 401 before a byte of its body is read, and hyper closes
 //!   the connection rather than wait for a body nobody will read.
-//! - Bodies: at most [`MAX_BODY`] (413), read within [`BODY_TIMEOUT`]
-//!   (408).
-//! - At most [`MAX_CONNECTIONS`] connections; one past it is closed as
-//!   soon as it is accepted.
+//! - Bodies: at most [`MAX_BODY`] (413), read within 10 s (408).
+//! - At most 256 connections; one past it is closed as soon as it is
+//!   accepted.
 //! - A failed accept (EMFILE when the process is out of file descriptors)
 //!   is logged and retried after [`ACCEPT_BACKOFF`]: the listener lives as
 //!   long as the API.
@@ -38,22 +38,35 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::http::{ApiError, Reply, Request, MAX_BODY};
 use super::{router, ApiBackend};
 
-/// Largest request head (request line and header fields) accepted; the
-/// CLI's and Kamailio's are a few hundred bytes.
-pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The limits every client meets, authenticated or not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Largest request head (request line and header fields).
+    pub(crate) head_bytes: usize,
+    /// Most header fields in one request.
+    pub(crate) headers: usize,
+    /// How long a client has to send a request head, counted from the
+    /// connection's start or from the previous reply (keep-alive).
+    pub(crate) head_timeout: Duration,
+    /// How long an authenticated client has to send its body.
+    pub(crate) body_timeout: Duration,
+    /// Connections served at once; more are closed on accept.
+    pub(crate) connections: usize,
+}
 
-/// Most header fields in one request.
-pub(crate) const MAX_HEADERS: usize = 64;
-
-/// How long a client has to send a request head, counted from the
-/// connection's start or from the previous reply (keep-alive).
-pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long an authenticated client has to send its body.
-pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections served at once; more are closed on accept.
-pub(crate) const MAX_CONNECTIONS: usize = 256;
+impl Default for Limits {
+    /// The CLI's and Kamailio's request heads are a few hundred bytes and
+    /// arrive at once; an operator interface needs a few connections.
+    fn default() -> Self {
+        Self {
+            head_bytes: 16 * 1024,
+            headers: 64,
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            connections: 256,
+        }
+    }
+}
 
 /// The pause after a failed accept: long enough not to spin while the
 /// process is out of file descriptors, short enough that the API is back
@@ -64,11 +77,12 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub(super) struct Shared {
     pub(super) token: Option<Arc<str>>,
     pub(super) backend: Arc<dyn ApiBackend>,
+    pub(super) limits: Limits,
 }
 
 /// Accepts connections for as long as the runtime runs.
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(shared.limits.connections));
     // Consecutive failed accepts: the first is a warning, the rest (ten a
     // second while they last) debug lines.
     let mut failures = 0u64;
@@ -100,15 +114,16 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Serves one connection; its slot is freed when it ends.
 async fn connection(stream: TcpStream, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+    let limits = shared.limits;
     let service = service_fn(move |rq| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(respond(rq, shared).await) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
-        .max_header_size(MAX_HEAD_BYTES)
-        .max_headers(MAX_HEADERS)
+        .header_read_timeout(limits.head_timeout)
+        .max_header_size(limits.head_bytes)
+        .max_headers(limits.headers)
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(e) = served {
@@ -132,7 +147,7 @@ async fn respond(rq: hyper::Request<Incoming>, shared: Arc<Shared>) -> Response<
     };
     let token = shared.token.as_deref();
     let reply = if router::needs_body(token, &req) {
-        match read_body(body).await {
+        match read_body(body, shared.limits.body_timeout).await {
             Ok(body) => handle_blocking(&shared, &req, body).await,
             Err(e) => e.reply(),
         }
@@ -147,8 +162,8 @@ async fn respond(rq: hyper::Request<Incoming>, shared: Arc<Shared>) -> Response<
     to_response(reply)
 }
 
-/// Reads the body: at most [`MAX_BODY`] bytes within [`BODY_TIMEOUT`].
-async fn read_body(body: Incoming) -> Result<Vec<u8>, ApiError> {
+/// Reads the body: at most [`MAX_BODY`] bytes within `timeout`.
+async fn read_body(body: Incoming, timeout: Duration) -> Result<Vec<u8>, ApiError> {
     // A declared length over the limit is refused unread.
     if body
         .size_hint()
@@ -158,7 +173,7 @@ async fn read_body(body: Incoming) -> Result<Vec<u8>, ApiError> {
         return Err(ApiError::TooLarge);
     }
     let read = Limited::new(body, MAX_BODY).collect();
-    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+    match tokio::time::timeout(timeout, read).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge),
         Ok(Err(e)) => Err(ApiError::BadRequest(format!("cannot read body: {e}"))),

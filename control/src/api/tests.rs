@@ -14,6 +14,7 @@ use super::http::MAX_BODY;
 use super::*;
 use crate::region::{Gateway, GatewayState};
 
+mod limits;
 mod registry;
 mod route;
 mod server;
