@@ -58,12 +58,18 @@ fn the_token_is_checked_on_the_head_alone() {
     };
     let bearer = format!("Bearer {TOKEN}");
     assert!(head("POST", "/v1/regions", Some(&bearer)));
-    assert!(head("POST", "/v1/nowhere", Some(&bearer)), "404 after the body");
+    assert!(
+        head("POST", "/v1/nowhere", Some(&bearer)),
+        "404 after the body"
+    );
     assert!(!head("POST", "/v1/regions", None));
     assert!(!head("POST", "/v1/regions", Some("Bearer wrong")));
     assert!(!head("GET", "/v1/health", None));
     assert!(!head("POST", "/v1/%68ealth?x=1", None), "health, encoded");
-    assert!(!head("POST", "/v1/regions/%e9", Some(&bearer)), "a bad path");
+    assert!(
+        !head("POST", "/v1/regions/%e9", Some(&bearer)),
+        "a bad path"
+    );
     let open = http::Request {
         method: "POST",
         url: "/v1/regions",
@@ -132,7 +138,10 @@ fn a_silent_connection_is_closed() {
     });
     // Nothing sent, and half a head: closed without a reply either way.
     assert_eq!(status_of(h.local_addr(), b""), None);
-    assert_eq!(status_of(h.local_addr(), b"GET /v1/health HTTP/1.1\r\n"), None);
+    assert_eq!(
+        status_of(h.local_addr(), b"GET /v1/health HTTP/1.1\r\n"),
+        None
+    );
 }
 
 #[test]
@@ -145,12 +154,17 @@ fn connections_past_the_cap_are_closed_and_the_slots_come_back() {
     // Two idle connections hold both slots: they are accepted in order,
     // before the third, which is closed unanswered.
     let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(a).unwrap()).collect();
-    assert_eq!(status_of(a, b"GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n"), None);
+    assert_eq!(
+        status_of(a, b"GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n"),
+        None
+    );
     drop(idle);
     // Their slots are free once the server has seen them close.
     let t = Instant::now();
-    while status_of(a, b"GET /v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        != Some(200)
+    while status_of(
+        a,
+        b"GET /v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ) != Some(200)
     {
         assert!(t.elapsed() < Duration::from_secs(5), "slots not freed");
         std::thread::sleep(Duration::from_millis(10));
