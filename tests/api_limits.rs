@@ -7,7 +7,8 @@
 //! token), a request with 24 MB of headers (refused, without the memory),
 //! and running the process out of file descriptors (the API must come
 //! back once they are freed). After each, `/v1/health` and an authorised
-//! route lookup must answer promptly.
+//! route lookup must answer promptly. And the controller raises its
+//! open-file limit at start, as nodes do.
 
 mod common;
 
@@ -255,4 +256,26 @@ fn the_api_comes_back_after_the_process_runs_out_of_file_descriptors() {
     assert!(c.process.is_running());
     // The attack did reach the limit.
     assert!(c.process.log_text().contains("accept failed"));
+}
+
+/// The soft and hard open-file limits of `pid`.
+fn fd_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files in /proc/PID/limits");
+    let mut words = line["Max open files".len()..].split_whitespace();
+    let soft = words.next().unwrap().to_owned();
+    let hard = words.next().unwrap().to_owned();
+    (soft, hard)
+}
+
+#[test]
+fn the_controller_raises_its_open_file_limit_as_nodes_do() {
+    // A low soft limit under a higher hard one, as many systems start
+    // services: each API connection holds a descriptor.
+    let c = start_controller("rlimit", "ulimit -Sn 64;");
+    let (soft, hard) = fd_limits(c.process.pid());
+    assert_eq!(soft, hard, "the soft limit was left at {soft}");
 }
