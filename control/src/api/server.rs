@@ -2,7 +2,7 @@
 //! runtime, with the limits a hostile client meets before it is
 //! authenticated.
 //!
-//! The [`Limits`] (defaults in brackets):
+//! The [`Limits`], with their defaults:
 //! - Request heads: at most 16 KiB and 64 fields (hyper answers 431 and
 //!   closes), read within 10 s (also the longest an idle keep-alive
 //!   connection is kept).
