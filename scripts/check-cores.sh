@@ -3,7 +3,7 @@
 # loop, store, HTTP, CLI or anyhow crate. Run by scripts/test (so by CI).
 set -eu
 cd "$(dirname "$0")/.."
-io='^(io-uring|mio|socket2|libc|crossbeam-channel|redis|tiny_http|ureq|clap|anyhow|signal-hook|core_affinity) '
+io='^(io-uring|mio|socket2|libc|crossbeam-channel|redis|hyper|tokio|ureq|clap|anyhow|signal-hook|core_affinity) '
 status=0
 for core in rtpmesh-ng rtpmesh-flow; do
     found=$(cargo tree -q -p "$core" -e normal --prefix none | sort -u | grep -E "$io" || true)

@@ -8,19 +8,17 @@
 //! (see `handlers`), so a change the registry would refuse never reaches
 //! the store. The endpoints are listed in `control/API.md`.
 //!
-//! [`tiny_http`] serves it: a small, synchronous server, which suits an
-//! operator interface that answers a few requests a minute and should not
-//! bring an async runtime into a process whose hot path is its own event
-//! loops.
+//! hyper serves it (`server`) on a small tokio runtime the API owns, so
+//! the rest of the process stays synchronous; the server's limits (head
+//! size, body size, read timeouts, connections, the token checked before
+//! a body is read) are listed there.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
-use tiny_http::{Header, Response, Server};
+use tokio::runtime::Runtime;
 
 use crate::region::{Change, Decision, NoRoute, Query, Registry};
 
@@ -29,9 +27,8 @@ pub mod fake;
 mod handlers;
 mod http;
 mod router;
+mod server;
 pub mod wire;
-
-use http::{ApiError, MAX_BODY};
 
 /// What the API needs from the rest of the process.
 pub trait ApiBackend: Send + Sync + 'static {
@@ -50,17 +47,22 @@ pub trait ApiBackend: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
 }
 
-/// Threads taking requests off the server's queue: two, so one slow
-/// publish (a store round trip) does not hold up a health check.
+/// The runtime's threads: they accept, read and write; handlers that
+/// ask the backend run on its blocking pool.
 const WORKERS: usize = 2;
 
-/// A running API server. Dropping it stops the server and waits for its
-/// threads.
+/// Handlers running at once on the blocking pool (a publish waits on the
+/// store); more wait their turn.
+const BLOCKING: usize = 4;
+
+/// How long dropping the handle waits for handlers still running.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// A running API server. Dropping it stops the server: the listener and
+/// every connection are closed.
 pub struct ApiHandle {
-    server: Arc<Server>,
     local_addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    runtime: Option<Runtime>,
 }
 
 impl ApiHandle {
@@ -72,14 +74,8 @@ impl ApiHandle {
 
 impl Drop for ApiHandle {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Each unblock releases one waiting worker; they queue, so a worker
-        // busy with a request now still finds its own afterwards.
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(STOP_WAIT);
         }
     }
 }
@@ -99,6 +95,16 @@ pub fn serve(
     token: Option<String>,
     backend: Arc<dyn ApiBackend>,
 ) -> io::Result<ApiHandle> {
+    serve_with(addr, token, backend, server::Limits::default())
+}
+
+/// [`serve`] with other limits (tests make them small).
+fn serve_with(
+    addr: SocketAddr,
+    token: Option<String>,
+    backend: Arc<dyn ApiBackend>,
+    limits: server::Limits,
+) -> io::Result<ApiHandle> {
     if token.as_deref() == Some("") {
         // An empty token would make `Bearer ` the password.
         return Err(io::Error::new(
@@ -106,102 +112,34 @@ pub fn serve(
             "the API token is empty",
         ));
     }
-    let server = Server::http(addr).map_err(|e| io::Error::other(format!("api on {addr}: {e}")))?;
-    let local_addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| io::Error::other("api server has no IP address"))?;
-    let server = Arc::new(server);
-    let stop = Arc::new(AtomicBool::new(false));
-    let token: Option<Arc<str>> = token.map(Into::into);
-    let workers = (0..WORKERS)
-        .map(|i| {
-            let (server, stop, token, backend) =
-                (server.clone(), stop.clone(), token.clone(), backend.clone());
-            std::thread::Builder::new()
-                .name(format!("api-{i}"))
-                .spawn(move || work(&server, &stop, token.as_deref(), &*backend))
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    tracing::info!(%local_addr, auth = token.is_some(), "operator API listening");
-    Ok(ApiHandle {
-        server,
-        local_addr,
-        stop,
-        workers,
-    })
-}
-
-/// One worker: take a request, answer it, until stopped.
-fn work(server: &Server, stop: &AtomicBool, token: Option<&str>, backend: &dyn ApiBackend) {
-    while !stop.load(Ordering::SeqCst) {
-        match server.recv() {
-            Ok(rq) => answer(rq, token, backend),
-            // An unblock meant for stopping, or a failed accept: the loop
-            // condition tells which.
-            Err(e) => tracing::debug!(error = %e, "api: recv"),
-        }
-    }
-}
-
-/// Reads the body (at most [`MAX_BODY`]).
-fn read_body(rq: &mut tiny_http::Request) -> Result<Vec<u8>, ApiError> {
-    if rq.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(ApiError::TooLarge);
-    }
-    let mut body = Vec::new();
-    // One byte past the limit tells a chunked body that is too long from
-    // one that is exactly at it.
-    rq.as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
-    if body.len() > MAX_BODY {
-        return Err(ApiError::TooLarge);
-    }
-    Ok(body)
-}
-
-fn answer(mut rq: tiny_http::Request, token: Option<&str>, backend: &dyn ApiBackend) {
-    let reply = match read_body(&mut rq) {
-        Ok(body) => {
-            let authorization = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Authorization"))
-                .map(|h| h.value.as_str());
-            let req = http::Request {
-                method: rq.method().as_str(),
-                url: rq.url(),
-                authorization,
-                body: &body,
-            };
-            // A bug in a handler or a backend must cost one request, not
-            // the server thread.
-            catch_unwind(AssertUnwindSafe(|| router::handle(backend, token, &req))).unwrap_or_else(
-                |_| {
-                    tracing::error!(method = req.method, url = req.url, "api: handler panicked");
-                    ApiError::Internal.reply()
-                },
-            )
-        }
-        Err(e) => e.reply(),
+    let in_context = |e: io::Error| io::Error::new(e.kind(), format!("api on {addr}: {e}"));
+    // Bound here, so that a taken port is an error of `serve`.
+    let listener = std::net::TcpListener::bind(addr).map_err(in_context)?;
+    listener.set_nonblocking(true).map_err(in_context)?;
+    let local_addr = listener.local_addr().map_err(in_context)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .max_blocking_threads(BLOCKING)
+        .thread_name("api")
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).map_err(in_context)?
     };
-    if reply.status >= 500 {
-        tracing::warn!(status = reply.status, url = rq.url(), body = %reply.body, "api: request failed");
-    }
-    let mut response = Response::from_string(reply.body).with_status_code(reply.status);
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], reply.content_type.as_bytes()) {
-        response = response.with_header(h);
-    }
-    if reply.status == 401 {
-        if let Ok(h) = Header::from_bytes(&b"WWW-Authenticate"[..], &b"Bearer"[..]) {
-            response = response.with_header(h);
-        }
-    }
-    if let Err(e) = rq.respond(response) {
-        tracing::debug!(error = %e, "api: cannot send reply");
-    }
+    let shared = Arc::new(server::Shared {
+        token: token.map(Into::into),
+        backend,
+        limits,
+    });
+    let auth = shared.token.is_some();
+    runtime.spawn(server::accept_loop(listener, shared));
+    tracing::info!(%local_addr, auth, "operator API listening");
+    Ok(ApiHandle {
+        local_addr,
+        runtime: Some(runtime),
+    })
 }
 
 #[cfg(test)]

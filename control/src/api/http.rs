@@ -78,6 +78,9 @@ pub(crate) enum ApiError {
     /// The body is larger than [`MAX_BODY`].
     #[error("request body larger than {MAX_BODY} bytes")]
     TooLarge,
+    /// The body did not arrive in time.
+    #[error("request body not received in time")]
+    BodyTimeout,
     /// The backend could not publish the change.
     #[error("cannot publish the change: {0}")]
     Unavailable(String),
@@ -93,6 +96,7 @@ impl ApiError {
             Self::Unauthorized => 401,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
+            Self::BodyTimeout => 408,
             Self::Conflict(_) => 409,
             Self::TooLarge => 413,
             Self::Internal => 500,

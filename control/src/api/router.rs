@@ -30,13 +30,34 @@ pub(crate) fn handle(backend: &dyn ApiBackend, token: Option<&str>, req: &Reques
     route(backend, token, req).unwrap_or_else(|e| e.reply())
 }
 
-fn route(backend: &dyn ApiBackend, token: Option<&str>, req: &Request<'_>) -> ApiResult {
-    let (path, query) = req.url.split_once('?').unwrap_or((req.url, ""));
-    let segs = path
-        .split('/')
+/// Whether answering `req` takes its body. Not for `/v1/health`, which
+/// takes none, nor for a request without the right token or with a bad
+/// path, which is refused on its head alone. The server asks before it
+/// reads a byte of the body, so a caller without the token cannot make it
+/// wait for one.
+pub(crate) fn needs_body(token: Option<&str>, req: &Request<'_>) -> bool {
+    let path = req.url.split_once('?').map_or(req.url, |(path, _)| path);
+    match segments(path) {
+        Ok(segs) if segs == ["v1", "health"] => false,
+        Ok(_) => match token {
+            Some(token) => authorized(token, req.authorization),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// The path's segments, percent-decoded.
+fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.split('/')
         .filter(|s| !s.is_empty())
         .map(|s| percent_decode(s, false))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+fn route(backend: &dyn ApiBackend, token: Option<&str>, req: &Request<'_>) -> ApiResult {
+    let (path, query) = req.url.split_once('?').unwrap_or((req.url, ""));
+    let segs = segments(path)?;
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method;
     let not_allowed = || Err(ApiError::MethodNotAllowed(m.to_owned()));

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::fake::{start, FakeBackend, NOW, TOKEN};
+use super::http::MAX_BODY;
 use super::*;
 use crate::region::{Gateway, GatewayState};
 
+mod limits;
 mod registry;
 mod route;
 mod server;
