@@ -272,9 +272,17 @@ impl Harness {
                 seq,
                 inner,
             } => {
-                let (to, local) = if to_t2 { (T2, t2_addr()) } else { (T1, t1_addr()) };
+                let (to, local) = if to_t2 {
+                    (T2, t2_addr())
+                } else {
+                    (T1, t1_addr())
+                };
                 let src = from.resolve();
-                let kind = if rtcp { PacketKind::Rtcp } else { PacketKind::Rtp };
+                let kind = if rtcp {
+                    PacketKind::Rtcp
+                } else {
+                    PacketKind::Rtp
+                };
                 let flow = match flow {
                     Pick::Known(i) => IDS[usize::from(i) % IDS.len()],
                     Pick::Any(f) => f,
@@ -309,7 +317,8 @@ impl Harness {
                 }
             }
             Step::Remove { flow } => {
-                self.table.remove(FlowId(IDS[usize::from(flow) % IDS.len()]));
+                self.table
+                    .remove(FlowId(IDS[usize::from(flow) % IDS.len()]));
             }
             Step::Reinsert { flow } => {
                 let id = FlowId(IDS[usize::from(flow) % IDS.len()]);

@@ -17,6 +17,10 @@ pub fn check(data: &[u8]) {
     if let Ok(h) = RtcpHeader::parse(data) {
         let _ = h.sender_ssrc();
         assert!((192..=223).contains(&h.packet_type()));
-        assert_eq!(kind, Ok(PacketKind::Rtcp), "RTCP parsed but classified otherwise");
+        assert_eq!(
+            kind,
+            Ok(PacketKind::Rtcp),
+            "RTCP parsed but classified otherwise"
+        );
     }
 }

@@ -39,7 +39,10 @@ pub fn check(data: &[u8]) {
     let bit = usize::from(word[13]) * 256 + usize::from(word[14]);
     let i = bit / 8 % datagram.len();
     datagram[i] ^= 1 << (bit % 8);
-    assert!(open(key(), &datagram).is_err(), "a flipped bit at {i} still opens");
+    assert!(
+        open(key(), &datagram).is_err(),
+        "a flipped bit at {i} still opens"
+    );
 
     window(seq, payload);
 }
