@@ -17,7 +17,10 @@ use rtpmesh_flow::flow::{
     Carries, FlowId, FlowKind, FlowSpec, FlowTable, Forwarded, Latching, Output, MAX_OUTPUTS,
 };
 use rtpmesh_flow::rtp::PacketKind;
-use rtpmesh_flow::tunnel::{derive_key, open, seal};
+use rtpmesh_flow::tunnel::{derive_key, open, seal, WallClock};
+
+/// Wall-clock µs the tunnels start at.
+const WALL_START_US: u64 = 1_700_000_000_000_000;
 
 /// A run of steps on one fresh table.
 #[derive(Arbitrary, Debug)]
@@ -180,13 +183,13 @@ impl Harness {
     }
 
     fn insert(&mut self, id: FlowId) {
-        let seq_base = 1_700_000_000_000_000;
+        let wall = WallClock::new(self.now, WALL_START_US);
         match id {
             T1 | T2 => {
                 let local = if id == T1 { t1_addr() } else { t2_addr() };
                 let secret: Arc<[u8]> = Arc::from(SECRET);
                 self.table
-                    .insert_tunnel(id, local, secret, Arc::default(), seq_base);
+                    .insert_tunnel(id, local, secret, Arc::default(), wall);
             }
             FlowId(100 | 101) => {
                 let s = self.spec(id).clone();
@@ -287,7 +290,9 @@ impl Harness {
                     Pick::Known(i) => IDS[usize::from(i) % IDS.len()],
                     Pick::Any(f) => f,
                 };
-                let mut d = seal(&derive_key(SECRET, local, src), kind, flow, seq, &inner).to_vec();
+                // Most sequence numbers land around the tunnel's start, some far off.
+                let seq = WALL_START_US.wrapping_add(seq % (1 << 24)).wrapping_sub(1 << 22) ^ (seq >> 40 << 40);
+                let mut d = seal(&derive_key(SECRET, src, local), kind, flow, seq, &inner).to_vec();
                 d.extend_from_slice(&inner);
                 self.forward(to, src, &d);
             }
