@@ -17,7 +17,7 @@ MINUTES=${1:-10}
 NODE_CPU=${NODE_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 NICE=${NICE:-5}
-NG=${NG:-127.0.0.1:22500}
+NG=${NG:-127.0.0.1:19500}
 PORT_MIN=${PORT_MIN:-20000}
 PORT_MAX=${PORT_MAX:-29999}
 TIMEOUT=${TIMEOUT:-10}
@@ -35,7 +35,8 @@ cleanup() {
 trap cleanup EXIT
 
 # The media ports sit below the ephemeral range (32768+) that the
-# generator's own sockets come from, so the two never collide.
+# generator's own sockets come from, so the two never collide; the ng port
+# is outside them, so a node with no calls holds 0 media ports.
 nice -n "$NICE" taskset -c "$NODE_CPU" "$TARGET/rtpmesh" node --listen-ng "$NG" \
     --port-min "$PORT_MIN" --port-max "$PORT_MAX" --workers 1 \
     --timeout "$TIMEOUT" --delete-delay "$DELETE_DELAY" >"$LOG" 2>&1 &
