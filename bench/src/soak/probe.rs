@@ -12,6 +12,9 @@ use rtpmesh_ng::bencode::Value;
 pub struct Resources {
     /// Resident set size, KiB (`VmRSS`).
     pub rss_kib: u64,
+    /// Its anonymous part, KiB (`RssAnon`: the heap and stacks, without the
+    /// binary's pages, which count in `VmRSS` as they are first touched).
+    pub rss_anon_kib: u64,
     /// Open file descriptors.
     pub fds: u64,
     /// UDP sockets of the node bound to a port in the media range.
@@ -25,6 +28,7 @@ pub(super) fn resources(pid: u32, ports: (u16, u16)) -> anyhow::Result<Resources
     let inodes = socket_inodes(pid);
     let mut r = Resources {
         rss_kib: crate::proc::rss_kib(pid)?,
+        rss_anon_kib: status_kib(pid, "RssAnon:").unwrap_or(0),
         fds: crate::proc::fd_count(pid),
         ..Resources::default()
     };
@@ -43,6 +47,18 @@ pub(super) fn resources(pid: u32, ports: (u16, u16)) -> anyhow::Result<Resources
         }
     }
     Ok(r)
+}
+
+/// A `KEY: N kB` line of `/proc/PID/status`.
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Inodes of the sockets `pid` has open (`/proc/PID/fd/N -> socket:[INODE]`).
@@ -155,5 +171,6 @@ mod tests {
         let r = resources(std::process::id(), (port, port)).unwrap();
         assert_eq!(r.media_ports, 1);
         assert!(r.udp_sockets >= 1 && r.fds >= 1 && r.rss_kib > 0);
+        assert!(r.rss_anon_kib > 0 && r.rss_anon_kib <= r.rss_kib);
     }
 }

@@ -114,6 +114,14 @@ impl Report {
             .filter(|s| s.phase == Phase::Run && s.t_s >= self.warmup_s)
     }
 
+    /// Anonymous RSS of the first and last steady samples, KiB.
+    pub fn anon_first_last(&self) -> Option<(u64, u64)> {
+        Some((
+            self.steady().next()?.res.rss_anon_kib,
+            self.steady().last()?.res.rss_anon_kib,
+        ))
+    }
+
     /// RSS of the first and last steady samples, KiB.
     pub fn rss_first_last(&self) -> Option<(u64, u64)> {
         Some((
@@ -187,17 +195,18 @@ impl Report {
             );
         }
         s.push_str("\n## Samples\n\n");
-        s.push_str("| t (s) | phase | calls up | node calls | RSS (KiB) | fds | media ports | UDP sockets | ping p50/p99 (µs) | offer p50/p99 (µs) | RTP sent | RTP recv |\n");
-        s.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("| t (s) | phase | calls up | node calls | RSS (KiB) | anon (KiB) | fds | media ports | UDP sockets | ping p50/p99 (µs) | offer p50/p99 (µs) | RTP sent | RTP recv |\n");
+        s.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for x in &self.samples {
             let _ = writeln!(
                 s,
-                "| {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0}/{:.0} | {:.0}/{:.0} | {} | {} |",
+                "| {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}/{:.0} | {:.0}/{:.0} | {} | {} |",
                 x.t_s,
                 x.phase.name(),
                 x.calls,
                 x.node.map_or("-".into(), |n| n.sessions.to_string()),
                 x.res.rss_kib,
+                x.res.rss_anon_kib,
                 x.res.fds,
                 x.res.media_ports,
                 x.res.udp_sockets,
@@ -356,8 +365,8 @@ fn sample_json(x: &Sample) -> String {
 
 fn res_json(r: &Resources) -> String {
     format!(
-        "{{\"rss_kib\": {}, \"fds\": {}, \"media_ports\": {}, \"udp_sockets\": {}}}",
-        r.rss_kib, r.fds, r.media_ports, r.udp_sockets
+        "{{\"rss_kib\": {}, \"rss_anon_kib\": {}, \"fds\": {}, \"media_ports\": {}, \"udp_sockets\": {}}}",
+        r.rss_kib, r.rss_anon_kib, r.fds, r.media_ports, r.udp_sockets
     )
 }
 
@@ -394,6 +403,7 @@ mod tests {
             node: Some(NodeStats::default()),
             res: Resources {
                 rss_kib: rss,
+                rss_anon_kib: rss / 2,
                 fds,
                 media_ports: 4,
                 udp_sockets: 5,
@@ -425,6 +435,7 @@ mod tests {
             ..Report::default()
         };
         assert_eq!(r.rss_first_last(), Some((200, 260)));
+        assert_eq!(r.anon_first_last(), Some((100, 130)));
         assert_eq!(r.fds_first_last(), Some((20, 21)));
         let k = r.rss_slope_kib_per_min().unwrap();
         assert!((k - 60.0).abs() < 1e-9, "{k}");
