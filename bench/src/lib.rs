@@ -11,5 +11,6 @@ pub mod report;
 pub mod rtp;
 pub mod scale;
 pub mod setup;
+pub mod soak;
 pub mod suite;
 pub mod tunnel;

@@ -111,6 +111,9 @@ enum Cmd {
     /// tunnelled) calls through the controller, and compares packets per
     /// relay CPU-second at the same offered rate, alternating the paths.
     Tunnel(TunnelArgs),
+    /// Soak: one node under call churn for a set time; samples its RSS,
+    /// fds, media ports and ng latency, and checks it ends clean.
+    Soak(rtpmesh_bench::soak::Args),
     /// Builds bench/results/latest.{md,json} from suite outputs.
     Report {
         /// latest.md path.
@@ -235,6 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             speed,
         } => replay(&relay, &path, (!fast).then_some(speed)),
         Cmd::Tunnel(args) => tunnel_overhead(args),
+        Cmd::Soak(args) => rtpmesh_bench::soak::main(args),
         Cmd::Report { md, json, files } => write_report(&md, &json, &files),
     }
 }
