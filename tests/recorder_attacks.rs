@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::*;
 use rtpmesh_ng::bencode::Value;
@@ -176,8 +177,8 @@ fn recording_sockets_stay_out_of_the_media_range(backend: &str) {
     wait_for_ping(&mut node, ng_addr);
     let mut ng = Ng::new(ng_addr);
     let c = call(&mut ng, "rec-range");
+    let before = udp_ports(node.pid());
     for round in 0..20 {
-        let before = udp_ports(node.pid());
         command(&mut ng, "start recording", "rec-range");
         let opened: Vec<u16> = udp_ports(node.pid()).difference(&before).copied().collect();
         assert_eq!(opened.len(), 2, "round {round}");
@@ -190,6 +191,13 @@ fn recording_sockets_stay_out_of_the_media_range(backend: &str) {
         c.a.send(c.to_a, &rtp(round, 0xaaaa, 160));
         c.b.recv();
         command(&mut ng, "stop recording", "rec-range");
+        // The recorder closes a finished recording's sockets on its own
+        // thread: wait for it, or the next round's new socket may reuse a
+        // port this round's snapshot still holds.
+        assert!(
+            eventually(Duration::from_secs(5), || udp_ports(node.pid()) == before),
+            "round {round}: the recording's sockets were not closed"
+        );
     }
     // Every round recorded its packet: the sockets outside the range work.
     let recorded = std::fs::read_dir(&dir.0)
@@ -232,7 +240,7 @@ fn a_stranger_who_sends_first_loses_the_return_path(backend: &str) {
         rtp(2, 0xbbbb, 40),
         "the caller hears the callee"
     );
-    stranger.expect_nothing(std::time::Duration::from_millis(100));
+    stranger.expect_nothing(Duration::from_millis(100));
 }
 
 both_backends!(

@@ -693,3 +693,31 @@ fn never_panics_on_garbage_or_truncation() {
         exercise(&String::from_utf8_lossy(&junk));
     }
 }
+
+/// The worst a 54 KB offer can do to the rewrite: one m= line listing one
+/// payload type thousands of times and thousands of attribute lines for
+/// it. The rewrite indexes the lines once and writes a payload type's
+/// attributes once, so its output stays the size of its input.
+#[test]
+fn a_hostile_sdp_costs_the_rewrite_its_size_not_formats_times_lines() {
+    let mut text = String::from(
+        "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 5000 RTP/AVP",
+    );
+    for _ in 0..6000 {
+        text.push_str(" 0");
+    }
+    text.push('\n');
+    for i in 0..1500 {
+        text.push_str(&format!("a=fmtp:0 x={i}\na=rtcp-fb:0 nack\n"));
+    }
+    let sdp = parse(&text).unwrap();
+    let out = rewrite(&sdp, &kam(&[40000])).unwrap();
+    assert!(text.len() > 50_000, "{}", text.len());
+    assert!(
+        out.len() < 2 * text.len(),
+        "{} bytes out of {} in",
+        out.len(),
+        text.len()
+    );
+    assert_eq!(out.matches("a=fmtp:0 ").count(), 1500);
+}
