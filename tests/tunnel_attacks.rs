@@ -12,13 +12,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::json::int_at;
 use common::ng::Ng;
 use common::process::{Process, Spec};
+use common::redis::RedisServer;
 use common::{audio_sdp, eventually, media_addr, port_block, rtp, sdp_of, wait_for_ping, Party};
 use rtpmesh_control::region::{Change, RedisStore, Region, Store};
 use rtpmesh_flow::rtp::PacketKind;
@@ -185,70 +185,28 @@ fn a_datagram_reflected_back_to_its_sender_is_refused() {
     assert_eq!((got, from), (back, to_a));
 }
 
-/// A private `redis-server` on loopback, killed on drop.
-struct Redis {
-    url: String,
-    dir: PathBuf,
-    _process: Process,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "rtpmesh-tunnel-redis-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut process = Spec::new(&format!("redis-server-{port}"), "redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout_to_log()
-            .hint("(run scripts/install-test-deps.sh)")
-            .start();
-        let url = format!("redis://127.0.0.1:{port}/");
-        let client = redis::Client::open(url.clone()).unwrap();
-        process.wait_ready(WAIT, "PING answered", || {
-            client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
-        Self {
-            url,
-            dir,
-            _process: process,
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn datagrams_captured_before_a_restart_are_refused_after_it() {
     common::raise_fd_limit();
-    let redis = Redis::start();
-    let store = RedisStore::connect(&redis.url).unwrap();
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url()).unwrap();
     store
         .publish(&Change::AddRegion(Region { name: "r1".into() }))
         .unwrap();
     let a_t = free_udp("127.0.0.2");
     let b = UdpSocket::bind("127.0.0.3:0").unwrap();
     let b_t = b.local_addr().unwrap();
-    let registry: Vec<String> = ["--registry", &redis.url, "--node-id", "a", "--region", "r1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let registry: Vec<String> = [
+        "--registry",
+        &redis.url(),
+        "--node-id",
+        "a",
+        "--region",
+        "r1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let (mut node, ng_addr) = node_a(a_t, &registry);
     let mut ng = Ng::new(ng_addr);
     let caller = Party::new("127.0.0.1");

@@ -12,6 +12,7 @@ pub mod netns;
 pub mod ng;
 pub mod pcap;
 pub mod process;
+pub mod redis;
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
