@@ -4,7 +4,7 @@
  * streams between the relay's sockets and the parties without waking the
  * relay, and keeps the counters and RFC 3550 receiver state it would have
  * kept. Everything it does not know or cannot judge goes up to the sockets
- * unchanged (XDP_PASS / TC_ACT_OK), where the relay handles it as always.
+ * unchanged (XDP_PASS / TC_ACT_UNSPEC), where the relay handles it as always.
  *
  * Two entry points share the work: `fastpath_xdp` (native or generic XDP)
  * and `fastpath_tc` (clsact ingress). They differ only in how they fix the
@@ -251,7 +251,7 @@ enum verdict { PASS, DROP, FORWARD };
 /* The shared decision: PASS leaves the datagram to the sockets untouched,
  * DROP is a strict-source stranger, FORWARD means: rewrite per *route. */
 static __always_inline enum verdict decide(struct frame *f, void *data_end,
-					   struct fp_route **route)
+					   struct fp_route **route, int need_l2)
 {
 	struct fp_key key = { .addr = f->ip->daddr, .port = f->udp->dest };
 	struct fp_route *r = bpf_map_lookup_elem(&routes, &key);
@@ -282,7 +282,8 @@ static __always_inline enum verdict decide(struct frame *f, void *data_end,
 		count(FP_NOT_MEDIA);
 		return PASS;
 	}
-	if (!(r->flags & FP_DELIVER_LOCAL) && r->oif == 0) {
+	if (!(r->flags & FP_DELIVER_LOCAL) &&
+	    (r->oif == 0 || (need_l2 && !(r->flags & FP_HAVE_L2)))) {
 		count(FP_NO_NEIGH);
 		return PASS;
 	}
@@ -365,7 +366,7 @@ int fastpath_xdp(struct xdp_md *ctx)
 
 	if (!parse_frame(data, data_end, &f))
 		return XDP_PASS;
-	switch (decide(&f, data_end, &r)) {
+	switch (decide(&f, data_end, &r, 1)) {
 	case PASS:
 		return XDP_PASS;
 	case DROP:
@@ -391,7 +392,7 @@ int fastpath_xdp(struct xdp_md *ctx)
 #define IP_CHECK_OFF (IP_OFF + offsetof(struct iphdr, check))
 #define UDP_CHECK_OFF (IP_OFF + sizeof(struct iphdr) + offsetof(struct udphdr, check))
 
-SEC("tc")
+SEC("classifier")
 int fastpath_tc(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
@@ -401,18 +402,20 @@ int fastpath_tc(struct __sk_buff *skb)
 	__u16 old_sport, old_dport, old_ttl, new_ttl, flags;
 	struct frame f;
 
+	/* Not ours: TC_ACT_UNSPEC lets the next program on the hook (another
+	 * node's on the same host) and then the stack have it. */
 	if (!parse_frame(data, data_end, &f))
-		return TC_ACT_OK;
-	switch (decide(&f, data_end, &r)) {
+		return TC_ACT_UNSPEC;
+	switch (decide(&f, data_end, &r, 0)) {
 	case PASS:
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	case DROP:
 		return TC_ACT_SHOT;
 	case FORWARD:
 		break;
 	}
 	if (!r)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	old_saddr = f.ip->saddr;
 	old_daddr = f.ip->daddr;
 	old_sport = f.udp->source;
