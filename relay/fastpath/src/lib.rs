@@ -173,9 +173,8 @@ impl FastPath {
             return Err(FastPathError::NoInterface(names.join(", ")));
         }
         let routes = HashMap::try_from(ebpf.take_map("routes").expect("object defines routes"))?;
-        let stats = match ebpf.take_map("stats") {
-            Some(Map::Array(data)) => data,
-            _ => unreachable!("the object defines stats as an array"),
+        let Some(Map::Array(stats)) = ebpf.take_map("stats") else {
+            unreachable!("the object defines stats as an array")
         };
         let area = StatsArea::map(std::os::fd::AsFd::as_fd(stats.fd()), capacity)
             .map_err(FastPathError::Mmap)?;
