@@ -208,6 +208,11 @@ impl FastPath {
         self.capacity
     }
 
+    /// Entries installed now.
+    pub fn installed(&self) -> u32 {
+        self.capacity - self.free.lock().expect("fast path lock").len() as u32
+    }
+
     /// Puts `entry` in the program's table, its counters starting from
     /// `initial` (the receiver state the socket path had reached).
     pub fn install(&self, entry: &Entry, initial: Stats) -> Result<Installed, FastPathError> {
@@ -224,7 +229,12 @@ impl FastPath {
             stats: index,
             ..route
         };
-        if let Err(e) = self.routes.lock().expect("fast path lock").insert(key, value, 0) {
+        if let Err(e) = self
+            .routes
+            .lock()
+            .expect("fast path lock")
+            .insert(key, value, 0)
+        {
             self.free.lock().expect("fast path lock").push(index);
             return Err(e.into());
         }
@@ -235,11 +245,19 @@ impl FastPath {
     /// for it once this returns (but a datagram the program was handling on
     /// another CPU at that moment).
     pub fn remove(&self, installed: Installed) -> Stats {
-        if let Err(e) = self.routes.lock().expect("fast path lock").remove(&installed.key) {
+        if let Err(e) = self
+            .routes
+            .lock()
+            .expect("fast path lock")
+            .remove(&installed.key)
+        {
             tracing::warn!(error = %e, "fast path entry already gone");
         }
         let last = self.stats.read(installed.index);
-        self.free.lock().expect("fast path lock").push(installed.index);
+        self.free
+            .lock()
+            .expect("fast path lock")
+            .push(installed.index);
         last
     }
 
@@ -249,13 +267,12 @@ impl FastPath {
     }
 
     fn route_for(&self, e: &Entry) -> Result<Route, FastPathError> {
-        let hop = nexthop::route(*e.from.ip(), *e.to.ip()).map_err(|error| {
-            FastPathError::NoRoute {
+        let hop =
+            nexthop::route(*e.from.ip(), *e.to.ip()).map_err(|error| FastPathError::NoRoute {
                 from: *e.from.ip(),
                 to: *e.to.ip(),
                 error,
-            }
-        })?;
+            })?;
         let mut flags = 0;
         if e.rtp {
             flags |= layout::CARRIES_RTP;

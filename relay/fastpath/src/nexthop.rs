@@ -70,7 +70,7 @@ fn request(from: Ipv4Addr, to: Ipv4Addr) -> Vec<u8> {
     m.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     m.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     m.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it
-    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+                                              // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
     m.extend_from_slice(&[libc::AF_INET as u8, 32, 32, 0, 0, 0, 0, 0]);
     m.extend_from_slice(&0u32.to_ne_bytes());
     for (kind, addr) in [(RTA_DST, to), (RTA_SRC, from)] {
@@ -84,7 +84,12 @@ fn request(from: Ipv4Addr, to: Ipv4Addr) -> Vec<u8> {
 fn parse_reply(b: &[u8]) -> io::Result<NextHop> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "short rtnetlink reply");
     let u16_at = |i: usize| -> io::Result<u16> {
-        Ok(u16::from_ne_bytes(b.get(i..i + 2).ok_or_else(bad)?.try_into().expect("2 bytes")))
+        Ok(u16::from_ne_bytes(
+            b.get(i..i + 2)
+                .ok_or_else(bad)?
+                .try_into()
+                .expect("2 bytes"),
+        ))
     };
     let len = (u32::from_ne_bytes(b.get(0..4).ok_or_else(bad)?.try_into().expect("4 bytes"))
         as usize)
@@ -190,7 +195,10 @@ mod tests {
                  10.0.0.1         0x1         0x2         aa:bb:cc:dd:ee:0f     *        eth0\n\
                  10.0.0.2         0x1         0x0         00:00:00:00:00:00     *        eth0\n";
         let ip = Ipv4Addr::new(10, 0, 0, 1);
-        assert_eq!(neighbour_in(t, "eth0", ip), Some([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f]));
+        assert_eq!(
+            neighbour_in(t, "eth0", ip),
+            Some([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f])
+        );
         assert_eq!(neighbour_in(t, "eth1", ip), None);
         assert_eq!(neighbour_in(t, "eth0", Ipv4Addr::new(10, 0, 0, 2)), None);
         assert_eq!(parse_mac("aa:bb"), None);

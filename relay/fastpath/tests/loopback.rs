@@ -10,7 +10,8 @@ use rtpmesh_fastpath::{Entry, FastPath, Mode, Source, Stats};
 
 fn sock() -> UdpSocket {
     let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     s
 }
 
@@ -31,7 +32,9 @@ fn rtp(seq: u16) -> Vec<u8> {
 
 fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     let mut buf = [0u8; 2048];
-    s.recv_from(&mut buf).ok().map(|(n, a)| (buf[..n].to_vec(), a))
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, a)| (buf[..n].to_vec(), a))
 }
 
 fn loaded(mode: Mode) -> FastPath {
@@ -84,7 +87,9 @@ fn forwards_and_lets_go(mode: Mode) {
     assert_eq!(last.rtp_packets, 5);
     caller.send_to(&rtp(6), p.local_addr().unwrap()).unwrap();
     assert_eq!(recv(&p).expect("after removal, the socket").0, rtp(6));
-    callee.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    callee
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     assert!(recv(&callee).is_none());
 }
 
