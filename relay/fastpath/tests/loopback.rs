@@ -125,3 +125,65 @@ fn strict_source_drops_strangers_in_the_kernel() {
     let s = fp.read(&installed);
     assert_eq!((s.strict_drops, s.rtp_packets), (1, 1));
 }
+
+#[test]
+fn ten_thousand_entries_come_and_go_while_100_streams_flow() {
+    let fp = FastPath::load(Mode::Tc, 16_384, Some(&["lo".to_string()]), 0).expect("load");
+    // 100 live streams: caller -> relay socket P -> from Q to the callee.
+    let streams: Vec<(UdpSocket, UdpSocket, UdpSocket, UdpSocket)> =
+        (0..100).map(|_| (sock(), sock(), sock(), sock())).collect();
+    for (caller, p, q, callee) in &streams {
+        let e = Entry {
+            local: v4(p),
+            source: Source::Learn(v4(caller)),
+            rtp: true,
+            rtcp: true,
+            from: v4(q),
+            to: v4(callee),
+            clock_rate: 8000,
+        };
+        fp.install(&e, Stats::default())
+            .expect("install a live stream");
+    }
+    // Meanwhile another thread adds and removes 10,000 entries for
+    // addresses nobody sends to.
+    let churn = std::thread::scope(|s| {
+        let fp = &fp;
+        let t = s.spawn(move || {
+            for i in 0..10_000u32 {
+                let local = SocketAddrV4::new(Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8), 9);
+                let e = Entry {
+                    local,
+                    source: Source::Any,
+                    rtp: true,
+                    rtcp: false,
+                    from: local,
+                    to: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9),
+                    clock_rate: 8000,
+                };
+                let h = fp.install(&e, Stats::default()).expect("install");
+                fp.remove(h);
+            }
+        });
+        let mut lost = 0;
+        let mut seq = 0u16;
+        while !t.is_finished() || seq < 20 {
+            seq += 1;
+            for (caller, p, _, callee) in &streams {
+                caller.send_to(&rtp(seq), p.local_addr().unwrap()).unwrap();
+                match recv(callee) {
+                    Some((got, _)) if got == rtp(seq) => {}
+                    _ => lost += 1,
+                }
+            }
+        }
+        t.join().expect("churn thread");
+        (lost, seq)
+    });
+    assert_eq!(
+        churn.0, 0,
+        "lost packets over {} rounds of 100 streams",
+        churn.1
+    );
+    assert_eq!(fp.installed(), 100);
+}
