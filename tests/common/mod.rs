@@ -26,7 +26,7 @@ pub use json::{at, int_at};
 pub use ng::{reason, result, sdp_of, Ng};
 #[allow(unused_imports)]
 pub use pcap::pcap_records;
-pub use process::{run_to_end, Process, Spec};
+pub use process::{Process, Spec};
 
 /// Media ports are handed out below the kernel's ephemeral range
 /// (32768+), so the test's own sockets never sit in a node's range; each
