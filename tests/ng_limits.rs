@@ -264,7 +264,7 @@ fn the_sweep_forgets_ended_calls_on_a_node_with_over_a_datagram_of_calls() {
     let mut n = node.client();
     assert_eq!(all_listed(&mut n), ids, "the node pages its whole list");
     // So does the operator's `rtpmesh calls`.
-    let listing = common::process::run_to_end(
+    let listing = process::run_to_end(
         Spec::rtpmesh("calls").args(["calls", "--ng", &node.ng.to_string()]),
         Duration::from_secs(60),
     );
