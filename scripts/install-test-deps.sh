@@ -8,7 +8,7 @@
 # start on their own ports; for the network namespace harness
 # (scripts/netns-regions.sh): `ip` and `tc` (iproute2) and `ping`
 # (iputils-ping); for the kernel fast path's tests and scripts/check-bpf.sh,
-# `ethtool`, and clang, llvm-strip and libbpf's headers to rebuild the BPF
+# `ethtool` and `bpftool`, and clang, llvm-strip and libbpf's headers to rebuild the BPF
 # object and compare it with the committed one. Idempotent: does nothing when everything is there, and
 # refreshes the package lists only when there are none (fresh images) or the
 # install fails on stale ones.
@@ -31,6 +31,7 @@ have_netns() {
 
 have_bpf() {
     command -v ethtool >/dev/null 2>&1 &&
+        command -v bpftool >/dev/null 2>&1 &&
         command -v clang >/dev/null 2>&1 &&
         command -v llvm-strip >/dev/null 2>&1 &&
         [ -f /usr/include/bpf/bpf_helpers.h ]
@@ -58,7 +59,7 @@ if ! have_netns; then
     pkgs="$pkgs iproute2 iputils-ping"
 fi
 if ! have_bpf; then
-    pkgs="$pkgs ethtool clang llvm libbpf-dev"
+    pkgs="$pkgs ethtool bpftool clang llvm libbpf-dev"
 fi
 
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then

@@ -278,3 +278,64 @@ fn a_node_that_cannot_load_the_program_forwards_on_its_sockets() {
     }
     assert_eq!(packets(&mut ng, "nocaps", "a", 0), 9);
 }
+
+#[test]
+fn block_media_stops_the_kernel_too() {
+    let node = node("tc");
+    let mut ng = node.client();
+    let c = call(&mut ng, "block", Vec::new);
+    latch(&c);
+    wait_entries(&mut ng, 4);
+    let r = ng.req(vec![
+        ("command", "block media".into()),
+        ("call-id", "block".into()),
+        ("from-tag", "a".into()),
+    ]);
+    assert_eq!(result(&r), "ok");
+    c.a.send(c.to_a, &rtp(60, 0xaaaa, 160));
+    c.b.expect_nothing(Duration::from_millis(200));
+    // The other direction still flows, in the kernel.
+    c.b.send(c.to_b, &rtp(60, 0xbbbb, 160));
+    assert_eq!(c.a.recv().0, rtp(60, 0xbbbb, 160));
+    let r = ng.req(vec![
+        ("command", "unblock media".into()),
+        ("call-id", "block".into()),
+        ("from-tag", "a".into()),
+    ]);
+    assert_eq!(result(&r), "ok");
+    c.a.send(c.to_a, &rtp(61, 0xaaaa, 160));
+    assert_eq!(c.b.recv().0, rtp(61, 0xaaaa, 160));
+    wait_entries(&mut ng, 4);
+}
+
+#[test]
+fn media_in_the_kernel_keeps_the_call_alive_and_its_end_times_it_out() {
+    let node = Node::builder("epoll")
+        .args(&["--fast-path", "tc", "--timeout", "1"])
+        .start();
+    let mut ng = node.client();
+    let c = call(&mut ng, "alive", Vec::new);
+    latch(&c);
+    wait_entries(&mut ng, 4);
+    // Three timeouts' worth of media, all of it in the kernel: the call
+    // must not time out.
+    let start = std::time::Instant::now();
+    let mut seq = 2;
+    while start.elapsed() < Duration::from_secs(3) {
+        c.a.send(c.to_a, &rtp(seq, 0xaaaa, 160));
+        assert_eq!(c.b.recv().0, rtp(seq, 0xaaaa, 160));
+        c.b.send(c.to_b, &rtp(seq, 0xbbbb, 160));
+        assert_eq!(c.a.recv().0, rtp(seq, 0xbbbb, 160));
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(result(&ng.query("alive")), "ok", "{}", node.log_text());
+    assert!(fast_path(&mut ng).2 > 100, "{:?}", fast_path(&mut ng));
+    // Silence: now it times out, and its entries go with it.
+    assert!(
+        eventually(Duration::from_secs(5), || result(&ng.query("alive"))
+            != "ok"),
+        "the call outlived its media"
+    );
+    wait_entries(&mut ng, 0);
+}

@@ -265,3 +265,61 @@ fn tc_on_veth_forwards_with_valid_checksums() {
 fn tc_on_veth_fixes_partial_checksums_from_local_senders() {
     through_the_kernel("tc", true);
 }
+
+#[test]
+fn a_killed_node_leaves_nothing_attached() {
+    for mode in ["tc", "xdp"] {
+        let p = Pair::up(false);
+        let relay = p.addr(2);
+        let ng_addr = SocketAddr::new(IpAddr::V4(relay), 2223);
+        let mut node = Spec::new("node-kill", "ip")
+            .env("RUST_LOG", "info")
+            .args([
+                "netns",
+                "exec",
+                &p.relay,
+                env!("CARGO_BIN_EXE_rtpmesh"),
+                "node",
+            ])
+            .args([
+                "--listen-ng",
+                &ng_addr.to_string(),
+                "--interface",
+                &relay.to_string(),
+            ])
+            .args([
+                "--port-min",
+                "30000",
+                "--port-max",
+                "30099",
+                "--fast-path",
+                mode,
+            ])
+            .start();
+        let mut ng = Pair::run_in(&p.gen, || Ng::new(ng_addr));
+        node.wait_ready(Duration::from_secs(10), "ng ping", || ng.pings());
+        // An attachment left behind would keep the program loaded after
+        // the process is gone.
+        let log = node.log_text();
+        let id = log
+            .split("program=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{mode}: no program id in the log: {log}"))
+            .to_owned();
+        let loaded = || {
+            Command::new("bpftool")
+                .args(["prog", "show", "id", &id])
+                .output()
+                .expect("run bpftool")
+                .status
+                .success()
+        };
+        assert!(loaded(), "{mode}: program {id} loaded while the node runs");
+        node.signal(libc::SIGKILL);
+        assert!(
+            eventually(Duration::from_secs(5), || !loaded()),
+            "{mode}: a killed node's program {id} is still loaded (attached)"
+        );
+    }
+}

@@ -42,6 +42,7 @@ pub(crate) fn load(config: &Config) -> Option<Arc<FastPath>> {
     match FastPath::load(mode, ENTRIES, None, epoch) {
         Ok(fp) => {
             tracing::info!(mode = ?fp.mode(), interfaces = ?fp.interfaces(), entries = ENTRIES,
+                program = fp.program_id(),
                 "fast path on: latched streams are forwarded in the kernel");
             Some(Arc::new(fp))
         }

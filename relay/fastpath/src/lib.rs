@@ -135,6 +135,7 @@ pub struct FastPath {
     stats: StatsArea,
     free: Mutex<Vec<u32>>,
     interfaces: Vec<(String, &'static str)>,
+    program_id: u32,
     // Holds the programs and their links: dropping it detaches them.
     _ebpf: Mutex<Ebpf>,
 }
@@ -165,7 +166,7 @@ impl FastPath {
             Some(list) => list.to_vec(),
             None => up_interfaces(),
         };
-        let attached = match mode {
+        let (attached, program_id) = match mode {
             Mode::Tc => attach_tc(&mut ebpf, &names)?,
             Mode::Xdp => attach_xdp(&mut ebpf, &names)?,
         };
@@ -188,6 +189,7 @@ impl FastPath {
             stats: area,
             free: Mutex::new((0..capacity).rev().collect()),
             interfaces: attached,
+            program_id,
             _ebpf: Mutex::new(ebpf),
         })
     }
@@ -201,6 +203,11 @@ impl FastPath {
     /// `xdp-generic`).
     pub fn interfaces(&self) -> &[(String, &'static str)] {
         &self.interfaces
+    }
+
+    /// The kernel's id of the attached program (`bpftool prog show id N`).
+    pub fn program_id(&self) -> u32 {
+        self.program_id
     }
 
     /// Most entries at once.
@@ -338,10 +345,10 @@ fn up_interfaces() -> Vec<String> {
     names
 }
 
-fn attach_tc(
-    ebpf: &mut Ebpf,
-    names: &[String],
-) -> Result<Vec<(String, &'static str)>, FastPathError> {
+/// The interfaces attached, with how, and the program's id.
+type Attached = (Vec<(String, &'static str)>, u32);
+
+fn attach_tc(ebpf: &mut Ebpf, names: &[String]) -> Result<Attached, FastPathError> {
     let prog: &mut SchedClassifier = ebpf
         .program_mut("fastpath_tc")
         .expect("object defines fastpath_tc")
@@ -363,13 +370,10 @@ fn attach_tc(
             Err(e) => tracing::warn!(interface = %name, error = %e, "fast path: cannot attach tc"),
         }
     }
-    Ok(done)
+    Ok((done, prog.info()?.id()))
 }
 
-fn attach_xdp(
-    ebpf: &mut Ebpf,
-    names: &[String],
-) -> Result<Vec<(String, &'static str)>, FastPathError> {
+fn attach_xdp(ebpf: &mut Ebpf, names: &[String]) -> Result<Attached, FastPathError> {
     let prog: &mut Xdp = ebpf
         .program_mut("fastpath_xdp")
         .expect("object defines fastpath_xdp")
@@ -390,5 +394,5 @@ fn attach_xdp(
         };
         done.push((name.clone(), how));
     }
-    Ok(done)
+    Ok((done, prog.info()?.id()))
 }
