@@ -4,7 +4,11 @@
 
 pub mod fwd;
 pub mod gen;
+pub mod ladder;
 pub mod latency;
+pub mod nscmd;
+pub mod nscpu;
+pub mod nsreport;
 pub mod pcap;
 pub mod proc;
 pub mod report;
