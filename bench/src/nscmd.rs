@@ -63,8 +63,9 @@ pub struct LadderArgs {
     /// cpuacct root, or absolute).
     #[arg(long)]
     pub cgroup: PathBuf,
-    /// Name prefix of kernel threads whose time is the relay's (NAPI
-    /// threads of the relay-side devices, the CPU's ksoftirqd); repeat.
+    /// Kernel threads whose time is the relay's (NAPI threads of the
+    /// relay-side devices, the CPU's ksoftirqd): a name, or a prefix
+    /// ending in `*`; repeat.
     #[arg(long)]
     pub kthread: Vec<String>,
 }

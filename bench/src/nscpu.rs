@@ -110,7 +110,8 @@ impl Split {
 impl Meter {
     /// A meter of `cpu`, with the relay's processes in the cpuacct group
     /// `relay_cgroup` and its kernel threads named by `kthread_prefixes`
-    /// (matched against `/proc/PID/comm`; the threads must exist now).
+    /// (`/proc/PID/comm` equal to one, or starting with one that ends in
+    /// `*`; the threads must exist now).
     pub fn new(
         cpu: usize,
         relay_cgroup: &Path,
@@ -184,8 +185,16 @@ fn clock_ticks() -> f64 {
     }
 }
 
-/// Threads whose `comm` starts with one of `prefixes` (kernel threads have
-/// no other name to find them by).
+/// `pattern` is a name, or a prefix followed by `*`.
+fn name_matches(comm: &str, pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => comm.starts_with(prefix),
+        None => comm == pattern,
+    }
+}
+
+/// Threads whose `comm` matches one of `prefixes` ([`name_matches`];
+/// kernel threads have no other name to find them by).
 fn find_threads(prefixes: &[String]) -> anyhow::Result<Vec<(u32, String)>> {
     let mut out = Vec::new();
     if prefixes.is_empty() {
@@ -200,7 +209,7 @@ fn find_threads(prefixes: &[String]) -> anyhow::Result<Vec<(u32, String)>> {
             continue;
         };
         let comm = comm.trim_end();
-        if prefixes.iter().any(|p| comm.starts_with(p.as_str())) {
+        if prefixes.iter().any(|p| name_matches(comm, p)) {
             out.push((pid, comm.to_owned()));
         }
     }

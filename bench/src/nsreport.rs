@@ -110,6 +110,7 @@ pub fn markdown(recs: &[Record], skipped: &[(String, String)], ref_rate: f64) ->
             )),
         );
     }
+    noise_note(&mut s, recs);
     matrix(&mut s, recs, b);
     if !skipped.is_empty() {
         let _ = writeln!(s, "\nNot measured:");
@@ -118,6 +119,36 @@ pub fn markdown(recs: &[Record], skipped: &[(String, String)], ref_rate: f64) ->
         }
     }
     s
+}
+
+/// Share of a step's wall time that other tasks ran on the relay CPU above
+/// which the step is called noisy.
+pub const NOISY: f64 = 0.02;
+
+/// Warns where other tasks ran on the relay CPU: a softirq that fires while
+/// another task runs is charged to that task and subtracted with it, so a
+/// kernel path's figure is low there (and the max rate may be too).
+fn noise_note(s: &mut String, recs: &[Record]) {
+    let mut worst: f64 = 0.0;
+    let mut noisy = 0;
+    let mut total = 0;
+    for st in recs.iter().flat_map(steps) {
+        if let (Some(o), Some(w)) = (st.get("others"), st.get("wall")) {
+            total += 1;
+            let f = o / w.max(1e-9);
+            worst = worst.max(f);
+            if f > NOISY {
+                noisy += 1;
+            }
+        }
+    }
+    if noisy > 0 {
+        let _ = writeln!(
+            s,
+            "\n**Noisy:** other tasks ran on the relay CPU in {noisy} of {total} steps (up to {:.0}% of a step). Softirqs that fired while they ran were charged to them and subtracted with them, so kernel-path figures are too low in those steps: rerun on a quiet machine.",
+            100.0 * worst
+        );
+    }
 }
 
 /// Every rate any ladder ran, ascending.
@@ -295,6 +326,10 @@ mod tests {
             r.set(&format!("s{i}_us_per_pkt"), 1e6 / per);
             r.set(&format!("s{i}_wall"), 3.0);
             r.set(&format!("s{i}_relay_tasks"), 0.3);
+            r.set(
+                &format!("s{i}_others"),
+                if name == "rtpengine" { 0.3 } else { 0.0 },
+            );
             if *loss <= 0.001 {
                 r.set("max_pps", *rate);
             }
@@ -328,6 +363,10 @@ mod tests {
         assert!(md.contains("| lost 30.00% |"), "{md}");
         assert!(md.contains("| 4.00 (-) |"), "{md}");
         assert!(md.contains("- rtpmesh-xdp: no --fast-path"), "{md}");
+        assert!(
+            md.contains("relay CPU in 3 of 6 steps (up to 10% of a step)"),
+            "{md}"
+        );
         let j = json(
             &[e, t],
             &skipped,
