@@ -31,7 +31,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     TITLE=${TITLE:-"**SMOKE RUN: noisy, not a result.** A short run (1 s steps) on a machine shared with compiles and fuzzers, made to check that bench/ns-compare.sh works end to end. Do not quote these figures."}
 fi
 RATES=${RATES:-10000,20000,40000,60000,80000,100000,120000,150000,200000,250000}
-SECS=${SECS:-3}
+SECS=${SECS:-4}
 WARM=${WARM:-0.5}
 WARM_FIRST=${WARM_FIRST:-3}
 REF_RATE=${REF_RATE:-40000}
@@ -270,6 +270,11 @@ kernel_setup() {
         note+="$(pin_threads napi/rb-r "$RELAY_CPU") relay-side NAPI threads pinned; "
         ;;
     esac
+    # TCX attachments (kernel 6.6+) do not show in `tc filter show`: what
+    # the relay says about its fast path does.
+    local said
+    said=$(grep -i 'fast.path' "$TMP/$1.log" 2>/dev/null | head -3 | cut -c1-200 | tr '\n' ' ' || true)
+    [ -n "$said" ] && note+="relay log: $said"
     echo "${note:-nothing attached}"
 }
 
