@@ -33,7 +33,7 @@ fi
 RATES=${RATES:-10000,20000,40000,60000,80000,100000,120000,150000,200000,250000}
 SECS=${SECS:-4}
 WARM=${WARM:-0.5}
-WARM_FIRST=${WARM_FIRST:-3}
+WARM_FIRST=${WARM_FIRST:-5}
 REF_RATE=${REF_RATE:-40000}
 OUT_NAME=${OUT_NAME:-ns-latest}
 TITLE=${TITLE:-"Namespace comparison (bench/ns-compare.sh): relay CPU measured exactly, kernel work included."}

@@ -58,10 +58,11 @@ fn x(v: Option<f64>) -> String {
 /// Max pps with its qualifier: `>=` where the generator or the ladder ran
 /// out before the relay did.
 fn max_text(r: &Record) -> String {
-    match (r.get("max_pps"), r.get("stop")) {
+    // `stop` is ladder::Stop as a number.
+    match (r.get("max_pps"), r.get("stop").map(|s| s as u8)) {
         (None, _) => "none (lost > 0.1% at the first step)".into(),
-        (Some(m), Some(s)) if s == 2.0 => format!(">= {m:.0} (generator-limited)"),
-        (Some(m), Some(s)) if s == 0.0 => format!(">= {m:.0} (ladder top)"),
+        (Some(m), Some(2)) => format!(">= {m:.0} (generator-limited)"),
+        (Some(m), Some(0)) => format!(">= {m:.0} (ladder top)"),
         (Some(m), _) => format!("{m:.0}"),
     }
 }
