@@ -163,13 +163,14 @@ fn measure(o: &Options, calls: &[Call], rate: f64, retried: bool) -> anyhow::Res
 fn log_step(rate: f64, o: &Outcome, retried: bool) {
     let cpu = o.relay_split.map_or_else(String::new, |s| {
         format!(
-            ", relay CPU {:.1}% = {:.2} µs/pkt (tasks {:.1}%, kthreads {:.1}%, untasked {:.1}%; others {:.1}% and steal {:.1}% not counted)",
+            ", relay CPU {:.1}% = {:.2} µs/pkt (tasks {:.1}%, kthreads {:.1}%, untasked {:.1}%, softirq in others {:.1}%; others {:.1}% and steal {:.1}% not counted)",
             100.0 * s.relay / s.wall,
             1e6 * s.relay / (o.received.max(1) as f64),
             100.0 * s.relay_tasks / s.wall,
             100.0 * s.kthreads / s.wall,
             100.0 * s.untasked / s.wall,
-            100.0 * s.others / s.wall,
+            100.0 * s.softirq_in_others / s.wall,
+            100.0 * (s.others - s.softirq_in_others) / s.wall,
             100.0 * s.steal / s.wall,
         )
     });
@@ -220,6 +221,7 @@ pub fn record(name: &str, l: &Ladder) -> Record {
             put("kthreads", x.kthreads);
             put("untasked", x.untasked);
             put("others", x.others);
+            put("softirq_in_others", x.softirq_in_others);
             put("relay_cpu", x.relay);
             put("us_per_pkt", 1e6 * x.relay / pkts);
             if x.relay > 0.0 {

@@ -16,5 +16,6 @@ pub mod rtp;
 pub mod scale;
 pub mod setup;
 pub mod soak;
+pub mod softirq;
 pub mod suite;
 pub mod tunnel;

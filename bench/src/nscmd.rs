@@ -68,6 +68,10 @@ pub struct LadderArgs {
     /// ending in `*`; repeat.
     #[arg(long)]
     pub kthread: Vec<String>,
+    /// Time NET_RX softirqs that interrupt other tasks on the relay CPU
+    /// (BPF) and give that time back to the relay.
+    #[arg(long)]
+    pub softirq_bpf: bool,
 }
 
 /// `ns-report` options.
@@ -107,11 +111,15 @@ pub struct MeterCheckArgs {
     /// Seconds each spinner runs.
     #[arg(long, default_value_t = 1.0)]
     pub secs: f64,
+    /// Also load the NET_RX softirq timer (fails here, not in the first
+    /// ladder, if it cannot).
+    #[arg(long)]
+    pub softirq_bpf: bool,
 }
 
 /// `ns-ladder`: one relay's ladder, written as a record.
 pub fn ladder_main(a: LadderArgs) -> anyhow::Result<()> {
-    let meter = Meter::new(a.cpu, &a.cgroup, &a.kthread)?;
+    let meter = Meter::new(a.cpu, &a.cgroup, &a.kthread, a.softirq_bpf)?;
     eprintln!(
         "[{}] relay CPU {}; its kernel threads: {}",
         a.name,
@@ -138,7 +146,8 @@ pub fn ladder_main(a: LadderArgs) -> anyhow::Result<()> {
     };
     let tag = format!("ns-{}-{}", a.name, std::process::id());
     let l = ladder::run(&o, &tag)?;
-    let rec = ladder::record(&a.name, &l);
+    let mut rec = ladder::record(&a.name, &l);
+    rec.set("softirq_bpf", f64::from(u8::from(a.softirq_bpf)));
     std::fs::write(&a.out, rec.to_kv()).with_context(|| format!("write {}", a.out.display()))
 }
 
@@ -228,7 +237,7 @@ fn thread_cpu() -> f64 {
 /// relay's (within 2% of its own exact CPU time), one outside it as another
 /// task's (at least 98% of it). Catches a wrong cgroup or CPU before a long run.
 pub fn meter_check_main(a: MeterCheckArgs) -> anyhow::Result<()> {
-    let meter = Meter::new(a.cpu, &a.cgroup, &[])?;
+    let meter = Meter::new(a.cpu, &a.cgroup, &[], a.softirq_bpf)?;
     let cg = if a.cgroup.is_absolute() {
         a.cgroup.clone()
     } else {

@@ -20,23 +20,35 @@
 //! packet work (NAPI threads of the relay-side devices, the CPU's
 //! ksoftirqd). [`Split`] keeps every part, so a report shows where the time
 //! went and how much was subtracted as noise.
+//!
+//! A softirq that fires while another task runs is charged to that task;
+//! with [`crate::softirq`] on, the NET_RX softirq time that interrupted
+//! other tasks is measured and given back to the relay.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::softirq::SoftirqClock;
+
 /// Where cgroup-v1 cpuacct is mounted on Debian and most distributions.
 pub const CPUACCT_ROOT: &str = "/sys/fs/cgroup/cpuacct";
 
 /// Reads the relay CPU's counters; see the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Meter {
     cpu: usize,
     root: PathBuf,
     relay_cgroup: PathBuf,
     kthreads: Vec<(u32, String)>,
     tick_s: f64,
+    softirq: Option<SoftirqClock>,
+    /// Thread groups whose interrupted softirq time is already the
+    /// relay's: its processes, its kernel threads, and 0 (idle: counted in
+    /// [`Split::untasked`]).
+    relay_tgids: HashSet<u32>,
 }
 
 /// One reading of the counters.
@@ -54,6 +66,9 @@ pub struct Sample {
     pub relay_ns: u64,
     /// Run time of the relay's kernel threads (all on the CPU), ns.
     pub kthreads_ns: u64,
+    /// NET_RX softirq time on the CPU that interrupted other tasks, ns
+    /// (0 without [`crate::softirq`]).
+    pub softirq_others_ns: u64,
 }
 
 /// The relay CPU's time over a window, in seconds, by where it went.
@@ -76,7 +91,9 @@ pub struct Split {
     pub untasked: f64,
     /// Other tasks on the CPU: subtracted.
     pub others: f64,
-    /// The relay's CPU time: busy - others.
+    /// Of `others`, NET_RX softirqs that interrupted them: given back.
+    pub softirq_in_others: f64,
+    /// The relay's CPU time: busy - others + softirq_in_others.
     pub relay: f64,
 }
 
@@ -92,6 +109,7 @@ impl Split {
         let relay_tasks = ns(a.relay_ns, b.relay_ns);
         let kthreads = ns(a.kthreads_ns, b.kthreads_ns);
         let others = (tasks - relay_tasks - kthreads).max(0.0);
+        let softirq_in_others = ns(a.softirq_others_ns, b.softirq_others_ns).min(others);
         Self {
             wall,
             busy,
@@ -102,7 +120,8 @@ impl Split {
             // only to a tick or so.
             untasked: busy - tasks,
             others,
-            relay: (busy - others).max(0.0),
+            softirq_in_others,
+            relay: (busy - others + softirq_in_others).max(0.0),
         }
     }
 }
@@ -111,26 +130,52 @@ impl Meter {
     /// A meter of `cpu`, with the relay's processes in the cpuacct group
     /// `relay_cgroup` and its kernel threads named by `kthread_prefixes`
     /// (`/proc/PID/comm` equal to one, or starting with one that ends in
-    /// `*`; the threads must exist now).
+    /// `*`; the threads must exist now). With `softirq`, NET_RX softirq
+    /// time that interrupted other tasks is timed and given back (an error
+    /// if the BPF programs cannot load).
     pub fn new(
         cpu: usize,
         relay_cgroup: &Path,
         kthread_prefixes: &[String],
+        softirq: bool,
     ) -> anyhow::Result<Self> {
         let root = PathBuf::from(CPUACCT_ROOT);
+        let relay_cgroup = if relay_cgroup.is_absolute() {
+            relay_cgroup.to_owned()
+        } else {
+            root.join(relay_cgroup)
+        };
+        let kthreads = find_threads(kthread_prefixes)?;
+        let procs = relay_cgroup.join("cgroup.procs");
+        let mut relay_tgids: HashSet<u32> = fs::read_to_string(&procs)
+            .with_context(|| format!("read {}", procs.display()))?
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        relay_tgids.extend(kthreads.iter().map(|(p, _)| *p));
+        relay_tgids.insert(0);
+        let softirq = match softirq {
+            true => Some(SoftirqClock::start(cpu as u32).context(
+                "load the NET_RX softirq timer (BPF; root needed; SOFTIRQ_BPF=0 to run without)",
+            )?),
+            false => None,
+        };
         let m = Self {
             cpu,
-            relay_cgroup: if relay_cgroup.is_absolute() {
-                relay_cgroup.to_owned()
-            } else {
-                root.join(relay_cgroup)
-            },
+            relay_cgroup,
             root,
-            kthreads: find_threads(kthread_prefixes)?,
+            kthreads,
             tick_s: 1.0 / clock_ticks(),
+            softirq,
+            relay_tgids,
         };
         m.sample().context("relay CPU meter")?;
         Ok(m)
+    }
+
+    /// Whether NET_RX softirq time that interrupted other tasks is timed.
+    pub fn times_softirqs(&self) -> bool {
+        self.softirq.is_some()
     }
 
     /// The kernel threads counted as the relay's (pid, name).
@@ -159,6 +204,16 @@ impl Meter {
                 .with_context(|| format!("kernel thread {name} ({pid}) is gone"))?;
             kthreads_ns += parse_schedstat(&s)?;
         }
+        let softirq_others_ns = match &self.softirq {
+            Some(c) => c
+                .totals()
+                .context("read the softirq totals")?
+                .into_iter()
+                .filter(|(tgid, _)| !self.relay_tgids.contains(tgid))
+                .map(|(_, ns)| ns)
+                .sum(),
+            None => 0,
+        };
         Ok(Sample {
             t_ns: crate::rtp::now_ns(),
             idle_ticks,
@@ -166,6 +221,7 @@ impl Meter {
             all_tasks_ns: usage(&self.root)?,
             relay_ns: usage(&self.relay_cgroup)?,
             kthreads_ns,
+            softirq_others_ns,
         })
     }
 
@@ -283,6 +339,7 @@ mod tests {
             all_tasks_ns: 0,
             relay_ns: 0,
             kthreads_ns: 0,
+            softirq_others_ns: 0,
         };
         // 2 s: 1.0 s idle, 0.1 s stolen, so 0.9 s busy; tasks ran 0.7 s of
         // it: the relay 0.4, its kernel threads 0.1, others 0.2.
@@ -293,6 +350,8 @@ mod tests {
             all_tasks_ns: 700_000_000,
             relay_ns: 400_000_000,
             kthreads_ns: 100_000_000,
+            // Of the others' 0.2 s, 0.05 s were NET_RX softirqs.
+            softirq_others_ns: 50_000_000,
         };
         let s = Split::between(&a, &b, 0.01);
         let close = |x: f64, y: f64| (x - y).abs() < 1e-9;
@@ -301,7 +360,8 @@ mod tests {
             "{s:?}"
         );
         assert!(close(s.others, 0.2) && close(s.untasked, 0.2), "{s:?}");
-        assert!(close(s.relay, 0.7), "{s:?}");
+        assert!(close(s.softirq_in_others, 0.05), "{s:?}");
+        assert!(close(s.relay, 0.75), "{s:?}");
     }
 
     #[test]
