@@ -7,7 +7,9 @@
 # tests/regions.rs, a Redis server (package `redis-server`), which the tests
 # start on their own ports; for the network namespace harness
 # (scripts/netns-regions.sh): `ip` and `tc` (iproute2) and `ping`
-# (iputils-ping). Idempotent: does nothing when everything is there, and
+# (iputils-ping); for the kernel fast path's tests and scripts/check-bpf.sh,
+# `ethtool`, and clang, llvm-strip and libbpf's headers to rebuild the BPF
+# object and compare it with the committed one. Idempotent: does nothing when everything is there, and
 # refreshes the package lists only when there are none (fresh images) or the
 # install fails on stale ones.
 set -eu
@@ -27,12 +29,19 @@ have_netns() {
         command -v ping >/dev/null 2>&1
 }
 
+have_bpf() {
+    command -v ethtool >/dev/null 2>&1 &&
+        command -v clang >/dev/null 2>&1 &&
+        command -v llvm-strip >/dev/null 2>&1 &&
+        [ -f /usr/include/bpf/bpf_helpers.h ]
+}
+
 have_all() {
-    have_interop && have_netns
+    have_interop && have_netns && have_bpf
 }
 
 if have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc and ping already installed"
+    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, ethtool, clang and libbpf-dev already installed"
     exit 0
 fi
 
@@ -47,6 +56,9 @@ if ! have_interop; then
 fi
 if ! have_netns; then
     pkgs="$pkgs iproute2 iputils-ping"
+fi
+if ! have_bpf; then
+    pkgs="$pkgs ethtool clang llvm libbpf-dev"
 fi
 
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then

@@ -363,6 +363,8 @@ pub struct Totals {
     pub errors: u64,
     /// Copies forwarded.
     pub forwarded: u64,
+    /// Of the packets, those the kernel's fast path forwarded.
+    pub offloaded: u64,
 }
 
 impl Totals {
@@ -374,6 +376,7 @@ impl Totals {
         self.rtcp_bytes += o.rtcp_bytes;
         self.errors += o.errors;
         self.forwarded += o.forwarded;
+        self.offloaded += o.offloaded;
     }
 
     /// RTP and RTCP packets.
@@ -394,6 +397,7 @@ impl Totals {
         self.rtcp_bytes += c.rtcp_bytes;
         self.errors += c.errors();
         self.forwarded += c.forwarded;
+        self.offloaded += c.offloaded;
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Config {
     pub workers: usize,
     /// IO backend.
     pub backend: BackendKind,
+    /// The kernel fast path for latched streams.
+    pub fast_path: FastPathSetting,
     /// Calls with no media for this long are removed.
     pub media_timeout: Duration,
     /// How long `delete` keeps a call by default.
@@ -91,6 +93,7 @@ impl Default for Config {
             port_max: 39999,
             workers: 0,
             backend: BackendKind::Auto,
+            fast_path: FastPathSetting::Auto,
             media_timeout: Duration::from_secs(60),
             delete_delay: Duration::from_secs(30),
             max_sessions: 0,
@@ -102,6 +105,37 @@ impl Default for Config {
             region: None,
             registry: None,
             heartbeat: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Whether and how latched streams are forwarded by the kernel
+/// (`rtpmesh-fastpath`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FastPathSetting {
+    /// The socket path forwards everything.
+    Off,
+    /// TC where the node can load it (CAP_BPF and CAP_NET_ADMIN, a kernel
+    /// with BPF), else off, logged once with the reason.
+    #[default]
+    Auto,
+    /// clsact ingress (TCX links on kernels that have them).
+    Tc,
+    /// XDP, native where the driver has it, else generic.
+    Xdp,
+}
+
+impl std::str::FromStr for FastPathSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "auto" => Ok(Self::Auto),
+            "tc" => Ok(Self::Tc),
+            "xdp" => Ok(Self::Xdp),
+            _ => Err(format!(
+                "unknown fast path {s:?} (expected auto, off, tc or xdp)"
+            )),
         }
     }
 }
@@ -183,6 +217,9 @@ pub enum ConfigError {
     /// Unknown backend name.
     #[error("{0}")]
     Backend(String),
+    /// Unknown fast path setting.
+    #[error("{0}")]
+    FastPath(String),
     /// No interface configured.
     #[error("no media interface configured")]
     NoInterface,

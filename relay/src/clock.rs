@@ -22,6 +22,21 @@ pub fn now_ms() -> u64 {
     media_clock().millis(Instant::now())
 }
 
+/// The media clock's zero as CLOCK_MONOTONIC nanoseconds, the clock the
+/// kernel fast path stamps packets with (`bpf_ktime_get_ns`). `Instant` is
+/// CLOCK_MONOTONIC on Linux, so the two differ by the elapsed time alone.
+pub fn media_epoch_ns() -> u64 {
+    let elapsed = media_clock().elapsed(Instant::now());
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a live local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    now.saturating_sub(elapsed.as_nanos() as u64)
+}
+
 /// The wall clock now, anchored to the monotonic clock: what a new tunnel's
 /// sequence numbers and replay windows follow (see
 /// `FlowTable::insert_tunnel` and `rtpmesh_flow::tunnel::next_seq`).

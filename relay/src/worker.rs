@@ -34,10 +34,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use rtpmesh_fastpath::FastPath;
 
 use crate::backend::sys::EventFd;
 use crate::backend::{self, Backend, BackendKind, PacketSink, Transmit};
 use crate::clock;
+use crate::offload::Offloads;
 use rtpmesh_flow::counters::{bump, FlowCounters};
 pub use rtpmesh_flow::flow::Event;
 use rtpmesh_flow::flow::{FlowId, FlowKind, FlowSpec, FlowTable, Forwarded, Slot};
@@ -69,6 +71,10 @@ pub enum Command {
     Update(Vec<FlowSpec>),
     /// Remove flows and close their sockets.
     Remove(Vec<FlowId>),
+    /// Fold the kernel fast path's counters into the flows and bring its
+    /// entries up to date (a ticker sends this a few times a second while
+    /// the fast path is on; without it, a no-op).
+    Sync,
     /// Finish the loop and end the thread.
     Stop,
 }
@@ -82,16 +88,27 @@ pub struct Forwarder {
     events: Sender<Event>,
     /// Removed flows whose sockets the backend closes later.
     closing: HashMap<Slot, FlowId>,
+    /// The kernel fast path's entries for this worker's flows, when it is on.
+    offload: Option<Offloads>,
 }
 
 impl Forwarder {
-    /// A forwarder with an empty table that reports to `events`.
-    pub fn new(events: Sender<Event>) -> Self {
+    /// A forwarder with an empty table that reports to `events` and hands
+    /// latched streams to `offload` when given.
+    pub fn new(events: Sender<Event>, offload: Option<Offloads>) -> Self {
         Self {
             table: FlowTable::new(clock::media_clock()),
             out: Forwarded::new(),
             events,
             closing: HashMap::new(),
+            offload,
+        }
+    }
+
+    /// Takes `id`'s kernel entries out before the flow changes or goes.
+    fn unshortcut(&mut self, id: FlowId) {
+        if let (Some(o), Some(slot)) = (self.offload.as_mut(), self.table.slot(id)) {
+            o.forget(slot, &mut self.table);
         }
     }
 
@@ -108,6 +125,7 @@ impl Forwarder {
                 for (spec, socket) in batch {
                     // Ids are never reused, but a repeated one must not leak
                     // the socket it had.
+                    self.unshortcut(spec.id);
                     if let Some(old) = self.table.remove(spec.id) {
                         backend.remove_socket(old);
                     }
@@ -117,6 +135,9 @@ impl Forwarder {
                         continue;
                     };
                     let slot = self.table.insert(&spec);
+                    if let (Some(o), Ok(local)) = (self.offload.as_mut(), socket.local_addr()) {
+                        o.add_socket(slot, local);
+                    }
                     if let Err(e) = backend.add_socket(slot, socket) {
                         self.table.remove(spec.id);
                         self.report(spec.id, format!("cannot watch socket: {e}"));
@@ -155,9 +176,23 @@ impl Forwarder {
                     self.report(id, format!("cannot watch socket: {e}"));
                 }
             }
-            Command::Update(specs) => self.update(&specs),
+            Command::Update(specs) => {
+                for spec in &specs {
+                    self.unshortcut(spec.id);
+                }
+                self.update(&specs);
+            }
+            Command::Sync => {
+                if let Some(o) = self.offload.as_mut() {
+                    o.sync(Instant::now(), &mut self.table);
+                }
+            }
             Command::Remove(ids) => {
                 for id in ids {
+                    self.unshortcut(id);
+                    if let (Some(o), Some(slot)) = (self.offload.as_mut(), self.table.slot(id)) {
+                        o.remove_socket(slot);
+                    }
                     // A socketless flow has nothing to close: its id is
                     // free at once.
                     let socketless = self
@@ -281,6 +316,53 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// Sends every worker a [`Command::Sync`] at a fixed interval while the
+/// kernel fast path is on, so that its counters reach the flows (and
+/// `query`, the media timeout) within that interval and newly settled
+/// streams move into the kernel. Stops when dropped.
+pub struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    /// Starts ticking `workers` every `every`.
+    pub fn start(workers: &[WorkerHandle], every: std::time::Duration) -> io::Result<Self> {
+        let targets: Vec<(Sender<Command>, Arc<EventFd>)> = workers
+            .iter()
+            .map(|w| (w.commands.clone(), w.wake.clone()))
+            .collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtpmesh-sync".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::park_timeout(every);
+                    for (tx, wake) in &targets {
+                        if tx.send(Command::Sync).is_ok() {
+                            wake.wake();
+                        }
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 /// The CPUs this process may run on (its affinity mask), in order: worker
 /// `i` goes to the `i`-th of them. Under `taskset -c 2,3` that is CPUs 2
 /// and 3, not 0 and 1.
@@ -291,12 +373,14 @@ pub fn allowed_cores() -> Vec<usize> {
 }
 
 /// Starts worker `index` with a backend of `kind`, pinned to `core` when
-/// given; it reports to `events`.
+/// given; it reports to `events` and, given the loaded kernel fast path,
+/// hands it the streams it may forward.
 pub fn spawn(
     index: usize,
     kind: BackendKind,
     core: Option<usize>,
     events: Sender<Event>,
+    fast_path: Option<Arc<FastPath>>,
 ) -> io::Result<WorkerHandle> {
     let wake = Arc::new(EventFd::new()?);
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -316,7 +400,8 @@ pub fn spawn(
             match backend::create(kind, wake_fd) {
                 Ok(backend) => {
                     let _ = ready_tx.send(Ok(backend.name()));
-                    run(backend, Forwarder::new(events), rx, wake_fd);
+                    let offload = fast_path.map(|fp| Offloads::new(fp, clock::media_epoch_ns()));
+                    run(backend, Forwarder::new(events, offload), rx, wake_fd);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));

@@ -24,6 +24,8 @@ pub(crate) struct FileConfig {
     pub(crate) workers: Option<usize>,
     /// `auto`, `uring` or `epoll`.
     pub(crate) backend: Option<String>,
+    /// `auto`, `off`, `tc` or `xdp`.
+    pub(crate) fast_path: Option<String>,
     /// Seconds; see [`Config::media_timeout`].
     pub(crate) timeout: Option<u64>,
     /// Seconds; see [`Config::delete_delay`].
@@ -84,6 +86,9 @@ pub(crate) fn apply(config: &mut Config, f: FileConfig) -> Result<(), ConfigErro
     }
     if let Some(v) = f.backend {
         config.backend = v.parse().map_err(ConfigError::Backend)?;
+    }
+    if let Some(v) = f.fast_path {
+        config.fast_path = v.parse().map_err(ConfigError::FastPath)?;
     }
     if let Some(v) = f.timeout {
         config.media_timeout = Duration::from_secs(v);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use rtpmesh_control::config::{Config, ControlConfig, Interface};
+use rtpmesh_control::config::{Config, ControlConfig, FastPathSetting, Interface};
 use rtpmesh_control::daemon::{controller::run_controller, node::run_node};
 
 use crate::admin::{AdminCmd, ApiTarget};
@@ -110,6 +110,10 @@ struct NodeArgs {
     /// IO backend: auto, uring or epoll [default: auto].
     #[arg(long, value_parser = checked::<BackendKind>)]
     backend: Option<String>,
+    /// Kernel fast path for latched streams: auto (tc where it loads), off,
+    /// tc or xdp [default: auto].
+    #[arg(long, value_parser = checked::<FastPathSetting>)]
+    fast_path: Option<String>,
     /// Seconds without media before a call is removed [default: 60].
     #[arg(long)]
     timeout: Option<u64>,
@@ -206,6 +210,7 @@ impl NodeArgs {
                 port_max: self.port_max,
                 workers: self.workers,
                 backend: self.backend,
+                fast_path: self.fast_path,
                 timeout: self.timeout,
                 delete_delay: self.delete_delay,
                 max_sessions: self.max_sessions,

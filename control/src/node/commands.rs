@@ -386,6 +386,14 @@ impl Node {
                     ],
                 )
                 .section(
+                    "fastpath",
+                    [
+                        ("enabled", u64::from(plane.fast_path_entries().is_some())),
+                        ("entries", u64::from(plane.fast_path_entries().unwrap_or(0))),
+                        ("packets", totals.offloaded),
+                    ],
+                )
+                .section(
                     "tunnel",
                     [
                         ("packets", t.rtp_packets + t.rtcp_packets),

@@ -8,6 +8,7 @@ use rtpmesh_flow::flow::{FlowId, FlowSpec};
 
 use crate::call::Local;
 
+pub mod fastpath;
 mod ids;
 mod tunnels;
 mod workers;
@@ -80,6 +81,11 @@ pub trait MediaPlane {
         port: Option<u16>,
         flows: (FlowId, FlowId),
     ) -> Result<Local, PlaneError>;
+    /// Entries in the kernel fast path now, `None` when it is off.
+    fn fast_path_entries(&self) -> Option<u32> {
+        None
+    }
+
     /// The tunnel sockets' counters, summed (zero without tunnels).
     fn tunnel_totals(&self) -> rtpmesh_flow::counters::CounterSnapshot {
         rtpmesh_flow::counters::CounterSnapshot::default()

@@ -5,14 +5,17 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::pool::PortPool;
 use crossbeam_channel::Receiver;
+use rtpmesh_fastpath::FastPath;
 use rtpmesh_flow::counters::CounterSnapshot;
 use rtpmesh_flow::flow::{FlowId, FlowSpec};
-use rtpmesh_relay::worker::{self, Command, Event, WorkerHandle};
+use rtpmesh_relay::worker::{self, Command, Event, Ticker, WorkerHandle};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::fastpath;
 use super::ids::FlowIds;
 use super::tunnels::{open_tunnels, TunnelSocket};
 use super::{MediaPlane, PlaneError};
@@ -42,6 +45,9 @@ pub struct WorkerPlane {
     events: Receiver<Event>,
     /// Events read while waiting for closures, kept for the node.
     held: Vec<Event>,
+    /// The kernel fast path, when it loaded, and the ticker that keeps the
+    /// workers' view of it current.
+    fast_path: Option<(Arc<FastPath>, Ticker)>,
 }
 
 impl WorkerPlane {
@@ -56,11 +62,22 @@ impl WorkerPlane {
             0 => cores.len().max(1),
             n => n,
         };
+        let fp = fastpath::load(config);
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
-            workers.push(worker::spawn(i, config.backend, core, events.clone())?);
+            workers.push(worker::spawn(
+                i,
+                config.backend,
+                core,
+                events.clone(),
+                fp.clone(),
+            )?);
         }
+        let fast_path = match fp {
+            Some(fp) => Some((fp, Ticker::start(&workers, fastpath::SYNC_EVERY)?)),
+            None => None,
+        };
         let pool = PortPool::new(config.port_min, config.port_max)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let tunnels = match config.tunnel_address {
@@ -88,7 +105,13 @@ impl WorkerPlane {
             closing_pairs: HashMap::new(),
             events: events_rx,
             held: Vec::new(),
+            fast_path,
         })
+    }
+
+    /// The kernel fast path, when it is on.
+    pub fn fast_path(&self) -> Option<&FastPath> {
+        self.fast_path.as_ref().map(|(fp, _)| &**fp)
     }
 
     /// The backend name the workers use.
@@ -200,6 +223,10 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 impl MediaPlane for WorkerPlane {
+    fn fast_path_entries(&self) -> Option<u32> {
+        self.fast_path().map(FastPath::installed)
+    }
+
     fn pick_worker(&mut self) -> usize {
         self.workers
             .iter()

@@ -33,6 +33,10 @@ pub struct FlowCounters {
     pub unroutable: AtomicU64,
     /// Copies sent to outputs.
     pub forwarded: AtomicU64,
+    /// Of the packets counted above, those the kernel's fast path
+    /// forwarded without the relay's sockets (counted in `rtp_packets` and
+    /// the rest as well).
+    pub offloaded: AtomicU64,
     /// Sends that the kernel refused (ICMP unreachable, full buffer, ...).
     /// They never stop the flow.
     pub send_errors: AtomicU64,
@@ -80,6 +84,7 @@ impl FlowCounters {
             foreign: self.foreign.load(Relaxed),
             unroutable: self.unroutable.load(Relaxed),
             forwarded: self.forwarded.load(Relaxed),
+            offloaded: self.offloaded.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
             kernel_drops: self.kernel_drops.load(Relaxed),
             last_packet_ms: self.last_packet_ms.load(Relaxed),
@@ -115,6 +120,8 @@ pub struct CounterSnapshot {
     pub unroutable: u64,
     /// See [`FlowCounters::forwarded`].
     pub forwarded: u64,
+    /// See [`FlowCounters::offloaded`].
+    pub offloaded: u64,
     /// See [`FlowCounters::send_errors`].
     pub send_errors: u64,
     /// See [`FlowCounters::kernel_drops`].

@@ -153,6 +153,59 @@ impl ReceiverStats {
     }
 }
 
+/// [`ReceiverStats`]'s state as plain fields, for handing it to another
+/// forwarder (the kernel's fast path keeps the same state per stream and
+/// hands it back) without exposing the arithmetic's invariants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiverState {
+    /// The source, once a packet was seen.
+    pub ssrc: Option<u32>,
+    /// Highest sequence number seen.
+    pub max_seq: u16,
+    /// Wrap count, pre-shifted by 16.
+    pub cycles: u32,
+    /// First sequence number counted.
+    pub base_seq: u32,
+    /// Last out-of-window sequence number + 1.
+    pub bad_seq: u32,
+    /// Packets accepted.
+    pub received: u64,
+    /// Previous packet's relative transit.
+    pub transit: Option<u32>,
+    /// Jitter ×16.
+    pub jitter: u64,
+}
+
+impl ReceiverStats {
+    /// The state, field by field.
+    pub fn state(&self) -> ReceiverState {
+        ReceiverState {
+            ssrc: self.ssrc,
+            max_seq: self.max_seq,
+            cycles: self.cycles,
+            base_seq: self.base_seq,
+            bad_seq: self.bad_seq,
+            received: self.received,
+            transit: self.transit,
+            jitter: self.jitter,
+        }
+    }
+
+    /// Statistics continuing from `s`.
+    pub fn from_state(s: ReceiverState) -> Self {
+        Self {
+            ssrc: s.ssrc,
+            max_seq: s.max_seq,
+            cycles: s.cycles,
+            base_seq: s.base_seq,
+            bad_seq: s.bad_seq,
+            received: s.received,
+            transit: s.transit,
+            jitter: s.jitter,
+        }
+    }
+}
+
 /// Converts elapsed time (since any fixed epoch) to RTP clock units, wrapping
 /// modulo 2^32 like an RTP timestamp.
 ///

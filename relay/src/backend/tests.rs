@@ -589,7 +589,7 @@ mod tunnels {
             let mut n = Node {
                 backend,
                 wake,
-                fwd: Forwarder::new(tx),
+                fwd: Forwarder::new(tx, None),
                 events,
                 a: addrs[0],
                 b: addrs[1],

@@ -17,9 +17,11 @@
 //! Modules: `spec` (what the control plane asks for: ids, slots, outputs,
 //! routes), `accept` (one flow's decision about a datagram), `table`
 //! (insert, update, remove), `tunnels` (tunnel sockets: seal and open),
-//! `step` (the forward step).
+//! `step` (the forward step), `shortcut` (which flows the kernel's fast
+//! path may forward).
 
 mod accept;
+mod shortcut;
 mod spec;
 mod step;
 mod table;
@@ -29,6 +31,7 @@ mod tunnels;
 mod tests;
 
 pub use accept::{Flow, Verdict, CONFIRM_WINDOW};
+pub use shortcut::{Shortcut, SourceRule};
 pub use spec::{
     Carries, FlowId, FlowKind, FlowSpec, Latching, Output, Route, Routes, Slot, MAX_OUTPUTS,
     MAX_TUNNEL_PEERS,
