@@ -193,11 +193,13 @@ setup_net() {
 
 # --- relays ------------------------------------------------------------------
 # launch CMD...: starts CMD in the relay namespace, in the relay cgroup,
-# pinned to RELAY_CPU at NICE; sets PID.
+# pinned to RELAY_CPU at NICE; sets PID. The shell joins the cgroup while it
+# still sees the host's /sys, then execs `ip netns exec`, which gives the
+# relay the namespace's own /sys (rtpmesh lists interfaces there).
 launch() {
-    nsenter --net=/run/netns/$RELAY_NS -- sh -c \
-        'cg=$1 n=$2 c=$3; shift 3; echo $$ >"$cg/cgroup.procs" && exec nice -n "$n" taskset -c "$c" "$@"' \
-        sh "$CG" "$NICE" "$RELAY_CPU" "$@" >"$TMP/$NAME.log" 2>&1 &
+    sh -c 'cg=$1 ns=$2 n=$3 c=$4; shift 4; echo $$ >"$cg/cgroup.procs" &&
+        exec ip netns exec "$ns" nice -n "$n" taskset -c "$c" "$@"' \
+        sh "$CG" "$RELAY_NS" "$NICE" "$RELAY_CPU" "$@" >"$TMP/$NAME.log" 2>&1 &
     PID=$!
 }
 # start NAME: sets NG and PID, or returns 1 with a reason in WHY.
