@@ -100,8 +100,14 @@ impl Ladder {
     }
 }
 
+/// Traffic goes on this long after the measured window, so that the
+/// window's end is sampled on time, under load, and not after the drain
+/// (which would add idle time to the relay's CPU).
+const TAIL: f64 = 0.2;
+
 fn plan(o: &Options, rate: f64, warm: f64, secs: f64, meter: bool) -> Plan {
-    let mut p = suite::paced(usize::MAX, rate, warm, secs, o.size, o.pid);
+    let mut p = suite::paced(usize::MAX, rate, warm, secs + TAIL, o.size, o.pid);
+    p.window_end = Duration::from_secs_f64(warm + secs);
     if meter {
         p.meter.clone_from(&o.meter);
     }
