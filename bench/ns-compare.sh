@@ -27,7 +27,7 @@ RELAYS=${RELAYS:-"rtpengine fwd-epoll fwd-uring rtpmesh-epoll rtpmesh-uring rtpm
 if [ "${SMOKE:-0}" = 1 ]; then
     RATES=${RATES:-20000,40000}
     SECS=${SECS:-1}
-    WARM_FIRST=${WARM_FIRST:-1}
+    WARM_FIRST=${WARM_FIRST:-5}
     OUT_NAME=${OUT_NAME:-ns-smoke}
     TITLE=${TITLE:-"**SMOKE RUN: noisy, not a result.** A short run (1 s steps) on a machine shared with compiles and fuzzers, made to check that bench/ns-compare.sh works end to end. Do not quote these figures."}
 fi
