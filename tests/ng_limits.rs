@@ -263,6 +263,17 @@ fn the_sweep_forgets_ended_calls_on_a_node_with_over_a_datagram_of_calls() {
     }
     let mut n = node.client();
     assert_eq!(all_listed(&mut n), ids, "the node pages its whole list");
+    // So does the operator's `rtpmesh calls`.
+    let listing = process::run_to_end(
+        Spec::rtpmesh("calls").args(["calls", "--ng", &node.ng.to_string()]),
+        Duration::from_secs(60),
+    );
+    assert!(listing.status.success(), "{}", listing.stderr);
+    assert!(
+        listing.stdout.contains(&format!("{calls} call(s)")),
+        "rtpmesh calls lists every call: {}",
+        listing.stdout.lines().last().unwrap_or("")
+    );
     // Calls that stay on the node stay on the controller (three sweeps:
     // nothing to await but time).
     std::thread::sleep(Duration::from_secs(3));

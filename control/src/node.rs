@@ -208,6 +208,10 @@ impl Node {
     /// is this behind the cookie and the bencode.
     pub fn execute(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Reply {
         let o = &req.options;
+        if matches!(req.op, Op::Delete(_) | Op::Query(_) | Op::Statistics) {
+            // Their replies carry counters: the kernel's share must be in.
+            plane.flush_counters();
+        }
         let result = match &req.op {
             Op::Ping => Ok(Reply::Pong),
             Op::Offer(offer) => self.offer(offer, o, now, plane),

@@ -98,10 +98,7 @@ impl Offloads {
     /// The tick: folds the kernel's counters into the flows, then makes the
     /// kernel's entries what [`FlowTable::shortcut`] allows at `now`.
     pub fn sync(&mut self, now: Instant, table: &mut FlowTable) {
-        for (&slot, a) in &mut self.active {
-            let now = self.fp.read(&a.handle);
-            fold(table, slot, &mut a.last, now, self.epoch_ns);
-        }
+        self.fold_all(table);
         let wanted: Vec<(Slot, Option<(Entry, Slot)>)> = table
             .socket_slots()
             .map(|s| {
@@ -132,6 +129,15 @@ impl Offloads {
             .collect();
         for slot in stale {
             self.uninstall(slot, table);
+        }
+    }
+
+    /// Folds the kernel's counters into the flows (without changing any
+    /// entry): what a reply about to report counters needs.
+    pub fn fold_all(&mut self, table: &mut FlowTable) {
+        for (&slot, a) in &mut self.active {
+            let now = self.fp.read(&a.handle);
+            fold(table, slot, &mut a.last, now, self.epoch_ns);
         }
     }
 

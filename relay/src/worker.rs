@@ -73,8 +73,9 @@ pub enum Command {
     Remove(Vec<FlowId>),
     /// Fold the kernel fast path's counters into the flows and bring its
     /// entries up to date (a ticker sends this a few times a second while
-    /// the fast path is on; without it, a no-op).
-    Sync,
+    /// the fast path is on; without it, a no-op). With a sender: only fold
+    /// the counters, then signal (a reply about to report them waits).
+    Sync(Option<Sender<()>>),
     /// Finish the loop and end the thread.
     Stop,
 }
@@ -182,10 +183,16 @@ impl Forwarder {
                 }
                 self.update(&specs);
             }
-            Command::Sync => {
+            Command::Sync(None) => {
                 if let Some(o) = self.offload.as_mut() {
                     o.sync(Instant::now(), &mut self.table);
                 }
+            }
+            Command::Sync(Some(done)) => {
+                if let Some(o) = self.offload.as_mut() {
+                    o.fold_all(&mut self.table);
+                }
+                let _ = done.try_send(());
             }
             Command::Remove(ids) => {
                 for id in ids {
@@ -340,7 +347,7 @@ impl Ticker {
                 while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::park_timeout(every);
                     for (tx, wake) in &targets {
-                        if tx.send(Command::Sync).is_ok() {
+                        if tx.send(Command::Sync(None)).is_ok() {
                             wake.wake();
                         }
                     }

@@ -45,17 +45,7 @@ pub(crate) fn ping(ng: SocketAddr) -> anyhow::Result<()> {
 /// `rtpmesh calls`: one line per call.
 pub(crate) fn calls(ng: SocketAddr) -> anyhow::Result<()> {
     let mut c = client(ng)?;
-    let list = ok(c.request(&dict([
-        ("command", "list".into()),
-        ("limit", 100_000u64.into()),
-    ]))?)?;
-    let ids: Vec<String> = list
-        .get("calls")
-        .and_then(Value::as_list)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
+    let ids = call_ids(&mut c)?;
     println!(
         "{:<40} {:>8} {:>10} {:>12} {:>8} {:>7}",
         "CALL-ID", "AGE(s)", "RTP PKTS", "RTP BYTES", "RTCP", "ERRORS"
@@ -84,6 +74,36 @@ pub(crate) fn calls(ng: SocketAddr) -> anyhow::Result<()> {
     }
     println!("{} call(s)", ids.len());
     Ok(())
+}
+
+/// Every call-id, a page of `list` at a time: one reply must fit a
+/// datagram, so a busy node answers a few hundred per page and `after`
+/// asks for the next.
+fn call_ids(c: &mut NgClient) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let mut req = dict([("command", "list".into()), ("limit", 1000u64.into())]);
+        if let (Value::Dict(d), Some(last)) = (&mut req, ids.last()) {
+            d.insert(b"after".to_vec(), last.as_str().into());
+        }
+        let page: Vec<String> = ok(c.request(&req)?)?
+            .get("calls")
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        // Pages come sorted; one that does not move past the last id (a
+        // server that ignores `after`) ends the listing instead of looping.
+        let fresh: Vec<String> = page
+            .into_iter()
+            .filter(|id| ids.last().is_none_or(|last| id > last))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(ids);
+        }
+        ids.extend(fresh);
+    }
 }
 
 /// `rtpmesh call ID`: every stream of one call.

@@ -81,6 +81,11 @@ pub trait MediaPlane {
         port: Option<u16>,
         flows: (FlowId, FlowId),
     ) -> Result<Local, PlaneError>;
+    /// Brings the counters of streams the kernel forwards up to date before
+    /// a reply reports them (waits briefly for the workers; nothing to do
+    /// without the fast path).
+    fn flush_counters(&mut self) {}
+
     /// Entries in the kernel fast path now, `None` when it is off.
     fn fast_path_entries(&self) -> Option<u32> {
         None

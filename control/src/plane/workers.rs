@@ -22,6 +22,10 @@ use super::{MediaPlane, PlaneError};
 use crate::call::{self, Local};
 use crate::config::{Config, Interface};
 
+/// How long a reply that reports counters waits for the workers to fold
+/// in the kernel's.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The plane backed by relay workers: workers, ports and the sockets
 /// waiting to be handed to a worker.
 pub struct WorkerPlane {
@@ -223,6 +227,29 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 impl MediaPlane for WorkerPlane {
+    fn flush_counters(&mut self) {
+        if self
+            .fast_path
+            .as_ref()
+            .is_none_or(|(fp, _)| fp.installed() == 0)
+        {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(self.workers.len());
+        for w in &self.workers {
+            w.send(Command::Sync(Some(tx.clone())));
+        }
+        // Bounded: a worker deep in a batch must not hold the ng thread;
+        // past the deadline the reply reports the last tick's counters.
+        let deadline = std::time::Instant::now() + FLUSH_WAIT;
+        for _ in &self.workers {
+            if rx.recv_deadline(deadline).is_err() {
+                tracing::debug!("fast path counters: a worker did not sync in time");
+                break;
+            }
+        }
+    }
+
     fn fast_path_entries(&self) -> Option<u32> {
         self.fast_path().map(FastPath::installed)
     }
