@@ -13,7 +13,10 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::latency::{Latency, Summary};
+use crate::nscpu::{Meter, Sample, Split};
 use crate::rtp::{self, now_ns, Probe, G711_PACKET};
 use crate::setup::Call;
 
@@ -53,6 +56,9 @@ pub struct Plan {
     /// More processes whose CPU time is read at the window edges, each on
     /// its own (the nodes of a multi-node path): [`Outcome::pids_cpu_s`].
     pub cpu_pids: Vec<u32>,
+    /// Exact accounting of the relay's CPU, read at the window edges:
+    /// [`Outcome::relay_split`].
+    pub meter: Option<Arc<Meter>>,
 }
 
 /// What a run measured.
@@ -86,6 +92,9 @@ pub struct Outcome {
     /// CPU seconds over the window of each of [`Plan::cpu_pids`], in order
     /// (`None` where `/proc` could not be read).
     pub pids_cpu_s: Vec<Option<f64>>,
+    /// The relay CPU's time over the window by where it went, from
+    /// [`Plan::meter`] (`None` without one, or if a read failed).
+    pub relay_split: Option<Split>,
 }
 
 impl Outcome {
@@ -174,19 +183,27 @@ fn fell_short(sent: u64, dur_ns: u64, rate: Option<f64>) -> bool {
 
 /// Takes the CPU samples of each window edge (start, end) that `now` has
 /// reached and that has none yet.
-fn sample_edges(
-    plan: &Plan,
-    now: u64,
-    edges: [u64; 2],
-    edge_cpu: &mut [Option<(Option<f64>, f64)>; 2],
-    edge_pids: &mut [Option<Vec<Option<f64>>>; 2],
-) {
+fn sample_edges(plan: &Plan, now: u64, edges: [u64; 2], e: &mut Edges) {
     for (i, w) in edges.into_iter().enumerate() {
-        if edge_cpu[i].is_none() && now >= w {
-            edge_pids[i] = Some(pids_cpu(plan));
-            edge_cpu[i] = Some(relay_and_own_cpu(plan));
+        if e.cpu[i].is_none() && now >= w {
+            e.meter[i] = Some(meter_sample(plan));
+            e.pids[i] = Some(pids_cpu(plan));
+            e.cpu[i] = Some(relay_and_own_cpu(plan));
         }
     }
+}
+
+/// CPU readings taken at the window's start and end.
+#[derive(Default)]
+struct Edges {
+    cpu: [Option<(Option<f64>, f64)>; 2],
+    pids: [Option<Vec<Option<f64>>>; 2],
+    meter: [Option<Option<Sample>>; 2],
+}
+
+/// A reading of the plan's meter, if it has one and it could be read.
+fn meter_sample(plan: &Plan) -> Option<Sample> {
+    plan.meter.as_ref().and_then(|m| m.sample().ok())
 }
 
 /// CPU seconds used so far by each of `plan.cpu_pids`.
@@ -208,15 +225,20 @@ fn relay_and_own_cpu(plan: &Plan) -> (Option<f64>, f64) {
 
 /// Fills `out`'s CPU figures from the samples taken at the window's edges;
 /// an edge not reached is sampled now.
-fn record_cpu(
-    out: &mut Outcome,
-    plan: &Plan,
-    edge_cpu: [Option<(Option<f64>, f64)>; 2],
-    edge_pids: [Option<Vec<Option<f64>>>; 2],
-) {
+fn record_cpu(out: &mut Outcome, plan: &Plan, edges: Edges) {
+    let last_meter = meter_sample(plan);
+    let [m0, m1] = edges.meter;
+    if let (Some(m), Some(a), Some(b)) = (
+        &plan.meter,
+        m0.unwrap_or(last_meter),
+        m1.unwrap_or(last_meter),
+    ) {
+        out.relay_split = Some(m.split(&a, &b));
+    }
+    let edge_cpu = edges.cpu;
     let last = relay_and_own_cpu(plan);
     let last_pids = pids_cpu(plan);
-    let [p0, p1] = edge_pids;
+    let [p0, p1] = edges.pids;
     let (p0, p1) = (
         p0.unwrap_or_else(|| last_pids.clone()),
         p1.unwrap_or(last_pids),
@@ -290,8 +312,7 @@ impl Generator {
         let mut phase_start = t0;
         let mut k: u64 = 0; // packets sent in this phase
         let mut stream = 0usize; // next stream to send, round robin
-        let mut edge_cpu: [Option<(Option<f64>, f64)>; 2] = [None, None];
-        let mut edge_pids: [Option<Vec<Option<f64>>>; 2] = [None, None];
+        let mut edges = Edges::default();
         let mut short_phases = false;
         let mut now = t0;
         // Bounded: every pass advances the clock; the run ends at `end` +
@@ -303,7 +324,7 @@ impl Generator {
                 phase += 1;
                 k = 0;
             }
-            sample_edges(plan, now, [w0, w1], &mut edge_cpu, &mut edge_pids);
+            sample_edges(plan, now, [w0, w1], &mut edges);
             let target = match plan.phases[phase].rate {
                 Some(rate) => ((now - phase_start) as f64 * rate / 1e9) as u64,
                 None => u64::MAX,
@@ -334,7 +355,7 @@ impl Generator {
         while now_ns() < stop {
             self.receive(10, w0, w1, &mut lat, &mut out);
         }
-        record_cpu(&mut out, plan, edge_cpu, edge_pids);
+        record_cpu(&mut out, plan, edges);
         out.window_s = (w1.min(end) - w0.min(end)) as f64 / 1e9;
         out.gen_limited = short_phases;
         for r in &self.rx[..active] {

@@ -4,7 +4,11 @@
 
 pub mod fwd;
 pub mod gen;
+pub mod ladder;
 pub mod latency;
+pub mod nscmd;
+pub mod nscpu;
+pub mod nsreport;
 pub mod pcap;
 pub mod proc;
 pub mod report;
@@ -12,5 +16,6 @@ pub mod rtp;
 pub mod scale;
 pub mod setup;
 pub mod soak;
+pub mod softirq;
 pub mod suite;
 pub mod tunnel;

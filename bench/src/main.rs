@@ -114,6 +114,15 @@ enum Cmd {
     /// Soak: one node under call churn for a set time; samples its RSS,
     /// fds, media ports and ng latency, and checks it ends clean.
     Soak(rtpmesh_bench::soak::Args),
+    /// One relay's rate ladder in the namespace topology, relay CPU
+    /// accounted exactly (run by bench/ns-compare.sh in the generator's
+    /// namespace).
+    NsLadder(rtpmesh_bench::nscmd::LadderArgs),
+    /// Builds bench/results/ns-latest.{md,json} from ns-ladder outputs.
+    NsReport(rtpmesh_bench::nscmd::ReportArgs),
+    /// Checks that the relay CPU's accounting counts a spinner in the
+    /// relay's cgroup as the relay's and one outside as another task's.
+    NsMeterCheck(rtpmesh_bench::nscmd::MeterCheckArgs),
     /// Builds bench/results/latest.{md,json} from suite outputs.
     Report {
         /// latest.md path.
@@ -240,6 +249,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Tunnel(args) => tunnel_overhead(args),
         Cmd::Soak(args) => rtpmesh_bench::soak::main(args),
         Cmd::Report { md, json, files } => write_report(&md, &json, &files),
+        Cmd::NsLadder(a) => rtpmesh_bench::nscmd::ladder_main(a),
+        Cmd::NsReport(a) => rtpmesh_bench::nscmd::report_main(a),
+        Cmd::NsMeterCheck(a) => rtpmesh_bench::nscmd::meter_check_main(a),
     }
 }
 

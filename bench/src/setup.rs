@@ -134,11 +134,40 @@ pub fn setup_calls_with(
     prefix: &str,
     extra: &[(&str, Value)],
 ) -> anyhow::Result<Vec<Call>> {
+    let at = |i: usize| {
+        let ip = parties[(i / 10_000) % parties.len().max(1)];
+        (ip, ip)
+    };
+    setup_calls_at(ng, n, at, prefix, extra)
+}
+
+/// Sets up `n` calls with every caller at `caller` and every callee at
+/// `callee`: parties on two networks, each reaching the relay over its own
+/// link (the namespace topology of `bench/ns-compare.sh`).
+pub fn setup_calls_between(
+    ng: SocketAddr,
+    n: usize,
+    caller: Ipv4Addr,
+    callee: Ipv4Addr,
+    prefix: &str,
+) -> anyhow::Result<Vec<Call>> {
+    setup_calls_at(ng, n, |_| (caller, callee), prefix, &[])
+}
+
+/// The calls of [`setup_calls_with`], call `i`'s caller and callee bound
+/// at `at(i)`.
+fn setup_calls_at(
+    ng: SocketAddr,
+    n: usize,
+    at: impl Fn(usize) -> (Ipv4Addr, Ipv4Addr),
+    prefix: &str,
+    extra: &[(&str, Value)],
+) -> anyhow::Result<Vec<Call>> {
     let mut c = NgClient::new(ng)?.with_retries(Duration::from_millis(2000), 3)?;
     let mut calls = Vec::with_capacity(n);
     for i in 0..n {
-        let ip = parties[(i / 10_000) % parties.len().max(1)];
-        let (a, b) = (bind(ip)?, bind(ip)?);
+        let (caller, callee) = at(i);
+        let (a, b) = (bind(caller)?, bind(callee)?);
         let id = format!("{prefix}-{i}");
         let offer = ok(
             c.request(&offer_body(&id, a.local_addr()?, i, extra))?,

@@ -33,6 +33,7 @@ pub fn paced(
         size,
         relay_pid: pid,
         cpu_pids: Vec::new(),
+        meter: None,
     }
 }
 
@@ -176,6 +177,7 @@ pub fn overload(
         size,
         relay_pid: pid,
         cpu_pids: Vec::new(),
+        meter: None,
     };
     g.run(&plan)
 }

@@ -825,6 +825,7 @@ fn plan(active: usize, rate: f64, secs: f64, size: usize, pids: &[u32]) -> Plan 
         size,
         relay_pid: None,
         cpu_pids: pids.to_vec(),
+        meter: None,
     }
 }
 
