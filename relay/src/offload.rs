@@ -206,37 +206,34 @@ impl Offloads {
 /// takes over its receiver state; `now` becomes `last`.
 fn fold(table: &mut FlowTable, slot: Slot, last: &mut Stats, now: Stats, epoch_ns: u64) {
     let last = std::mem::replace(last, now);
-    {
-        let Some(flow) = table.get(slot) else {
-            return;
-        };
-        let c: &FlowCounters = flow.counters();
-        let d_rtp = now.rtp_packets.wrapping_sub(last.rtp_packets);
-        let d_rtcp = now.rtcp_packets.wrapping_sub(last.rtcp_packets);
-        bump(&c.rtp_packets, d_rtp);
-        bump(&c.rtp_bytes, now.rtp_bytes.wrapping_sub(last.rtp_bytes));
-        bump(&c.rtcp_packets, d_rtcp);
-        bump(&c.rtcp_bytes, now.rtcp_bytes.wrapping_sub(last.rtcp_bytes));
-        bump(
-            &c.strict_drops,
-            now.strict_drops.wrapping_sub(last.strict_drops),
-        );
-        bump(&c.forwarded, d_rtp + d_rtcp);
-        bump(&c.offloaded, d_rtp + d_rtcp);
-        if now.last_ns != last.last_ns && now.last_ns >= epoch_ns {
-            c.last_packet_ms
-                .store((now.last_ns - epoch_ns) / 1_000_000 + 1, Relaxed);
-        }
-        if d_rtp == 0 {
-            return;
-        }
-        let stats = ReceiverStats::from_state(from_kernel(&now));
+    let stats = ReceiverStats::from_state(from_kernel(&now));
+    let Some(flow) = table.get(slot) else {
+        return;
+    };
+    let c: &FlowCounters = flow.counters();
+    let d_rtp = now.rtp_packets.wrapping_sub(last.rtp_packets);
+    let d_rtcp = now.rtcp_packets.wrapping_sub(last.rtcp_packets);
+    bump(&c.rtp_packets, d_rtp);
+    bump(&c.rtp_bytes, now.rtp_bytes.wrapping_sub(last.rtp_bytes));
+    bump(&c.rtcp_packets, d_rtcp);
+    bump(&c.rtcp_bytes, now.rtcp_bytes.wrapping_sub(last.rtcp_bytes));
+    bump(
+        &c.strict_drops,
+        now.strict_drops.wrapping_sub(last.strict_drops),
+    );
+    bump(&c.forwarded, d_rtp + d_rtcp);
+    bump(&c.offloaded, d_rtp + d_rtcp);
+    if now.last_ns != last.last_ns && now.last_ns >= epoch_ns {
+        c.last_packet_ms
+            .store((now.last_ns - epoch_ns) / 1_000_000 + 1, Relaxed);
+    }
+    if d_rtp > 0 {
         c.ssrc.store(stats.ssrc().unwrap_or(0), Relaxed);
         c.expected.store(stats.expected(), Relaxed);
         c.lost.store(stats.lost() as u64, Relaxed);
         c.jitter.store(stats.jitter(), Relaxed);
     }
-    table.set_receiver_stats(slot, ReceiverStats::from_state(from_kernel(&now)));
+    table.set_receiver_stats(slot, stats);
 }
 
 impl Drop for Offloads {
@@ -273,5 +270,77 @@ fn from_kernel(s: &Stats) -> ReceiverState {
         received: s.received,
         transit: (s.has_transit != 0).then_some(s.transit),
         jitter: s.jitter,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtpmesh_flow::clock::MediaClock;
+    use rtpmesh_flow::flow::{FlowId, FlowSpec, Latching};
+
+    fn table() -> (FlowTable, Slot) {
+        let mut t = FlowTable::new(MediaClock::new(Instant::now()));
+        let spec = FlowSpec {
+            id: FlowId(1),
+            peer: None,
+            latching: Latching::Learn,
+            carries: Carries::Muxed,
+            rtp_outputs: vec![],
+            rtcp_outputs: vec![],
+            clock_rate: 8000,
+            counters: Arc::default(),
+        };
+        let slot = t.insert(&spec);
+        (t, slot)
+    }
+
+    #[test]
+    fn the_kernels_counts_are_added_once_and_its_state_taken_over() {
+        let (mut t, slot) = table();
+        let epoch = 1_000_000_000;
+        let mut last = Stats::default();
+        let k = Stats {
+            rtp_packets: 10,
+            rtp_bytes: 1720,
+            rtcp_packets: 1,
+            rtcp_bytes: 8,
+            strict_drops: 2,
+            last_ns: epoch + 5_000_000,
+            received: 10,
+            ssrc: 7,
+            base_seq: 1,
+            max_seq: 12,
+            has_ssrc: 1,
+            ..Stats::default()
+        };
+        fold(&mut t, slot, &mut last, k, epoch);
+        // The same figures again add nothing.
+        fold(&mut t, slot, &mut last, k, epoch);
+        let c = t.get(slot).unwrap().counters().snapshot();
+        assert_eq!((c.rtp_packets, c.rtp_bytes, c.rtcp_packets), (10, 1720, 1));
+        assert_eq!((c.forwarded, c.offloaded, c.strict_drops), (11, 11, 2));
+        assert_eq!(c.last_packet_ms, 6, "5 ms after the epoch, counted from 1");
+        // Sequence numbers 1..=12 expected, 10 received: two lost.
+        assert_eq!((c.ssrc, c.expected, c.lost), (7, 12, 2));
+        let st = t.receiver_stats(slot).unwrap();
+        assert_eq!((st.received(), st.lost()), (10, 2));
+    }
+
+    #[test]
+    fn receiver_state_crosses_to_the_kernel_and_back_unchanged() {
+        let s = ReceiverState {
+            ssrc: Some(9),
+            max_seq: 300,
+            cycles: 65536,
+            base_seq: 5,
+            bad_seq: 65537,
+            received: 65800,
+            transit: Some(1234),
+            jitter: 160,
+        };
+        assert_eq!(from_kernel(&to_kernel(s)), s);
+        let none = ReceiverState::default();
+        assert_eq!(from_kernel(&to_kernel(none)), none);
     }
 }

@@ -187,3 +187,52 @@ fn ten_thousand_entries_come_and_go_while_100_streams_flow() {
     );
     assert_eq!(fp.installed(), 100);
 }
+
+#[test]
+fn the_kernel_keeps_rfc3550_state_as_the_relay_does() {
+    use rtpmesh_flow::stats::ReceiverStats;
+    let fp = loaded(Mode::Tc);
+    let (caller, p, q, callee) = (sock(), sock(), sock(), sock());
+    let entry = Entry {
+        local: v4(&p),
+        source: Source::Learn(v4(&caller)),
+        rtp: true,
+        rtcp: false,
+        from: v4(&q),
+        to: v4(&callee),
+        clock_rate: 8000,
+    };
+    let h = fp.install(&entry, Stats::default()).expect("install");
+    // Loss, reordering, a duplicate, a wrap, a stray far jump and a
+    // resync (two in a row far away).
+    let seqs: Vec<u16> = [65530u16, 65531, 65533, 65532, 65535, 0, 0, 2, 1, 3]
+        .into_iter()
+        .chain([30_000, 4, 5, 40_000, 40_001, 40_002])
+        .collect();
+    let mut model = ReceiverStats::default();
+    for &seq in &seqs {
+        caller.send_to(&rtp(seq), p.local_addr().unwrap()).unwrap();
+        recv(&callee).expect("forwarded");
+        model.on_rtp(0xdead_beef, seq, u32::from(seq) * 160, 0);
+    }
+    let k = fp.read(&h);
+    let m = model.state();
+    assert_eq!(k.rtp_packets, seqs.len() as u64);
+    assert_eq!(
+        (
+            k.received,
+            u32::from(k.max_seq),
+            k.cycles,
+            k.base_seq,
+            k.bad_seq
+        ),
+        (
+            m.received,
+            u32::from(m.max_seq),
+            m.cycles,
+            m.base_seq,
+            m.bad_seq
+        ),
+        "kernel {k:?} against the relay's {m:?}"
+    );
+}
