@@ -17,3 +17,29 @@ fn open_store(registry: Option<&str>) -> Result<std::sync::Arc<dyn Store>, Start
         source,
     })
 }
+
+/// Raises the open-file limit to the hard limit: every stream holds two
+/// sockets, so the usual soft limit of 1024 caps a node at ~250 calls, and a
+/// controller's API and node links need descriptors too.
+pub fn raise_fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                r = want;
+            }
+        }
+    }
+    r.rlim_cur
+}

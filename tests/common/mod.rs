@@ -62,7 +62,7 @@ pub fn free_port() -> u16 {
 /// Raises this process's open-file limit (the big tests open thousands of
 /// sockets).
 pub fn raise_fd_limit() {
-    rtpmesh_control::daemon::node::raise_fd_limit();
+    rtpmesh_control::daemon::raise_fd_limit();
 }
 
 /// A running node; stopped (SIGTERM, then waited for) on drop, which fails

@@ -35,7 +35,7 @@ const QUEUE: usize = 1024;
 /// Runs the controller until `stop` is set.
 pub fn run_controller(config: ControlConfig, stop: Arc<AtomicBool>) -> Result<(), StartError> {
     // Each API connection holds a descriptor: the usual soft limit of 1024 is low.
-    let fds = super::node::raise_fd_limit();
+    let fds = super::raise_fd_limit();
     tracing::debug!(fds, "open-file limit");
     let socket = UdpSocket::bind(config.listen_ng).map_err(|source| StartError::BindNg {
         addr: config.listen_ng,

@@ -42,31 +42,6 @@ fn now() -> Now {
     }
 }
 
-/// Raises the open-file limit to the hard limit: every stream holds two
-/// sockets, so the usual soft limit of 1024 caps a node at ~250 calls.
-pub fn raise_fd_limit() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 0;
-        }
-        if r.rlim_cur < r.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: r.rlim_max,
-                rlim_max: r.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                r = want;
-            }
-        }
-    }
-    r.rlim_cur
-}
-
 /// A call's record to write, or `None` to delete it.
 type Record = (String, Option<CallRecord>);
 
@@ -217,7 +192,7 @@ fn register(
 /// Runs a media node until `stop` is set (SIGINT/SIGTERM).
 pub fn run_node(config: Config, stop: Arc<AtomicBool>) -> Result<(), StartError> {
     config.validate()?;
-    let fds = raise_fd_limit();
+    let fds = super::raise_fd_limit();
     let socket = UdpSocket::bind(config.listen_ng).map_err(|source| StartError::BindNg {
         addr: config.listen_ng,
         source,
