@@ -293,6 +293,21 @@ nice -n "$NICE" "$TARGET/rtpmesh-bench" ns-meter-check --cpu "$RELAY_CPU" --cgro
 FILES=()
 SKIPS=()
 NOTES=()
+# Where packets were dropped outside the relay process, over the whole
+# ladder: the parties' UDP receive errors and both sides' veth drops.
+drops() {
+    local udp links
+    udp=$(ip netns exec $GEN_NS nstat -az UdpRcvbufErrors UdpInErrors UdpInCsumErrors 2>/dev/null |
+        awk 'NR>1 && $1 ~ /^Udp/ {printf "%s=%s ", $1, $2}')
+    links=$(for ns in $GEN_NS $RELAY_NS; do
+        ip -n $ns -s -s link show 2>/dev/null | awk -v ns=$ns '
+            /^[0-9]+:/ {dev=$2}
+            /RX:/ {getline; rx=$4} /TX:/ {getline; tx=$4; if (dev !~ /^lo/) printf "%s/%s rx-drop=%s tx-drop=%s ", ns, dev, rx, tx}'
+    done)
+    say "$1: drops outside the relay: ${udp}${links}"
+    NOTES+=(--meta "$1 drops=${udp}${links}")
+}
+
 FAILED=0
 for r in $RELAYS; do
     say "=== $r"
@@ -320,6 +335,7 @@ for r in $RELAYS; do
         SKIPS+=(--skip "$r=the ladder failed: $(tail -1 "$TMP/$r.log" 2>/dev/null)")
         FAILED=1
     fi
+    drops "$r"
     stop_relay
     teardown_net
 done
