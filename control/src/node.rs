@@ -80,6 +80,10 @@ pub struct Node {
     calls: HashMap<String, Call>,
     flows: HashMap<FlowId, String>,
     stats: NodeStats,
+    /// Whether changes are kept for [`Node::take_changes`]: only a node
+    /// with a store to write them to asks for them; without one they would
+    /// pile up (every ended call's id) for the life of the process.
+    keep_changes: bool,
     /// Calls changed since the last [`Node::take_changes`].
     dirty: std::collections::BTreeSet<String>,
     /// Calls removed since then.
@@ -93,6 +97,7 @@ impl Node {
             config,
             calls: HashMap::new(),
             flows: HashMap::new(),
+            keep_changes: false,
             dirty: Default::default(),
             gone: Vec::new(),
             stats: NodeStats {
@@ -228,7 +233,7 @@ impl Node {
             Op::StartBranch(b) => self.start_branch(b, o, plane),
             Op::StopBranch(b) => self.stop_branch(&b.call, &b.branch, plane),
         };
-        if result.is_ok() {
+        if result.is_ok() && self.keep_changes {
             if let Some(id) = req.call_id().filter(|id| self.calls.contains_key(*id)) {
                 self.dirty.insert(id.to_owned());
             }
@@ -313,7 +318,9 @@ impl Node {
     fn remove(&mut self, id: &str, plane: &mut dyn MediaPlane) {
         if let Some(call) = self.calls.remove(id) {
             self.dirty.remove(id);
-            self.gone.push(id.to_owned());
+            if self.keep_changes {
+                self.gone.push(id.to_owned());
+            }
             for (_, rec) in &call.recordings {
                 plane.stop_recording(*rec);
             }
@@ -327,8 +334,15 @@ impl Node {
         }
     }
 
+    /// From now on, keeps what changes for [`Node::take_changes`] (a node
+    /// with a store calls this once at start).
+    pub fn keep_changes(&mut self) {
+        self.keep_changes = true;
+    }
+
     /// What changed since the last call, for the store: each call's new
-    /// record, or `None` for a call that is gone.
+    /// record, or `None` for a call that is gone. Empty unless
+    /// [`Node::keep_changes`] was called.
     pub fn take_changes(&mut self) -> Vec<(String, Option<persist::CallRecord>)> {
         let mut out: Vec<_> = self.gone.drain(..).map(|id| (id, None)).collect();
         for id in std::mem::take(&mut self.dirty) {

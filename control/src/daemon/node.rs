@@ -224,6 +224,9 @@ pub fn run_node(config: Config, stop: Arc<AtomicBool>) -> Result<(), StartError>
         None => None,
     };
     handler.records = registered.as_ref().map(|r| r.records.clone());
+    if handler.records.is_some() {
+        handler.node.keep_changes();
+    }
     tracing::info!(
         ng = %config.listen_ng,
         backend = handler.plane.backend(),

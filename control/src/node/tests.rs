@@ -885,6 +885,7 @@ fn a_branch_through_a_tunnel_also_records_locally_and_stops_cleanly() {
 fn a_restarted_node_takes_its_calls_back_on_the_same_ports_and_flows() {
     let mut plane = FakePlane::new(10);
     let mut node = Node::new(config(), at(0));
+    node.keep_changes();
     send(
         &mut node,
         &mut plane,
@@ -918,6 +919,7 @@ fn a_restarted_node_takes_its_calls_back_on_the_same_ports_and_flows() {
         .collect();
     let mut plane2 = FakePlane::new(10);
     let mut node2 = Node::new(config(), at(100));
+    node2.keep_changes();
     for r in &records {
         node2.restore(r, at(100), &mut plane2).unwrap();
     }
@@ -980,3 +982,57 @@ fn a_branch_destination_whose_ports_run_past_65535_is_refused() {
 }
 
 mod limits;
+
+#[test]
+fn a_node_without_a_store_keeps_no_trace_of_ended_calls() {
+    // The soak's slow RSS creep: every ended call's id was kept for a store
+    // that a node without a registry never has.
+    let mut plane = FakePlane::new(100);
+    let mut node = Node::new(config(), at(0));
+    for i in 0..50u64 {
+        let id = format!("gone-{i}");
+        send(
+            &mut node,
+            &mut plane,
+            at(i),
+            "o",
+            vec![
+                ("command", "offer".into()),
+                ("call-id", id.as_str().into()),
+                ("from-tag", "a".into()),
+                ("sdp", "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".into()),
+            ],
+        );
+        send(
+            &mut node,
+            &mut plane,
+            at(i),
+            "d",
+            vec![
+                ("command", "delete".into()),
+                ("call-id", id.as_str().into()),
+                ("delete-delay", "0".into()),
+            ],
+        );
+    }
+    assert_eq!(node.call_count(), 0);
+    assert!(node.gone.is_empty() && node.dirty.is_empty());
+    node.keep_changes();
+    send(
+        &mut node,
+        &mut plane,
+        at(60),
+        "o2",
+        vec![
+            ("command", "offer".into()),
+            ("call-id", "kept".into()),
+            ("from-tag", "a".into()),
+            ("sdp", "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".into()),
+        ],
+    );
+    assert_eq!(
+        node.take_changes().len(),
+        1,
+        "with a store, changes are kept"
+    );
+}

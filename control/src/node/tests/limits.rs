@@ -99,6 +99,7 @@ fn an_offer_with_more_m_lines_than_the_cap_takes_no_port() {
 fn an_offer_whose_reply_cannot_fit_a_datagram_is_undone() {
     let mut plane = FakePlane::new(1000);
     let mut node = Node::new(config(), at(0));
+    node.keep_changes();
     let big = sdp_with(MAX_MEDIA_SECTIONS, MAX_REPLY_BODY / MAX_MEDIA_SECTIONS);
     let r = offer_sdp(&mut node, &mut plane, "1", big.clone());
     assert_eq!(
