@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::process::Spec;
+use common::process::{Process, Spec};
 use common::*;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -116,6 +116,24 @@ impl Pair {
         s
     }
 
+    /// A node in the relay namespace on `.2`, fast path `mode`, answering
+    /// ng; and an ng client in the parties' namespace.
+    fn node(&self, mode: &str) -> (Process, Ng) {
+        let relay = self.addr(2);
+        let ng_addr = SocketAddr::new(IpAddr::V4(relay), 2223);
+        let (rtpmesh, relay_s) = (env!("CARGO_BIN_EXE_rtpmesh"), relay.to_string());
+        let mut node = Spec::new(&format!("node-{mode}"), "ip")
+            .env("RUST_LOG", "info")
+            .args(["netns", "exec", &self.relay, rtpmesh, "node"])
+            .args(["--listen-ng", &ng_addr.to_string(), "--interface", &relay_s])
+            .args(["--port-min", "30000", "--port-max", "30099"])
+            .args(["--fast-path", mode])
+            .start();
+        let mut ng = Self::run_in(&self.gen, || Ng::new(ng_addr));
+        node.wait_ready(Duration::from_secs(10), "ng ping", || ng.pings());
+        (node, ng)
+    }
+
     /// `Udp: ... InCsumErrors` in the parties' namespace.
     fn csum_errors(&self) -> u64 {
         let snmp = in_ns(&self.gen, &["cat", "/proc/net/snmp"]);
@@ -161,35 +179,7 @@ fn through_the_kernel(mode: &str, gen_csum_offload: bool) {
             .expect("XDP on the parties' veth")
         })
     });
-    let relay = p.addr(2);
-    let ng_addr = SocketAddr::new(IpAddr::V4(relay), 2223);
-    let mut node = Spec::new("node-veth", "ip")
-        .env("RUST_LOG", "info")
-        .args([
-            "netns",
-            "exec",
-            &p.relay,
-            env!("CARGO_BIN_EXE_rtpmesh"),
-            "node",
-        ])
-        .args([
-            "--listen-ng",
-            &ng_addr.to_string(),
-            "--interface",
-            &relay.to_string(),
-        ])
-        .args([
-            "--port-min",
-            "30000",
-            "--port-max",
-            "30099",
-            "--fast-path",
-            mode,
-        ])
-        .must_stop()
-        .start();
-    let mut ng = Pair::run_in(&p.gen, || Ng::new(ng_addr));
-    node.wait_ready(Duration::from_secs(10), "ng ping", || ng.pings());
+    let (node, mut ng) = p.node(mode);
     let log = node.log_text();
     assert!(log.contains("fast path on"), "{log}");
     if mode == "xdp" {
@@ -270,34 +260,7 @@ fn tc_on_veth_fixes_partial_checksums_from_local_senders() {
 fn a_killed_node_leaves_nothing_attached() {
     for mode in ["tc", "xdp"] {
         let p = Pair::up(false);
-        let relay = p.addr(2);
-        let ng_addr = SocketAddr::new(IpAddr::V4(relay), 2223);
-        let mut node = Spec::new("node-kill", "ip")
-            .env("RUST_LOG", "info")
-            .args([
-                "netns",
-                "exec",
-                &p.relay,
-                env!("CARGO_BIN_EXE_rtpmesh"),
-                "node",
-            ])
-            .args([
-                "--listen-ng",
-                &ng_addr.to_string(),
-                "--interface",
-                &relay.to_string(),
-            ])
-            .args([
-                "--port-min",
-                "30000",
-                "--port-max",
-                "30099",
-                "--fast-path",
-                mode,
-            ])
-            .start();
-        let mut ng = Pair::run_in(&p.gen, || Ng::new(ng_addr));
-        node.wait_ready(Duration::from_secs(10), "ng ping", || ng.pings());
+        let (mut node, _ng) = p.node(mode);
         // An attachment left behind would keep the program loaded after
         // the process is gone.
         let log = node.log_text();
