@@ -15,6 +15,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use super::stale;
 use super::sys::{self, CONTROL_LEN};
 use super::{Backend, PacketSink, Transmit, HEAD_LEN};
 use rtpmesh_flow::flow::{Slot, MAX_OUTPUTS};
@@ -211,14 +212,20 @@ impl Epoll {
             }
             let n = n as usize;
             let now = Instant::now();
+            let now_ns = sys::realtime_ns();
             self.tx.items.clear();
             for i in 0..n {
                 let m = &self.rx.msgs[i];
                 // SAFETY: the kernel filled this message's control buffer.
-                if let Some(drops) = unsafe { sys::rxq_ovfl(&m.msg_hdr) } {
+                let info = unsafe { sys::parse_control(&m.msg_hdr) };
+                if let Some(drops) = info.drops {
                     sink.on_kernel_drops(slot, drops);
                 }
                 if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    continue;
+                }
+                if info.received_ns.is_some_and(|t| stale::is_stale(t, now_ns)) {
+                    sink.on_stale(slot);
                     continue;
                 }
                 // SAFETY: the kernel wrote msg_namelen bytes of address.
@@ -306,8 +313,10 @@ impl Epoll {
 impl Backend for Epoll {
     fn add_socket(&mut self, slot: Slot, socket: UdpSocket) -> io::Result<()> {
         socket.set_nonblocking(true)?;
-        // Drop counting is best effort: a kernel without it still relays.
+        // Drop counting and stamps are best effort: a kernel without them
+        // still relays (unstamped datagrams are never stale).
         let _ = sys::enable_rxq_ovfl(&socket);
+        let _ = sys::enable_rx_timestamps(&socket);
         let fd = socket.as_raw_fd();
         self.poll.registry().register(
             &mut SourceFd(&fd),

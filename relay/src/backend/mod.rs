@@ -18,6 +18,7 @@ use rtpmesh_flow::flow::Slot;
 pub use rtpmesh_flow::transmit::{Transmit, HEAD_LEN};
 
 pub mod epoll;
+pub mod stale;
 pub mod sys;
 pub mod uring;
 
@@ -34,6 +35,9 @@ pub trait PacketSink {
     /// The kernel reports `total` datagrams dropped so far on `slot`'s
     /// socket because its receive queue was full.
     fn on_kernel_drops(&mut self, slot: Slot, total: u32);
+    /// A datagram on `slot`'s socket waited in its receive queue longer
+    /// than [`stale::STALE_AFTER_NS`] and was dropped unseen.
+    fn on_stale(&mut self, slot: Slot);
     /// A socket whose removal was deferred is now closed.
     fn on_closed(&mut self, slot: Slot);
 }

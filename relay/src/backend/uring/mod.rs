@@ -101,6 +101,14 @@ const OP_WAKE: u64 = 3 << KIND_SHIFT;
 const OP_CANCEL: u64 = 4 << KIND_SHIFT;
 const KEY_MASK: u64 = u32::MAX as u64;
 
+/// When a batch of completions is handled: the monotonic instant the flow
+/// core takes, and the realtime nanoseconds datagram stamps are compared to.
+#[derive(Clone, Copy)]
+pub(super) struct Now {
+    mono: Instant,
+    real_ns: u64,
+}
+
 /// One socket's multishot receive.
 #[derive(Default)]
 struct RecvOp {
@@ -263,7 +271,7 @@ impl Uring {
         self.enobufs
     }
 
-    fn complete(&mut self, ud: u64, res: i32, flags: u32, now: Instant, sink: &mut dyn PacketSink) {
+    fn complete(&mut self, ud: u64, res: i32, flags: u32, now: Now, sink: &mut dyn PacketSink) {
         let key = (ud & KEY_MASK) as u32;
         match ud & !KEY_MASK {
             OP_RECV => self.on_recv(key, res, flags, now, sink),
@@ -285,7 +293,10 @@ impl Uring {
     /// Handles every completion ready now (up to a bound, so queued sends
     /// are not held back forever under load).
     fn reap(&mut self, sink: &mut dyn PacketSink) {
-        let now = Instant::now();
+        let now = Now {
+            mono: Instant::now(),
+            real_ns: sys::realtime_ns(),
+        };
         let mut batch = [(0u64, 0i32, 0u32); CQE_BATCH];
         let mut done = 0;
         while done < CQ_ENTRIES as usize {
@@ -312,8 +323,10 @@ impl Uring {
 impl Backend for Uring {
     fn add_socket(&mut self, slot: Slot, socket: UdpSocket) -> io::Result<()> {
         socket.set_nonblocking(true)?;
-        // Drop counting is best effort: a kernel without it still relays.
+        // Drop counting and stamps are best effort: a kernel without them
+        // still relays (unstamped datagrams are never stale).
         let _ = sys::enable_rxq_ovfl(&socket);
+        let _ = sys::enable_rx_timestamps(&socket);
         let i = slot.index as usize;
         if let Some(Some((old, _))) = self.sockets.get(i).copied() {
             self.remove_socket(old);
