@@ -171,12 +171,4 @@ fn stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow(backend: &str) {
     assert!(node.is_running());
 }
 
-#[test]
-fn stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow_epoll() {
-    stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow("epoll");
-}
-
-#[test]
-fn stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow_uring() {
-    stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow("uring");
-}
+both_backends!(stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow);
