@@ -153,9 +153,6 @@ pub fn enable_rxq_ovfl(fd: &impl AsRawFd) -> io::Result<()> {
 /// (`SO_TIMESTAMPNS`, on `CLOCK_REALTIME`), delivered with the datagram, so
 /// a worker can tell how long it waited in the queue.
 pub fn enable_rx_timestamps(fd: &impl AsRawFd) -> io::Result<()> {
-    if std::env::var_os("NOSTAMP").is_some() {
-        return Ok(());
-    }
     let one: libc::c_int = 1;
     // SAFETY: valid fd and option value.
     let rc = unsafe {
