@@ -669,54 +669,6 @@ fn recording_and_blocking(backend: &str) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--backend auto` measures both backends at start, logs the figures and
-/// its choice once, and its workers run the backend it chose.
-#[test]
-fn auto_backend_is_chosen_by_measurement_and_logged() {
-    let node = Node::start("auto");
-    let mut ng = node.client();
-    let c = call(&mut ng, "auto", vec![], vec![]);
-    c.a.send(c.to_a, &rtp(1, 0xa070, 160));
-    assert_eq!(c.b.recv().0, rtp(1, 0xa070, 160));
-    let log = node.log_text();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("backend auto: calibrated"))
-        .collect();
-    assert_eq!(lines.len(), 1, "one calibration per process:\n{log}");
-    let line = lines[0];
-    let field = |name: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name} in {line}"))
-            .to_owned()
-    };
-    let ns = |name: &str| -> u64 {
-        let v = field(name);
-        let digits = v.trim_start_matches("Some(").trim_end_matches(')');
-        digits
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a figure"))
-    };
-    assert!(ns("epoll_ns_per_packet") > 0, "{line}");
-    assert!(ns("uring_ns_per_packet") > 0, "{line}");
-    let chosen = field("chosen");
-    let running = match chosen.as_str() {
-        "Epoll" => "epoll",
-        "Uring" => "io_uring",
-        other => panic!("chose {other}"),
-    };
-    // Every worker runs what was chosen.
-    let workers: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("worker started"))
-        .collect();
-    assert!(!workers.is_empty());
-    for w in workers {
-        assert!(w.contains(&format!("backend=\"{running}\"")), "{w}");
-    }
-}
-
 both_backends!(
     recording_and_blocking,
     forwards_rtp_and_rtcp_both_ways,

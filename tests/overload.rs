@@ -6,6 +6,7 @@
 //! queue longer than its staleness threshold (200 ms,
 //! `rtpmesh_relay::backend::stale::STALE_AFTER_NS`) and counts them as
 //! errors of the stream; everything sent after the resume goes through.
+//! And `--backend auto` runs the backend it measured cheaper at start.
 
 mod common;
 
@@ -58,21 +59,20 @@ fn stream_a(ng: &mut Ng, call: &str) -> Value {
         .clone()
 }
 
+/// A call from party A to party B through the node; (A, B, the relay
+/// address A sends to).
+fn call(ng: &mut Ng, id: &str) -> (Party, Party, SocketAddr) {
+    let a = Party::new(LO);
+    let b = Party::new(LO);
+    sdp_of(&ng.offer(id, "a", &audio_sdp(a.addr().ip(), a.port()), vec![]));
+    let answer = sdp_of(&ng.answer(id, "a", "b", &audio_sdp(b.addr().ip(), b.port()), vec![]));
+    (a, b, media_addr(&answer, 0))
+}
+
 fn stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow(backend: &str) {
     let mut node = Node::start(backend);
     let mut ng = node.client();
-    let a = Party::new(LO);
-    let b = Party::new(LO);
-    let offer = sdp_of(&ng.offer("stop", "a", &audio_sdp(a.addr().ip(), a.port()), vec![]));
-    let answer = sdp_of(&ng.answer(
-        "stop",
-        "a",
-        "b",
-        &audio_sdp(b.addr().ip(), b.port()),
-        vec![],
-    ));
-    let to_a: SocketAddr = media_addr(&answer, 0);
-    let _ = media_addr(&offer, 0);
+    let (a, b, to_a) = call(&mut ng, "stop");
 
     // B reads everything it is sent, on its own thread, so its own queue
     // never overflows.
@@ -169,6 +169,54 @@ fn stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow(backend: &str) {
         got.len()
     );
     assert!(node.is_running());
+}
+
+/// `--backend auto` measures both backends at start, logs the figures and
+/// its choice once, and its workers run the backend it chose.
+#[test]
+fn auto_backend_is_chosen_by_measurement_and_logged() {
+    let node = Node::start("auto");
+    let mut ng = node.client();
+    let (a, b, to_a) = call(&mut ng, "auto");
+    a.send(to_a, &rtp(1, 0xa070, 160));
+    assert_eq!(b.recv().0, rtp(1, 0xa070, 160));
+    let log = node.log_text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("backend auto: calibrated"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one calibration per process:\n{log}");
+    let line = lines[0];
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            .to_owned()
+    };
+    let ns = |name: &str| -> u64 {
+        let v = field(name);
+        let digits = v.trim_start_matches("Some(").trim_end_matches(')');
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a figure"))
+    };
+    assert!(ns("epoll_ns_per_packet") > 0, "{line}");
+    assert!(ns("uring_ns_per_packet") > 0, "{line}");
+    let chosen = field("chosen");
+    let running = match chosen.as_str() {
+        "Epoll" => "epoll",
+        "Uring" => "io_uring",
+        other => panic!("chose {other}"),
+    };
+    // Every worker runs what was chosen.
+    let workers: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("worker started"))
+        .collect();
+    assert!(!workers.is_empty());
+    for w in workers {
+        assert!(w.contains(&format!("backend=\"{running}\"")), "{w}");
+    }
 }
 
 both_backends!(stale_packets_after_a_stop_are_dropped_and_fresh_ones_flow);
