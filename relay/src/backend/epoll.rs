@@ -36,6 +36,11 @@ struct Rx {
     control: Box<[[u8; CONTROL_LEN]]>,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
+    /// Leading messages whose lengths and flags the kernel may have
+    /// rewritten since they were last reset: at low rates a batch is one
+    /// datagram, so resetting all 32 every call would cost more than the
+    /// batch's own bookkeeping.
+    dirty: usize,
 }
 
 struct Tx {
@@ -85,14 +90,14 @@ impl Rx {
     /// (messages read, or negative with `errno` set).
     #[inline]
     fn recv(&mut self, fd: RawFd) -> libc::c_int {
-        for m in self.msgs.iter_mut() {
+        for m in &mut self.msgs[..self.dirty] {
             m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             m.msg_hdr.msg_controllen = CONTROL_LEN as _;
             m.msg_hdr.msg_flags = 0;
         }
         // SAFETY: msgs/iovs/addrs/control are valid, live buffers of the
         // lengths given.
-        unsafe {
+        let n = unsafe {
             libc::recvmmsg(
                 fd,
                 self.msgs.as_mut_ptr(),
@@ -100,7 +105,11 @@ impl Rx {
                 libc::MSG_DONTWAIT,
                 ptr::null_mut(),
             )
-        }
+        };
+        // The kernel writes back only the messages it filled; after an
+        // error, reset them all to be safe (errors are rare).
+        self.dirty = usize::try_from(n).unwrap_or(RX_BATCH);
+        n
     }
 }
 
@@ -148,6 +157,7 @@ impl Epoll {
             control: vec![[0u8; CONTROL_LEN]; RX_BATCH].into_boxed_slice(),
             iovs: empty_iovs(RX_BATCH),
             msgs: zeroed_msgs(RX_BATCH),
+            dirty: RX_BATCH,
         };
         // The boxes never move their contents, so these pointers stay valid
         // for the backend's life.
