@@ -184,12 +184,18 @@ fn push(ring: &mut IoUring, e: &squeue::Entry) -> bool {
 }
 
 fn build_ring() -> io::Result<IoUring> {
-    // Cooperative task running avoids an interrupt per completion (we always
-    // enter the kernel to wait anyway); SUBMIT_ALL keeps one bad SQE from
+    // Cooperative task running: a datagram arriving while the worker runs
+    // in user space no longer interrupts it (an IPI and a pass through the
+    // kernel per arrival: 11% of the relay's CPU at 50k pps in a profile);
+    // the receive is completed at the worker's next `io_uring_enter`, which
+    // every loop makes anyway. A worker asleep in that call is still woken
+    // at once (the kernel wakes a task in an interruptible sleep; it only
+    // skips the IPI to a running one). SUBMIT_ALL keeps one bad SQE from
     // holding back the rest of a batch. Both are optional niceties.
     let tuned = IoUring::builder()
         .setup_cqsize(CQ_ENTRIES)
         .setup_submit_all()
+        .setup_coop_taskrun()
         .build(SQ_ENTRIES);
     match tuned {
         Ok(r) => Ok(r),
