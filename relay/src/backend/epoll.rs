@@ -4,6 +4,9 @@
 //! nothing more; a batch shorter than [`RX_BATCH`] already proves that, so
 //! the usual extra `EAGAIN` call is skipped. Copies produced by one receive
 //! batch are sent with one `sendmmsg` per run of the same sending socket.
+//! Each datagram comes with its arrival stamp (`SO_TIMESTAMPNS`); one that
+//! waited longer than [`super::stale::STALE_AFTER_NS`] is dropped unseen
+//! ([`super::stale`]).
 
 use std::io;
 use std::mem::size_of;

@@ -33,7 +33,9 @@
 //!
 //! Behaviour otherwise matches the epoll backend: datagrams longer than
 //! [`BUF_SIZE`] are dropped, `SO_RXQ_OVFL` drop counts are reported with
-//! [`PacketSink::on_kernel_drops`], send errors are reported and forgotten
+//! [`PacketSink::on_kernel_drops`], datagrams whose kernel stamp is older
+//! than [`super::stale::STALE_AFTER_NS`] are dropped and reported with
+//! [`PacketSink::on_stale`], send errors are reported and forgotten
 //! (sends use `MSG_DONTWAIT`, so a full socket buffer is an error, not a
 //! wait), and copies to a socket no longer here are skipped.
 //!
