@@ -265,6 +265,12 @@ impl PacketSink for Forwarder {
         }
     }
 
+    fn on_stale(&mut self, slot: Slot) {
+        if let Some(f) = self.table.get(slot) {
+            bump(&f.counters().stale_drops, 1);
+        }
+    }
+
     fn on_kernel_drops(&mut self, slot: Slot, total: u32) {
         if let Some(f) = self.table.get(slot) {
             f.counters()

@@ -43,6 +43,10 @@ pub struct FlowCounters {
     /// Datagrams the kernel dropped because this socket's receive queue was
     /// full (`SO_RXQ_OVFL`), as last reported.
     pub kernel_drops: AtomicU64,
+    /// Datagrams that had waited in this socket's receive queue longer than
+    /// the relay's staleness threshold (after an overload) when the worker
+    /// got to them; dropped unforwarded so fresh media is not held back.
+    pub stale_drops: AtomicU64,
     /// [`MediaClock`](crate::clock::MediaClock) milliseconds of the last
     /// accepted packet (0: none yet).
     pub last_packet_ms: AtomicU64,
@@ -87,6 +91,7 @@ impl FlowCounters {
             offloaded: self.offloaded.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
             kernel_drops: self.kernel_drops.load(Relaxed),
+            stale_drops: self.stale_drops.load(Relaxed),
             last_packet_ms: self.last_packet_ms.load(Relaxed),
             ssrc: self.ssrc.load(Relaxed),
             expected: self.expected.load(Relaxed),
@@ -126,6 +131,8 @@ pub struct CounterSnapshot {
     pub send_errors: u64,
     /// See [`FlowCounters::kernel_drops`].
     pub kernel_drops: u64,
+    /// See [`FlowCounters::stale_drops`].
+    pub stale_drops: u64,
     /// See [`FlowCounters::last_packet_ms`].
     pub last_packet_ms: u64,
     /// See [`FlowCounters::ssrc`].
@@ -154,6 +161,7 @@ impl CounterSnapshot {
     pub fn errors(&self) -> u64 {
         self.malformed
             + self.strict_drops
+            + self.stale_drops
             + self.tunnel_auth_failures
             + self.tunnel_replays
             + self.tunnel_unknown_flow

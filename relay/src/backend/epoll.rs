@@ -4,6 +4,9 @@
 //! nothing more; a batch shorter than [`RX_BATCH`] already proves that, so
 //! the usual extra `EAGAIN` call is skipped. Copies produced by one receive
 //! batch are sent with one `sendmmsg` per run of the same sending socket.
+//! Each datagram comes with its arrival stamp (`SO_TIMESTAMPNS`); one that
+//! waited longer than [`super::stale::STALE_AFTER_NS`] is dropped unseen
+//! ([`super::stale`]).
 
 use std::io;
 use std::mem::size_of;
@@ -15,6 +18,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use super::stale;
 use super::sys::{self, CONTROL_LEN};
 use super::{Backend, PacketSink, Transmit, HEAD_LEN};
 use rtpmesh_flow::flow::{Slot, MAX_OUTPUTS};
@@ -35,6 +39,11 @@ struct Rx {
     control: Box<[[u8; CONTROL_LEN]]>,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
+    /// Leading messages whose lengths and flags the kernel may have
+    /// rewritten since they were last reset: at low rates a batch is one
+    /// datagram, so resetting all 32 every call would cost more than the
+    /// batch's own bookkeeping.
+    dirty: usize,
 }
 
 struct Tx {
@@ -84,14 +93,14 @@ impl Rx {
     /// (messages read, or negative with `errno` set).
     #[inline]
     fn recv(&mut self, fd: RawFd) -> libc::c_int {
-        for m in self.msgs.iter_mut() {
+        for m in &mut self.msgs[..self.dirty] {
             m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             m.msg_hdr.msg_controllen = CONTROL_LEN as _;
             m.msg_hdr.msg_flags = 0;
         }
         // SAFETY: msgs/iovs/addrs/control are valid, live buffers of the
         // lengths given.
-        unsafe {
+        let n = unsafe {
             libc::recvmmsg(
                 fd,
                 self.msgs.as_mut_ptr(),
@@ -99,7 +108,11 @@ impl Rx {
                 libc::MSG_DONTWAIT,
                 ptr::null_mut(),
             )
-        }
+        };
+        // The kernel writes back only the messages it filled; after an
+        // error, reset them all to be safe (errors are rare).
+        self.dirty = usize::try_from(n).unwrap_or(RX_BATCH);
+        n
     }
 }
 
@@ -147,6 +160,7 @@ impl Epoll {
             control: vec![[0u8; CONTROL_LEN]; RX_BATCH].into_boxed_slice(),
             iovs: empty_iovs(RX_BATCH),
             msgs: zeroed_msgs(RX_BATCH),
+            dirty: RX_BATCH,
         };
         // The boxes never move their contents, so these pointers stay valid
         // for the backend's life.
@@ -211,14 +225,20 @@ impl Epoll {
             }
             let n = n as usize;
             let now = Instant::now();
+            let now_ns = sys::realtime_ns();
             self.tx.items.clear();
             for i in 0..n {
                 let m = &self.rx.msgs[i];
                 // SAFETY: the kernel filled this message's control buffer.
-                if let Some(drops) = unsafe { sys::rxq_ovfl(&m.msg_hdr) } {
+                let info = unsafe { sys::parse_control(&m.msg_hdr) };
+                if let Some(drops) = info.drops {
                     sink.on_kernel_drops(slot, drops);
                 }
                 if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    continue;
+                }
+                if info.received_ns.is_some_and(|t| stale::is_stale(t, now_ns)) {
+                    sink.on_stale(slot);
                     continue;
                 }
                 // SAFETY: the kernel wrote msg_namelen bytes of address.
@@ -306,8 +326,10 @@ impl Epoll {
 impl Backend for Epoll {
     fn add_socket(&mut self, slot: Slot, socket: UdpSocket) -> io::Result<()> {
         socket.set_nonblocking(true)?;
-        // Drop counting is best effort: a kernel without it still relays.
+        // Drop counting and stamps are best effort: a kernel without them
+        // still relays (unstamped datagrams are never stale).
         let _ = sys::enable_rxq_ovfl(&socket);
+        let _ = sys::enable_rx_timestamps(&socket);
         let fd = socket.as_raw_fd();
         self.poll.registry().register(
             &mut SourceFd(&fd),

@@ -149,23 +149,84 @@ pub fn enable_rxq_ovfl(fd: &impl AsRawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Finds the `SO_RXQ_OVFL` drop count in a received message's control data.
+/// Asks the kernel to stamp each datagram with the time it arrived
+/// (`SO_TIMESTAMPNS`, on `CLOCK_REALTIME`), delivered with the datagram, so
+/// a worker can tell how long it waited in the queue.
+pub fn enable_rx_timestamps(fd: &impl AsRawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd and option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What the kernel said about one received datagram in its control data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxInfo {
+    /// `SO_RXQ_OVFL`: datagrams dropped so far on the socket because its
+    /// receive queue was full.
+    pub drops: Option<u32>,
+    /// `SO_TIMESTAMPNS`: when the datagram arrived, in nanoseconds of
+    /// `CLOCK_REALTIME`.
+    pub received_ns: Option<u64>,
+}
+
+/// Reads the drop count and the arrival time out of a received message's
+/// control data, in one walk.
 ///
 /// # Safety
 /// `msg` must describe a control buffer the kernel just filled.
-pub unsafe fn rxq_ovfl(msg: &libc::msghdr) -> Option<u32> {
+#[inline]
+pub unsafe fn parse_control(msg: &libc::msghdr) -> RxInfo {
+    let mut info = RxInfo::default();
     let mut cmsg = libc::CMSG_FIRSTHDR(msg);
     while !cmsg.is_null() {
         let c = &*cmsg;
-        if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SO_RXQ_OVFL {
-            return Some(libc::CMSG_DATA(cmsg).cast::<u32>().read_unaligned());
+        if c.cmsg_level == libc::SOL_SOCKET {
+            if c.cmsg_type == libc::SO_RXQ_OVFL {
+                info.drops = Some(libc::CMSG_DATA(cmsg).cast::<u32>().read_unaligned());
+            } else if c.cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = libc::CMSG_DATA(cmsg)
+                    .cast::<libc::timespec>()
+                    .read_unaligned();
+                info.received_ns = timespec_ns(&ts);
+            }
         }
         cmsg = libc::CMSG_NXTHDR(msg, cmsg);
     }
-    None
+    info
 }
 
-/// Control buffer size that holds an `SO_RXQ_OVFL` message.
+fn timespec_ns(ts: &libc::timespec) -> Option<u64> {
+    let s = u64::try_from(ts.tv_sec).ok()?;
+    let ns = u64::try_from(ts.tv_nsec).ok()?;
+    s.checked_mul(1_000_000_000)?.checked_add(ns)
+}
+
+/// `CLOCK_REALTIME` now, in nanoseconds: the clock the kernel stamps
+/// datagrams with. A vDSO call, read once per receive batch.
+pub fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write into; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    timespec_ns(&ts).unwrap_or(0)
+}
+
+/// Control buffer size that holds an `SO_RXQ_OVFL` message (24 bytes)
+/// and an `SCM_TIMESTAMPNS` one (32).
 pub const CONTROL_LEN: usize = 64;
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ struct Sink {
     on_b: usize,
     errors: Vec<Option<i32>>,
     drops: u32,
+    stale: usize,
     closed: Vec<Slot>,
 }
 
@@ -62,6 +63,10 @@ impl PacketSink for Sink {
     fn on_kernel_drops(&mut self, slot: Slot, total: u32) {
         assert_eq!(slot, self.a);
         self.drops = self.drops.max(total);
+    }
+    fn on_stale(&mut self, slot: Slot) {
+        assert_eq!(slot, self.a);
+        self.stale += 1;
     }
     fn on_closed(&mut self, slot: Slot) {
         self.closed.push(slot);
@@ -137,6 +142,7 @@ fn rig<Be: Backend + ?Sized>(
         on_b: 0,
         errors: Vec::new(),
         drops: 0,
+        stale: 0,
         closed: Vec::new(),
     };
     let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -413,6 +419,42 @@ fn transmits_skip_and_prepend() {
             assert_eq!(r.sink.on_a, before + 1, "{name}");
             assert!(got.is_empty(), "{name}");
             assert!(r.sink.errors.is_empty(), "{name}: {:?}", r.sink.errors);
+        },
+        Opts::default(),
+    );
+}
+
+#[test]
+fn datagrams_that_waited_too_long_are_dropped_and_reported() {
+    each(
+        |name, mut r| {
+            let old = payloads(&format!("{name}-old"), 5);
+            for p in &old {
+                r.s.send_to(p, r.a).unwrap();
+            }
+            // Nobody reads for longer than the threshold: this sleep *is*
+            // the overload being simulated, not a wait for an event.
+            std::thread::sleep(Duration::from_nanos(super::stale::STALE_AFTER_NS) * 3 / 2);
+            let fresh = payloads(&format!("{name}-fresh"), 5);
+            for p in &fresh {
+                r.s.send_to(p, r.a).unwrap();
+            }
+            let mut got = Vec::new();
+            r.pump(&mut got, Duration::from_secs(5), |s, g| {
+                s.stale + s.on_a == 10 && g.len() == s.on_a
+            });
+            assert!(r.sink.stale >= old.len(), "{name}: {} stale", r.sink.stale);
+            assert_eq!(r.sink.stale + r.sink.on_a, 10, "{name}");
+            // Whatever was forwarded is fresh; the old ones never left.
+            for (_, p) in &got {
+                assert!(!old.contains(p), "{name}: a stale datagram was forwarded");
+            }
+            // Unless the test machine stalled past the threshold itself,
+            // the fresh ones all went through.
+            if r.sink.stale == old.len() {
+                let want: Vec<_> = fresh.iter().map(|p| (r.b, p.clone())).collect();
+                assert_eq!(got, want, "{name}");
+            }
         },
         Opts::default(),
     );

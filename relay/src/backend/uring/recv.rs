@@ -4,12 +4,11 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types};
 
-use super::{push, RecvOp, Uring, BGID, BUFFERS, BUF_LEN, OP_CANCEL, OP_RECV, OP_WAKE};
-use crate::backend::sys;
+use super::{push, Now, RecvOp, Uring, BGID, BUFFERS, BUF_LEN, OP_CANCEL, OP_RECV, OP_WAKE};
+use crate::backend::{stale, sys};
 use crate::backend::{PacketSink, Transmit};
 use rtpmesh_flow::flow::{Slot, MAX_OUTPUTS};
 
@@ -94,7 +93,7 @@ impl Uring {
         key: u32,
         res: i32,
         flags: u32,
-        now: Instant,
+        now: Now,
         sink: &mut dyn PacketSink,
     ) {
         let Some(op) = self.recvs.get(key as usize) else {
@@ -148,7 +147,7 @@ impl Uring {
         slot: Slot,
         bid: u16,
         len: usize,
-        now: Instant,
+        now: Now,
         sink: &mut dyn PacketSink,
     ) {
         // SAFETY: the kernel filled `len` bytes of this buffer, and we hold it
@@ -159,18 +158,28 @@ impl Uring {
             return;
         };
         let control = msg.control_data();
-        if !control.is_empty() {
+        let info = if control.is_empty() {
+            sys::RxInfo::default()
+        } else {
             // SAFETY: an all-zero msghdr is valid.
             let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
             h.msg_control = control.as_ptr() as *mut libc::c_void;
             h.msg_controllen = control.len() as _;
             // SAFETY: `h` describes control data the kernel just wrote, at an
             // 8-byte aligned offset of the buffer (see BUF_LEN).
-            if let Some(drops) = unsafe { sys::rxq_ovfl(&h) } {
-                sink.on_kernel_drops(slot, drops);
-            }
+            unsafe { sys::parse_control(&h) }
+        };
+        if let Some(drops) = info.drops {
+            sink.on_kernel_drops(slot, drops);
         }
         if msg.is_payload_truncated() {
+            return;
+        }
+        if info
+            .received_ns
+            .is_some_and(|t| stale::is_stale(t, now.real_ns))
+        {
+            sink.on_stale(slot);
             return;
         }
         let name = msg.name_data();
@@ -182,7 +191,10 @@ impl Uring {
         // The returned slice borrows the sink; copy it out (at most
         // MAX_OUTPUTS, on the stack) so the sink can hear about errors.
         let mut out: [Option<Transmit>; MAX_OUTPUTS] = [None; MAX_OUTPUTS];
-        for (o, t) in out.iter_mut().zip(sink.on_packet(now, slot, src, payload)) {
+        for (o, t) in out
+            .iter_mut()
+            .zip(sink.on_packet(now.mono, slot, src, payload))
+        {
             *o = Some(*t);
         }
         for t in out.iter().flatten() {
