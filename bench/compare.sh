@@ -12,7 +12,7 @@ GEN_CPU=${GEN_CPU:-0}
 NICE=${NICE:--10}
 TARGET=${CARGO_TARGET_DIR:-target}/release
 OUT=bench/results
-RELAYS=${RELAYS:-"rtpengine rtpmesh-epoll rtpmesh-uring fwd-epoll fwd-uring"}
+RELAYS=${RELAYS:-"rtpengine rtpmesh-auto rtpmesh-epoll rtpmesh-uring fwd-epoll fwd-uring"}
 
 if ! command -v rtpengine >/dev/null; then
     echo "installing rtpengine-daemon (Debian)" >&2
@@ -40,10 +40,11 @@ start() {
             --interface=127.0.0.1 --listen-ng=$NG --port-min=40000 --port-max=44999 \
             --num-threads=1 --log-stderr --log-level=3 >"$TMP/$1.log" 2>&1 &
         ;;
-    rtpmesh-epoll | rtpmesh-uring)
+    rtpmesh-auto | rtpmesh-epoll | rtpmesh-uring)
         NG=127.0.0.1:22300
         nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/rtpmesh" node --listen-ng $NG --port-min 30000 \
-            --port-max 39999 --backend "${1#rtpmesh-}" --workers 1 >"$TMP/$1.log" 2>&1 &
+            --port-max 39999 --backend "${1#rtpmesh-}" --workers 1 \
+            --fast-path off >"$TMP/$1.log" 2>&1 &
         ;;
     fwd-epoll | fwd-uring)
         NG=127.0.0.1:22400
