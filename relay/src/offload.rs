@@ -37,6 +37,9 @@ pub struct Offloads {
     fp: Arc<FastPath>,
     epoch_ns: u64,
     active: HashMap<Slot, Active>,
+    /// The entries each flow sends for (as `via`), so that taking a flow
+    /// out does not scan every entry.
+    senders: HashMap<Slot, Vec<Slot>>,
     retry_after: HashMap<Slot, Instant>,
     locals: HashMap<Slot, SocketAddrV4>,
 }
@@ -49,6 +52,7 @@ impl Offloads {
             fp,
             epoch_ns,
             active: HashMap::new(),
+            senders: HashMap::new(),
             retry_after: HashMap::new(),
             locals: HashMap::new(),
         }
@@ -78,13 +82,8 @@ impl Offloads {
     /// sender, folding its last counters into the flows. Called before the
     /// flow changes or goes.
     pub fn forget(&mut self, slot: Slot, table: &mut FlowTable) {
-        let gone: Vec<Slot> = self
-            .active
-            .iter()
-            .filter(|(s, a)| **s == slot || a.via == slot)
-            .map(|(s, _)| *s)
-            .collect();
-        for s in gone {
+        self.uninstall(slot, table);
+        for s in self.senders.remove(&slot).unwrap_or_default() {
             self.uninstall(s, table);
         }
         self.retry_after.remove(&slot);
@@ -170,6 +169,7 @@ impl Offloads {
             Ok(handle) => {
                 self.retry_after.remove(&slot);
                 tracing::debug!(?entry, "fast path: stream in the kernel");
+                self.senders.entry(via).or_default().push(slot);
                 self.active.insert(
                     slot,
                     Active {
@@ -196,6 +196,12 @@ impl Offloads {
 
     fn uninstall(&mut self, slot: Slot, table: &mut FlowTable) {
         if let Some(mut a) = self.active.remove(&slot) {
+            if let Some(v) = self.senders.get_mut(&a.via) {
+                v.retain(|s| *s != slot);
+                if v.is_empty() {
+                    self.senders.remove(&a.via);
+                }
+            }
             let now = self.fp.remove(a.handle);
             fold(table, slot, &mut a.last, now, self.epoch_ns);
         }

@@ -22,8 +22,8 @@ use super::{MediaPlane, PlaneError};
 use crate::call::{self, Local};
 use crate::config::{Config, Interface};
 
-/// How long a reply that reports counters waits for the workers to fold
-/// in the kernel's.
+/// How long a reply waits for the workers to take streams out of the
+/// kernel or fold in its counters.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The plane backed by relay workers: workers, ports and the sockets
@@ -226,8 +226,14 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-impl MediaPlane for WorkerPlane {
-    fn flush_counters(&mut self) {
+impl WorkerPlane {
+    /// Waits (at most [`FLUSH_WAIT`]) until `workers` have applied every
+    /// command sent so far and folded the kernel's counters: the kernel
+    /// forwards without the worker, so an update or removal must have taken
+    /// its streams out of the kernel before the reply says it is done (and
+    /// a reply's counters must include the kernel's). Nothing to wait for
+    /// while the kernel holds no entry.
+    fn sync_workers(&self, workers: impl Iterator<Item = usize>) {
         if self
             .fast_path
             .as_ref()
@@ -236,18 +242,32 @@ impl MediaPlane for WorkerPlane {
             return;
         }
         let (tx, rx) = crossbeam_channel::bounded(self.workers.len());
-        for w in &self.workers {
-            w.send(Command::Sync(Some(tx.clone())));
+        let mut asked = 0;
+        for i in workers {
+            if let Some(w) = self.workers.get(i) {
+                w.send(Command::Sync(Some(tx.clone())));
+                asked += 1;
+            }
         }
-        // Bounded: a worker deep in a batch must not hold the ng thread;
-        // past the deadline the reply reports the last tick's counters.
+        // Bounded: a worker deep in a batch must not hold the ng thread.
         let deadline = std::time::Instant::now() + FLUSH_WAIT;
-        for _ in &self.workers {
+        for _ in 0..asked {
             if rx.recv_deadline(deadline).is_err() {
-                tracing::debug!("fast path counters: a worker did not sync in time");
+                tracing::debug!("fast path: a worker did not sync in time");
                 break;
             }
         }
+    }
+
+    /// See [`WorkerPlane::sync_workers`], for one worker.
+    fn settle(&self, worker: usize) {
+        self.sync_workers(std::iter::once(worker));
+    }
+}
+
+impl MediaPlane for WorkerPlane {
+    fn flush_counters(&mut self) {
+        self.sync_workers(0..self.workers.len());
     }
 
     fn fast_path_entries(&self) -> Option<u32> {
@@ -340,6 +360,7 @@ impl MediaPlane for WorkerPlane {
         }
         if !updates.is_empty() {
             w.send(Command::Update(updates));
+            self.settle(worker);
         }
     }
 
@@ -381,6 +402,7 @@ impl MediaPlane for WorkerPlane {
                 .store(load.saturating_sub(bound), Ordering::Relaxed);
             if !ids.is_empty() {
                 w.send(Command::Remove(ids));
+                self.settle(worker);
             }
         }
     }
