@@ -5,6 +5,12 @@
 # One command from a fresh checkout; about 8 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# TOPOLOGY=ns: the same comparison in network namespaces joined by veth, with
+# the kernel fast path (tc, xdp) beside the socket path and the relay CPU's
+# kernel work measured exactly (bench/ns-compare.sh; results ns-latest.*).
+if [ "${TOPOLOGY:-loopback}" = ns ]; then
+    exec bench/ns-compare.sh "$@"
+fi
 RELAY_CPU=${RELAY_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 # Relay and generator alike run at this nice level, so that other work on a
