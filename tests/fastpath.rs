@@ -8,50 +8,15 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::call::{lo, Call, LO};
 use common::*;
 use rtpmesh_ng::bencode::Value;
 
-const LO: &str = "127.0.0.1";
-
-fn lo() -> IpAddr {
-    LO.parse().unwrap()
-}
-
-/// The parties of a call and the relay addresses they send to.
-struct Call {
-    a: Party,
-    a_rtcp: Party,
-    b: Party,
-    b_rtcp: Party,
-    to_b: SocketAddr,
-    to_a: SocketAddr,
-}
-
-impl Call {
-    fn to_a_rtcp(&self) -> SocketAddr {
-        SocketAddr::new(self.to_a.ip(), self.to_a.port() + 1)
-    }
-    fn to_b_rtcp(&self) -> SocketAddr {
-        SocketAddr::new(self.to_b.ip(), self.to_b.port() + 1)
-    }
-}
-
 fn call(ng: &mut Ng, id: &str, extra: fn() -> Vec<(&'static str, Value)>) -> Call {
-    let (a, a_rtcp) = Party::pair(LO);
-    let (b, b_rtcp) = Party::pair(LO);
-    let offer = sdp_of(&ng.offer(id, "a", &audio_sdp(lo(), a.port()), extra()));
-    let answer = sdp_of(&ng.answer(id, "a", "b", &audio_sdp(lo(), b.port()), extra()));
-    Call {
-        to_a: media_addr(&answer, 0),
-        to_b: media_addr(&offer, 0),
-        a,
-        a_rtcp,
-        b,
-        b_rtcp,
-    }
+    call::call(ng, id, extra(), extra())
 }
 
 /// One packet each way on RTP and RTCP, through the sockets: every flow

@@ -6,46 +6,9 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use common::call::{call, lo, Call, LO};
 use common::*;
 use rtpmesh_ng::bencode::Value;
-
-const LO: &str = "127.0.0.1";
-
-fn lo() -> IpAddr {
-    LO.parse().unwrap()
-}
-
-/// A two-party call through `node`: returns (caller rtp, caller rtcp,
-/// callee rtp, callee rtcp, relay address the caller sends to, relay
-/// address the callee sends to).
-struct Call {
-    a: Party,
-    a_rtcp: Party,
-    b: Party,
-    b_rtcp: Party,
-    to_b: SocketAddr,
-    to_a: SocketAddr,
-}
-
-fn call(
-    ng: &mut Ng,
-    id: &str,
-    offer_extra: Vec<(&str, Value)>,
-    answer_extra: Vec<(&str, Value)>,
-) -> Call {
-    let (a, a_rtcp) = Party::pair(LO);
-    let (b, b_rtcp) = Party::pair(LO);
-    let offer = sdp_of(&ng.offer(id, "a", &audio_sdp(lo(), a.port()), offer_extra));
-    let answer = sdp_of(&ng.answer(id, "a", "b", &audio_sdp(lo(), b.port()), answer_extra));
-    Call {
-        to_a: media_addr(&answer, 0),
-        to_b: media_addr(&offer, 0),
-        a,
-        a_rtcp,
-        b,
-        b_rtcp,
-    }
-}
 
 fn rtcp_port(sdp: &str) -> u16 {
     sdp.lines()

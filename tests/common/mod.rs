@@ -4,9 +4,11 @@
 //!
 //! Modules: [`process`] starts and stops any program under test, [`ng`]
 //! builds requests and reads replies, [`json`] digs into replies, [`pcap`]
-//! counts recordings, [`netns`] builds network-namespace regions.
+//! counts recordings, [`netns`] builds network-namespace regions, [`call`]
+//! sets up a two-party call on loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod call;
 pub mod json;
 pub mod netns;
 pub mod ng;
