@@ -36,47 +36,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME: launches the relay pinned to RELAY_CPU, sets PID and NG.
-start() {
-    case "$1" in
-    rtpengine)
-        NG=127.0.0.1:22222
-        # Port range widened from 40000-40999: 250 calls take 4 ports each.
-        nice -n "$NICE" taskset -c "$RELAY_CPU" rtpengine --config-file=none --foreground --table=-1 \
-            --interface=127.0.0.1 --listen-ng=$NG --port-min=40000 --port-max=44999 \
-            --num-threads=1 --log-stderr --log-level=3 >"$TMP/$1.log" 2>&1 &
-        ;;
-    rtpmesh-auto | rtpmesh-epoll | rtpmesh-uring)
-        NG=127.0.0.1:22300
-        nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/rtpmesh" node --listen-ng $NG --port-min 30000 \
-            --port-max 39999 --backend "${1#rtpmesh-}" --workers 1 \
-            --fast-path off >"$TMP/$1.log" 2>&1 &
-        ;;
-    fwd-epoll | fwd-uring)
-        NG=127.0.0.1:22400
-        nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/$1" $NG 127.0.0.1 >"$TMP/$1.log" 2>&1 &
-        ;;
-    esac
-    PID=$!
-    for _ in $(seq 50); do
-        if "$TARGET/rtpmesh" ping --ng $NG >/dev/null 2>&1; then
-            # rtpmesh pins worker i to CPU i % (allowed CPUs), i.e. CPU 0
-            # under `taskset -c 1`, out of the mask it was given: pin every
-            # thread back (a no-op for the others).
-            taskset -a -p -c "$RELAY_CPU" "$PID" >/dev/null
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "$1 did not answer ping on $NG" >&2
-    cat "$TMP/$1.log" >&2
-    return 1
-}
+# shellcheck source=bench/relay.sh
+. bench/relay.sh
 
 FILES=()
 for r in $RELAYS; do
     echo "=== $r" >&2
-    start "$r"
+    start_relay "$r"
     nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" suite --name "$r" --ng "$NG" --pid "$PID" \
         --out "$TMP/$r.kv"
     cleanup
@@ -95,7 +61,7 @@ if [ "$HALFCORE" = 1 ] && mkdir -p "$CG" 2>/dev/null && echo 10000 >"$CG/cpu.cfs
     echo 5000 >"$CG/cpu.cfs_quota_us"; then
     for r in $RELAYS; do
         echo "=== $r (half a core)" >&2
-        start "$r"
+        start_relay "$r"
         echo "$PID" >"$CG/cgroup.procs"
         nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" suite --name "$r" --ng "$NG" --pid "$PID" \
             --out "$TMP/$r.half.kv" --search-only halfcore

@@ -24,7 +24,6 @@ ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-3}
 CALLS=100
 OVERLOAD=${OVERLOAD:-0}
-NG=127.0.0.1:22350
 TMP=$(mktemp -d)
 PID=""
 cleanup() {
@@ -32,32 +31,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() {
-    case "$1" in
-    rtpmesh-*)
-        nice -n "$NICE" taskset -c "$RELAY_CPU" "$RTPMESH" node --listen-ng $NG --port-min 30000 \
-            --port-max 39999 --backend "${1#rtpmesh-}" --workers 1 >"$TMP/relay.log" 2>&1 &
-        ;;
-    fwd-*)
-        nice -n "$NICE" taskset -c "$RELAY_CPU" "$TARGET/$1" $NG 127.0.0.1 >"$TMP/relay.log" 2>&1 &
-        ;;
-    esac
-    PID=$!
-    for _ in $(seq 50); do
-        if "$TARGET/rtpmesh" ping --ng $NG >/dev/null 2>&1; then
-            taskset -a -p -c "$RELAY_CPU" "$PID" >/dev/null
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "$1 did not answer ping" >&2
-    cat "$TMP/relay.log" >&2
-    return 1
-}
+# shellcheck source=bench/relay.sh
+. bench/relay.sh
 
 # one RELAY LOAD: prints "relay load pkts_per_cpu_s syscalls_per_pkt loss%"
 one() {
-    start "$1"
+    start_relay "$1"
     local pps_stream out
     if [ "$OVERLOAD" = 1 ]; then
         out=$(nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" overload --ng $NG --pid "$PID" \
