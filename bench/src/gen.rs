@@ -417,13 +417,9 @@ impl Generator {
                     seq,
                 },
             );
-            // SAFETY: valid fd, live buffer of n bytes.
-            let r = unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
-            if r < 0 {
-                out.send_errors += 1;
+            if !self.send_on(s, &buf[..n], &mut out) {
                 continue;
             }
-            self.next_seq[s] = seq.wrapping_add(1);
             self.rx[s].sent_in_window += 1;
         }
         // The rate is over the sending time, not the drain.
@@ -540,17 +536,34 @@ impl Generator {
                     seq,
                 },
             );
-            // SAFETY: a valid fd and a live buffer of n bytes.
-            let r = unsafe { libc::send(self.fds[s], buf.as_ptr().cast(), n, libc::MSG_DONTWAIT) };
-            if r < 0 {
-                out.send_errors += 1;
+            if !self.send_on(s, &buf[..n], out) {
                 continue;
             }
-            self.next_seq[s] = seq.wrapping_add(1);
             if (w0..w1).contains(&t) {
                 self.rx[s].sent_in_window += 1;
             }
         }
+    }
+
+    /// Sends `pkt` on stream `s` without blocking: a refusal is counted as
+    /// a send error, a datagram sent moves the stream's sequence number on.
+    /// Returns whether it was sent.
+    fn send_on(&mut self, s: usize, pkt: &[u8], out: &mut Outcome) -> bool {
+        // SAFETY: a valid fd and a live buffer of pkt.len() bytes.
+        let r = unsafe {
+            libc::send(
+                self.fds[s],
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            out.send_errors += 1;
+            return false;
+        }
+        self.next_seq[s] = self.next_seq[s].wrapping_add(1);
+        true
     }
 
     /// Idles until `next` (the next packet due; at most 1 ms), receiving

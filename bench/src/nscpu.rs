@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::proc::clock_ticks;
 use crate::softirq::SoftirqClock;
 
 /// Where cgroup-v1 cpuacct is mounted on Debian and most distributions.
@@ -228,16 +229,6 @@ impl Meter {
     /// The split between two of this meter's samples.
     pub fn split(&self, a: &Sample, b: &Sample) -> Split {
         Split::between(a, b, self.tick_s)
-    }
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
     }
 }
 

@@ -13,7 +13,8 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     parse_stat_cpu(&s).map(|ticks| ticks as f64 / clock_ticks())
 }
 
-fn clock_ticks() -> f64 {
+/// Clock ticks per second (`USER_HZ`), the unit of `/proc` CPU times.
+pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
