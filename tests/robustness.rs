@@ -545,6 +545,7 @@ fn cli_and_config_errors_are_reported() {
         &["port range", "6000"],
     );
     assert_fails(&node(&["--backend", "kqueue"]), &["backend", "kqueue"]);
+    assert_fails(&node(&["--fast-path", "dpdk"]), &["fast path", "dpdk"]);
     assert_fails(
         &node(&["--config", "/nonexistent.toml"]),
         &["/nonexistent.toml"],
@@ -565,8 +566,18 @@ fn cli_and_config_errors_are_reported() {
         &node(&["--config", bad_backend.to_str().unwrap()]),
         &["backend", "kqueue"],
     );
+    let bad_fast_path = dir.join(format!(
+        "rtpmesh-robust-{}-fastpath.toml",
+        std::process::id()
+    ));
+    std::fs::write(&bad_fast_path, "fast-path = \"dpdk\"\n").unwrap();
+    assert_fails(
+        &node(&["--config", bad_fast_path.to_str().unwrap()]),
+        &["fast path", "dpdk"],
+    );
     let _ = std::fs::remove_file(&bad_key);
     let _ = std::fs::remove_file(&bad_backend);
+    let _ = std::fs::remove_file(&bad_fast_path);
 
     assert_fails(
         &node(&["--interface", "nonsense"]),

@@ -10,7 +10,7 @@ use crate::config::{Config, FastPathSetting};
 
 /// Entries the program's maps are sized for: one per stream direction in
 /// the kernel at once (a call with audio and video takes four). The maps
-/// cost about 12 MB of locked kernel memory at this size.
+/// cost about 14 MB of locked kernel memory at this size.
 pub const ENTRIES: u32 = 65_536;
 
 /// How often workers fold the kernel's counters into their flows and move
