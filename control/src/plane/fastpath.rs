@@ -26,20 +26,27 @@ pub(crate) fn load(config: &Config) -> Option<Arc<FastPath>> {
         FastPathSetting::Auto | FastPathSetting::Tc => Mode::Tc,
         FastPathSetting::Xdp => Mode::Xdp,
     };
-    let why_not = match config.interface(false) {
-        None => Some("no IPv4 media interface (the fast path is IPv4 only)".to_string()),
-        Some(i) if i.local.is_unspecified() => Some(format!(
+    let local = match config.interface(false) {
+        None => Err("no IPv4 media interface (the fast path is IPv4 only)".to_string()),
+        Some(i) if i.local.is_unspecified() => Err(format!(
             "media sockets bind {} (a wildcard), which the program cannot match: give --interface a specific address",
             i.local
         )),
-        Some(_) => None,
+        Some(i) => Ok(i.local),
     };
-    if let Some(why) = why_not {
-        tracing::warn!(reason = %why, "fast path off; the sockets forward everything");
-        return None;
-    }
+    let local = match local {
+        Ok(l) => l,
+        Err(why) => {
+            tracing::warn!(reason = %why, "fast path off; the sockets forward everything");
+            return None;
+        }
+    };
+    // Media for a loopback address arrives on `lo` only; any other address
+    // may arrive on any interface (Linux answers for its addresses on all).
+    let only_lo = ["lo".to_string()];
+    let interfaces = local.is_loopback().then_some(&only_lo[..]);
     let epoch = rtpmesh_relay::clock::media_epoch_ns();
-    match FastPath::load(mode, ENTRIES, None, epoch) {
+    match FastPath::load(mode, ENTRIES, interfaces, epoch) {
         Ok(fp) => {
             tracing::info!(mode = ?fp.mode(), interfaces = ?fp.interfaces(), entries = ENTRIES,
                 program = fp.program_id(),
