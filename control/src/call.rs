@@ -270,6 +270,7 @@ impl Call {
                 rtcp_outputs: rtcp_out.clone(),
                 clock_rate: s.clock_rate,
                 counters: s.local.rtp.counters.clone(),
+                security: Default::default(),
             },
             FlowSpec {
                 id: s.local.rtcp.flow,
@@ -280,6 +281,7 @@ impl Call {
                 rtcp_outputs: rtcp_out,
                 clock_rate: s.clock_rate,
                 counters: s.local.rtcp.counters.clone(),
+                security: Default::default(),
             },
         ]
     }

@@ -296,6 +296,7 @@ mod tests {
             rtcp_outputs: vec![],
             clock_rate: 8000,
             counters: Arc::default(),
+            security: Default::default(),
         };
         let slot = t.insert(&spec);
         (t, slot)

@@ -142,6 +142,7 @@ fn spec(id: u32, peer: Option<&str>, latching: Latching, carries: Carries) -> Fl
         rtcp_outputs: out,
         clock_rate: 8000,
         counters: Arc::default(),
+        security: Default::default(),
     }
 }
 

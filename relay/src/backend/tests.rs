@@ -615,6 +615,7 @@ mod tunnels {
             rtcp_outputs: vec![out],
             clock_rate: 8000,
             counters: Arc::default(),
+            security: Default::default(),
         }
     }
 

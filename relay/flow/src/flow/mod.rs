@@ -33,8 +33,8 @@ mod tests;
 pub use accept::{Flow, Verdict, CONFIRM_WINDOW};
 pub use shortcut::{Shortcut, SourceRule};
 pub use spec::{
-    Carries, FlowId, FlowKind, FlowSpec, Latching, Output, Route, Routes, Slot, MAX_OUTPUTS,
-    MAX_TUNNEL_PEERS,
+    Carries, DtlsRole, DtlsSetup, Fingerprint, FlowId, FlowKind, FlowSpec, IceCredentials,
+    Latching, Output, Route, Routes, SdesKeys, Security, Slot, MAX_OUTPUTS, MAX_TUNNEL_PEERS,
 };
 pub use step::{Event, Forwarded};
 pub use table::{FlowTable, UpdateError};

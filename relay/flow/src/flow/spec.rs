@@ -123,6 +123,80 @@ pub struct FlowSpec {
     pub clock_rate: u32,
     /// Counters shared with the control plane.
     pub counters: Arc<FlowCounters>,
+    /// What protects the media between this socket and its peer (SRTP
+    /// keys, DTLS-SRTP, ICE); the default is plain RTP.
+    pub security: Security,
+}
+
+/// What protects the media between a flow's socket and its peer.
+///
+/// Packets the peer sends are unprotected when they arrive here; packets
+/// this socket sends to its peer are protected on the way out. Everything
+/// between (other legs, tunnels, recordings) sees plain RTP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    /// SRTP keys from signalling (SDES, RFC 4568).
+    pub sdes: Option<SdesKeys>,
+    /// DTLS-SRTP (RFC 5763): the handshake on this socket makes the keys.
+    pub dtls: Option<DtlsSetup>,
+    /// ICE-lite: this socket answers the peer's connectivity checks.
+    pub ice: Option<IceCredentials>,
+}
+
+impl Security {
+    /// Whether packets need a transform (so the kernel cannot forward them).
+    pub fn is_plain(&self) -> bool {
+        self.sdes.is_none() && self.dtls.is_none()
+    }
+}
+
+/// SDES keys of one socket: the peer's (to unprotect what it sends) and
+/// ours (to protect what goes to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdesKeys {
+    /// The key the peer protects its packets with (its `a=crypto`).
+    pub inbound: rtpmesh_srtp::MasterKey,
+    /// The key rtpmesh protects packets to the peer with (our `a=crypto`).
+    pub outbound: rtpmesh_srtp::MasterKey,
+}
+
+/// This socket's side of a DTLS handshake (RFC 5763 `a=setup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsRole {
+    /// rtpmesh is the DTLS client (`a=setup:active`).
+    Active,
+    /// rtpmesh is the DTLS server (`a=setup:passive`).
+    Passive,
+}
+
+/// DTLS-SRTP parameters of one socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsSetup {
+    /// Our role.
+    pub role: DtlsRole,
+    /// The peer's certificate fingerprint from its SDP; the handshake
+    /// fails unless the certificate it presents matches.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// A certificate fingerprint (`a=fingerprint:<hash> <hex>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Hash function name as SDP spells it, lower case (`sha-256`).
+    pub hash: String,
+    /// The digest.
+    pub value: Vec<u8>,
+}
+
+/// ICE-lite credentials of one socket (RFC 8445 `a=ice-ufrag`/`a=ice-pwd`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCredentials {
+    /// Our ufrag.
+    pub local_ufrag: String,
+    /// Our password: checks to us carry MESSAGE-INTEGRITY with it.
+    pub local_pwd: String,
+    /// The peer's ufrag, once its SDP gave one.
+    pub remote_ufrag: Option<String>,
 }
 
 /// An output resolved to table slots.

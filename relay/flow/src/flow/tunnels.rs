@@ -165,6 +165,7 @@ impl FlowTable {
             rtcp_outputs: Vec::new(),
             clock_rate: 1,
             counters,
+            security: Default::default(),
         };
         let state = TunnelState {
             secret,

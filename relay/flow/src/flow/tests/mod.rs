@@ -40,6 +40,7 @@ pub(super) fn spec(
         rtcp_outputs: out,
         clock_rate: 8000,
         counters: Arc::default(),
+        security: Default::default(),
     }
 }
 
