@@ -53,6 +53,8 @@ pub enum Removal {
     Deleted,
     /// No media for the timeout.
     Timeout,
+    /// An ICE peer's consent expired (RFC 7675): the browser is gone.
+    ConsentExpired,
 }
 
 /// Node-wide counters for `statistics`.
@@ -86,6 +88,8 @@ pub struct Node {
     keep_changes: bool,
     /// Calls changed since the last [`Node::take_changes`].
     dirty: std::collections::BTreeSet<String>,
+    /// Calls whose ICE peer's consent expired, removed at the next tick.
+    consent_expired: std::collections::BTreeSet<String>,
     /// Calls removed since then.
     gone: Vec<String>,
 }
@@ -99,6 +103,7 @@ impl Node {
             flows: HashMap::new(),
             keep_changes: false,
             dirty: Default::default(),
+            consent_expired: Default::default(),
             gone: Vec::new(),
             stats: NodeStats {
                 started_unix: now.unix,
@@ -277,10 +282,23 @@ impl Node {
 
     /// Applies a worker's report.
     pub fn on_event(&mut self, ev: &rtpmesh_relay::worker::Event) {
-        if let rtpmesh_relay::worker::Event::Latched { flow, addr } = ev {
-            if let Some(call) = self.flows.get(flow).and_then(|id| self.calls.get_mut(id)) {
-                call.on_latched(*flow, *addr);
+        use rtpmesh_relay::worker::Event;
+        match ev {
+            Event::Latched { flow, addr } => {
+                if let Some(call) = self.flows.get(flow).and_then(|id| self.calls.get_mut(id)) {
+                    call.on_latched(*flow, *addr);
+                }
             }
+            Event::ConsentExpired { flow } => {
+                if let Some(id) = self.flows.get(flow) {
+                    self.consent_expired.insert(id.clone());
+                }
+            }
+            Event::DtlsFailed { flow, reason } => {
+                let call = self.flows.get(flow).map(String::as_str).unwrap_or("?");
+                tracing::warn!(%call, ?flow, %reason, "DTLS handshake failed: no media on this leg");
+            }
+            Event::Closed { .. } | Event::Failed { .. } => {}
         }
     }
 
@@ -289,7 +307,15 @@ impl Node {
     pub fn tick(&mut self, now: Now, plane: &mut dyn MediaPlane) -> Vec<(String, Removal)> {
         let timeout = self.config.media_timeout.as_millis() as u64;
         let mut gone = Vec::new();
+        for id in std::mem::take(&mut self.consent_expired) {
+            if self.calls.contains_key(&id) {
+                gone.push((id, Removal::ConsentExpired));
+            }
+        }
         for (id, c) in &self.calls {
+            if gone.iter().any(|(g, _)| g == id) {
+                continue;
+            }
             if c.delete_at_ms.is_some_and(|t| t <= now.ms) {
                 gone.push((id.clone(), Removal::Deleted));
             } else if now
@@ -307,6 +333,10 @@ impl Node {
                     self.stats.timeouts += 1;
                     let t = self.calls[id].totals();
                     tracing::info!(call = %id, rtp = t.rtp_packets, rtcp = t.rtcp_packets, "call timed out: no media");
+                }
+                Removal::ConsentExpired => {
+                    self.stats.timeouts += 1;
+                    tracing::info!(call = %id, "call ended: ICE consent expired (the browser is gone)");
                 }
             }
             self.remove(id, plane);

@@ -13,5 +13,6 @@
 
 pub mod backend;
 pub mod clock;
+pub mod handshake;
 pub mod offload;
 pub mod worker;

@@ -39,6 +39,7 @@ use rtpmesh_fastpath::FastPath;
 use crate::backend::sys::EventFd;
 use crate::backend::{self, Backend, BackendKind, PacketSink, Transmit};
 use crate::clock;
+use crate::handshake::Handshakes;
 use crate::offload::Offloads;
 use rtpmesh_flow::counters::{bump, FlowCounters};
 pub use rtpmesh_flow::flow::Event;
@@ -71,10 +72,11 @@ pub enum Command {
     Update(Vec<FlowSpec>),
     /// Remove flows and close their sockets.
     Remove(Vec<FlowId>),
-    /// Fold the kernel fast path's counters into the flows and bring its
-    /// entries up to date (a ticker sends this a few times a second while
-    /// the fast path is on; without it, a no-op). With a sender: only fold
-    /// the counters, then signal (a reply about to report them waits).
+    /// The worker's tick (a [`Ticker`] sends one every 100 ms): fold the
+    /// kernel fast path's counters into the flows and bring its entries up
+    /// to date, retransmit DTLS flights that are due, and notice ICE peers
+    /// whose consent expired. With a sender: only fold the counters, then
+    /// signal (a reply about to report them waits).
     Sync(Option<Sender<()>>),
     /// Finish the loop and end the thread.
     Stop,
@@ -91,18 +93,51 @@ pub struct Forwarder {
     closing: HashMap<Slot, FlowId>,
     /// The kernel fast path's entries for this worker's flows, when it is on.
     offload: Option<Offloads>,
+    /// DTLS-SRTP handshakes on this worker's sockets.
+    handshakes: Handshakes,
+    /// ICE flows whose consent expired at the last tick (reused).
+    expired: Vec<FlowId>,
 }
 
 impl Forwarder {
     /// A forwarder with an empty table that reports to `events` and hands
     /// latched streams to `offload` when given.
     pub fn new(events: Sender<Event>, offload: Option<Offloads>) -> Self {
+        Self::with_certificate(events, offload, None)
+    }
+
+    /// [`Forwarder::new`], with the certificate DTLS handshakes present.
+    pub fn with_certificate(
+        events: Sender<Event>,
+        offload: Option<Offloads>,
+        cert: Option<rtpmesh_dtls::Certificate>,
+    ) -> Self {
         Self {
             table: FlowTable::new(clock::media_clock()),
             out: Forwarded::new(),
             events,
             closing: HashMap::new(),
             offload,
+            handshakes: Handshakes::new(cert),
+            expired: Vec::new(),
+        }
+    }
+
+    /// Sends what the DTLS handshakes queued; the run loop calls it after
+    /// every batch and command.
+    pub fn flush_handshakes(&mut self, backend: &dyn Backend) {
+        if self.handshakes.has_outgoing() {
+            self.handshakes.flush(&self.table, backend);
+        }
+    }
+
+    /// The tick's work besides the fast path: DTLS timers, ICE consent.
+    fn tick(&mut self, now: Instant) {
+        self.handshakes.tick(&mut self.table, now, &self.events);
+        self.table.expire_consent(now, &mut self.expired);
+        for flow in self.expired.drain(..) {
+            tracing::info!(?flow, "ICE consent expired; no more media to this peer");
+            let _ = self.events.try_send(Event::ConsentExpired { flow });
         }
     }
 
@@ -184,9 +219,11 @@ impl Forwarder {
                 self.update(&specs);
             }
             Command::Sync(None) => {
+                let now = Instant::now();
                 if let Some(o) = self.offload.as_mut() {
-                    o.sync(Instant::now(), &mut self.table);
+                    o.sync(now, &mut self.table);
                 }
+                self.tick(now);
             }
             Command::Sync(Some(done)) => {
                 if let Some(o) = self.offload.as_mut() {
@@ -207,6 +244,9 @@ impl Forwarder {
                         .slot(id)
                         .and_then(|s| self.table.get(s))
                         .is_some_and(|f| f.kind() == FlowKind::Socketless);
+                    if let Some(slot) = self.table.slot(id) {
+                        self.handshakes.remove(slot);
+                    }
                     match self.table.remove(id) {
                         Some(slot) if !socketless && !backend.remove_socket(slot) => {
                             self.closing.insert(slot, id);
@@ -220,9 +260,14 @@ impl Forwarder {
     }
 
     fn update(&mut self, specs: &[FlowSpec]) {
+        let now = Instant::now();
         for spec in specs {
             if let Err(e) = self.table.update(spec) {
                 self.report(spec.id, e.to_string());
+                continue;
+            }
+            if let Some(slot) = self.table.slot(spec.id) {
+                self.handshakes.on_spec(slot, spec, now, &self.events);
             }
         }
     }
@@ -241,8 +286,25 @@ impl Forwarder {
 
 impl PacketSink for Forwarder {
     #[inline]
-    fn on_packet(&mut self, now: Instant, slot: Slot, src: SocketAddr, data: &[u8]) -> &[Transmit] {
-        self.table.forward(now, slot, src, data, &mut self.out);
+    fn on_packet(
+        &mut self,
+        now: Instant,
+        slot: Slot,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> &[Transmit] {
+        self.table.forward(now, slot, src, buf, len, &mut self.out);
+        if let Some(rec) = self.out.take_dtls() {
+            self.handshakes.on_record(
+                &mut self.table,
+                rec.slot,
+                rec.src,
+                &buf[rec.start..rec.end],
+                now,
+                &self.events,
+            );
+        }
         for ev in self.out.events() {
             // Bounded channel: a full queue loses the notice, never blocks.
             if let Err(TrySendError::Full(ev)) = self.events.try_send(ev) {
@@ -394,6 +456,7 @@ pub fn spawn(
     core: Option<usize>,
     events: Sender<Event>,
     fast_path: Option<Arc<FastPath>>,
+    cert: Option<rtpmesh_dtls::Certificate>,
 ) -> io::Result<WorkerHandle> {
     let wake = Arc::new(EventFd::new()?);
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -414,7 +477,8 @@ pub fn spawn(
                 Ok(backend) => {
                     let _ = ready_tx.send(Ok(backend.name()));
                     let offload = fast_path.map(|fp| Offloads::new(fp, clock::media_epoch_ns()));
-                    run(backend, Forwarder::new(events, offload), rx, wake_fd);
+                    let fwd = Forwarder::with_certificate(events, offload, cert);
+                    run(backend, fwd, rx, wake_fd);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -465,5 +529,6 @@ fn run(
         if let Err(e) = backend.process(&mut fwd) {
             tracing::error!(error = %e, "worker processing failed");
         }
+        fwd.flush_handshakes(backend.as_ref());
     }
 }

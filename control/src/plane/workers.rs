@@ -49,9 +49,13 @@ pub struct WorkerPlane {
     events: Receiver<Event>,
     /// Events read while waiting for closures, kept for the node.
     held: Vec<Event>,
-    /// The kernel fast path, when it loaded, and the ticker that keeps the
-    /// workers' view of it current.
-    fast_path: Option<(Arc<FastPath>, Ticker)>,
+    /// The kernel fast path, when it loaded.
+    fast_path: Option<Arc<FastPath>>,
+    /// Ticks every worker: fast path counters and entries, DTLS timers,
+    /// ICE consent.
+    _ticker: Ticker,
+    /// The certificate every DTLS-SRTP leg presents, made at start.
+    certificate: Option<rtpmesh_dtls::Certificate>,
 }
 
 impl WorkerPlane {
@@ -67,6 +71,15 @@ impl WorkerPlane {
             n => n,
         };
         let fp = fastpath::load(config);
+        // One certificate per process (RFC 5763 lets every leg share it:
+        // the fingerprint in each SDP is what the peer checks).
+        let certificate = match rtpmesh_dtls::Certificate::generate() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no DTLS certificate: DTLS-SRTP legs are refused");
+                None
+            }
+        };
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
@@ -76,12 +89,10 @@ impl WorkerPlane {
                 core,
                 events.clone(),
                 fp.clone(),
+                certificate.clone(),
             )?);
         }
-        let fast_path = match fp {
-            Some(fp) => Some((fp, Ticker::start(&workers, fastpath::SYNC_EVERY)?)),
-            None => None,
-        };
+        let ticker = Ticker::start(&workers, fastpath::SYNC_EVERY)?;
         let pool = PortPool::new(config.port_min, config.port_max)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let tunnels = match config.tunnel_address {
@@ -109,13 +120,15 @@ impl WorkerPlane {
             closing_pairs: HashMap::new(),
             events: events_rx,
             held: Vec::new(),
-            fast_path,
+            fast_path: fp,
+            _ticker: ticker,
+            certificate,
         })
     }
 
     /// The kernel fast path, when it is on.
     pub fn fast_path(&self) -> Option<&FastPath> {
-        self.fast_path.as_ref().map(|(fp, _)| &**fp)
+        self.fast_path.as_deref()
     }
 
     /// The backend name the workers use.
@@ -136,6 +149,14 @@ impl WorkerPlane {
             t.tunnel_unknown_flow += s.tunnel_unknown_flow;
         }
         t
+    }
+
+    /// SHA-256 fingerprint of the certificate DTLS-SRTP legs present
+    /// (`a=fingerprint`), if the node has one.
+    pub fn dtls_fingerprint(&self) -> Option<[u8; 32]> {
+        self.certificate
+            .as_ref()
+            .map(rtpmesh_dtls::Certificate::fingerprint_sha256)
     }
 
     /// Number of workers.
@@ -237,7 +258,7 @@ impl WorkerPlane {
         if self
             .fast_path
             .as_ref()
-            .is_none_or(|(fp, _)| fp.installed() == 0)
+            .is_none_or(|fp| fp.installed() == 0)
         {
             return;
         }

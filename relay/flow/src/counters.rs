@@ -67,6 +67,18 @@ pub struct FlowCounters {
     /// Tunnel sockets only: authentic datagrams for a flow id this worker
     /// has no socketless flow for; dropped.
     pub tunnel_unknown_flow: AtomicU64,
+    /// SRTP/SRTCP packets whose authentication tag did not verify, or that
+    /// could not be unprotected or protected (malformed, no room); dropped.
+    pub srtp_failures: AtomicU64,
+    /// Authentic SRTP/SRTCP packets seen already or too old (replay);
+    /// dropped.
+    pub srtp_replays: AtomicU64,
+    /// STUN binding requests answered (ICE connectivity checks).
+    pub stun_answered: AtomicU64,
+    /// STUN messages refused (malformed, wrong user or integrity); dropped.
+    pub stun_refused: AtomicU64,
+    /// DTLS records received (handshake and alerts).
+    pub dtls_records: AtomicU64,
 }
 
 /// Adds `n` to a counter that only the calling thread writes.
@@ -100,6 +112,11 @@ impl FlowCounters {
             tunnel_auth_failures: self.tunnel_auth_failures.load(Relaxed),
             tunnel_replays: self.tunnel_replays.load(Relaxed),
             tunnel_unknown_flow: self.tunnel_unknown_flow.load(Relaxed),
+            srtp_failures: self.srtp_failures.load(Relaxed),
+            srtp_replays: self.srtp_replays.load(Relaxed),
+            stun_answered: self.stun_answered.load(Relaxed),
+            stun_refused: self.stun_refused.load(Relaxed),
+            dtls_records: self.dtls_records.load(Relaxed),
         }
     }
 }
@@ -149,6 +166,16 @@ pub struct CounterSnapshot {
     pub tunnel_replays: u64,
     /// See [`FlowCounters::tunnel_unknown_flow`].
     pub tunnel_unknown_flow: u64,
+    /// See [`FlowCounters::srtp_failures`].
+    pub srtp_failures: u64,
+    /// See [`FlowCounters::srtp_replays`].
+    pub srtp_replays: u64,
+    /// See [`FlowCounters::stun_answered`].
+    pub stun_answered: u64,
+    /// See [`FlowCounters::stun_refused`].
+    pub stun_refused: u64,
+    /// See [`FlowCounters::dtls_records`].
+    pub dtls_records: u64,
 }
 
 impl CounterSnapshot {
@@ -165,5 +192,8 @@ impl CounterSnapshot {
             + self.tunnel_auth_failures
             + self.tunnel_replays
             + self.tunnel_unknown_flow
+            + self.srtp_failures
+            + self.srtp_replays
+            + self.stun_refused
     }
 }

@@ -128,7 +128,14 @@ struct Sink {
 }
 
 impl PacketSink for Sink {
-    fn on_packet(&mut self, _: Instant, slot: Slot, _: SocketAddr, _: &[u8]) -> &[Transmit] {
+    fn on_packet(
+        &mut self,
+        _: Instant,
+        slot: Slot,
+        _: SocketAddr,
+        _: &mut [u8],
+        _: usize,
+    ) -> &[Transmit] {
         if slot == IN {
             &self.out
         } else {

@@ -250,13 +250,13 @@ impl Epoll {
                 };
                 let Some(src) = src else { continue };
                 let len = m.msg_len as usize;
-                let sends = sink.on_packet(now, slot, src, &self.rx.bufs[i][..len]);
+                let sends = sink.on_packet(now, slot, src, &mut self.rx.bufs[i], len);
                 for t in sends {
                     let k = self.tx.items.len();
                     if k == TX_CAP {
                         break;
                     }
-                    let Some(body) = t.body(&self.rx.bufs[i][..len]) else {
+                    let Some(body) = t.body(&self.rx.bufs[i], len) else {
                         continue;
                     };
                     self.tx.queue(k, i, t, body);
@@ -421,5 +421,9 @@ impl Backend for Epoll {
 
     fn name(&self) -> &'static str {
         "epoll"
+    }
+
+    fn socket_fd(&self, slot: Slot) -> Option<RawFd> {
+        Self::socket_fd(self, slot)
     }
 }

@@ -29,9 +29,19 @@ mod tests;
 
 /// What a backend feeds datagrams to: the worker's flow table.
 pub trait PacketSink {
-    /// Handles one datagram received on `slot`'s socket from `src`, returning
-    /// the copies to send (the same bytes, from other sockets).
-    fn on_packet(&mut self, now: Instant, slot: Slot, src: SocketAddr, data: &[u8]) -> &[Transmit];
+    /// Handles one datagram of `len` bytes received on `slot`'s socket from
+    /// `src` into `buf` (the whole receive buffer, which the sink may write:
+    /// SRTP is unprotected and protected in place, copies and answers go in
+    /// the room after the datagram), returning the copies to send, each a
+    /// range of `buf` ([`Transmit::body`]).
+    fn on_packet(
+        &mut self,
+        now: Instant,
+        slot: Slot,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> &[Transmit];
     /// A send out of `via`'s socket failed.
     fn on_send_error(&mut self, via: Slot, err: io::Error);
     /// The kernel reports `total` datagrams dropped so far on `slot`'s
@@ -75,6 +85,9 @@ pub trait Backend {
     }
     /// Short name for logs ("io_uring", "epoll").
     fn name(&self) -> &'static str;
+    /// The raw fd of `slot`'s socket, for a datagram of the worker's own
+    /// (a DTLS flight) that is sent at once, outside the batch.
+    fn socket_fd(&self, slot: Slot) -> Option<RawFd>;
 }
 
 /// Which backend a worker uses.

@@ -42,7 +42,8 @@ impl PacketSink for Sink {
         _now: Instant,
         slot: Slot,
         src: SocketAddr,
-        _data: &[u8],
+        _buf: &mut [u8],
+        _len: usize,
     ) -> &[Transmit] {
         if slot == self.a {
             self.on_a += 1;

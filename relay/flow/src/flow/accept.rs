@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::secure::Secured;
 use super::spec::{Carries, FlowId, FlowKind, Latching, Routes};
 use super::tunnels::TunnelState;
 use crate::clock::MediaClock;
@@ -60,6 +61,20 @@ pub struct Flow {
     pub(super) clock_rate: u32,
     pub(super) stats: ReceiverStats,
     pub(super) counters: Arc<FlowCounters>,
+    /// SRTP, DTLS and ICE state when the peer side is protected.
+    pub(super) secured: Option<Box<Secured>>,
+}
+
+/// Which kind of packet `data` is on a socket that carries `carries`
+/// (RFC 5761 demultiplexing when muxed); `None` when it is neither. The
+/// byte it looks at is in the clear in SRTP and SRTCP too.
+pub(super) fn kind_of(carries: Carries, data: &[u8]) -> Option<PacketKind> {
+    match (carries, classify(data)) {
+        (_, Err(_)) => None,
+        (Carries::Rtcp, _) => Some(PacketKind::Rtcp),
+        (Carries::Rtp, _) => Some(PacketKind::Rtp),
+        (Carries::Muxed, Ok(k)) => Some(k),
+    }
 }
 
 impl Flow {
@@ -129,14 +144,9 @@ impl Flow {
             forward: None,
             latched: None,
         };
-        let kind = match (self.carries, classify(data)) {
-            (_, Err(_)) => {
-                bump(&c.malformed, 1);
-                return drop;
-            }
-            (Carries::Rtcp, _) => PacketKind::Rtcp,
-            (Carries::Rtp, _) => PacketKind::Rtp,
-            (Carries::Muxed, Ok(k)) => k,
+        let Some(kind) = kind_of(self.carries, data) else {
+            bump(&c.malformed, 1);
+            return drop;
         };
         let header = match kind {
             PacketKind::Rtp => RtpHeader::parse(data).map(Some),

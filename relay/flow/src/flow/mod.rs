@@ -21,6 +21,7 @@
 //! path may forward).
 
 mod accept;
+mod secure;
 mod shortcut;
 mod spec;
 mod step;
@@ -36,5 +37,5 @@ pub use spec::{
     Carries, DtlsRole, DtlsSetup, Fingerprint, FlowId, FlowKind, FlowSpec, IceCredentials,
     Latching, Output, Route, Routes, SdesKeys, Security, Slot, MAX_OUTPUTS, MAX_TUNNEL_PEERS,
 };
-pub use step::{Event, Forwarded};
+pub use step::{DtlsRecord, Event, Forwarded};
 pub use table::{FlowTable, UpdateError};

@@ -5,8 +5,8 @@
 //! window, or never latched by policy), every packet kind its socket
 //! carries goes to exactly one place, the other leg's peer, and that peer
 //! is settled too. Anything more (recording copies, branches, tunnels, a
-//! peer still unknown or still allowed to move) keeps the flow on the
-//! sockets. The worker asks [`FlowTable::shortcut`] on every tick and
+//! peer still unknown or still allowed to move, SRTP, DTLS or ICE on either
+//! side) keeps the flow on the sockets. The worker asks [`FlowTable::shortcut`] on every tick and
 //! installs, replaces or removes the kernel's entry to match; this module
 //! only decides.
 
@@ -87,13 +87,14 @@ impl FlowTable {
     /// (see the module doc for when a flow qualifies).
     pub fn shortcut(&self, slot: Slot, now: Instant) -> Option<Shortcut> {
         let flow = self.get(slot)?;
-        if flow.kind() != FlowKind::Socket {
+        // The kernel neither unprotects, protects nor answers STUN.
+        if flow.kind() != FlowKind::Socket || flow.secured.is_some() {
             return None;
         }
         let source = flow.settled_source(now)?;
         let via = flow.single_peer_route()?;
         let out = self.get(via)?;
-        if out.kind() != FlowKind::Socket || via == slot {
+        if out.kind() != FlowKind::Socket || via == slot || out.secured.is_some() {
             return None;
         }
         out.settled_source(now)?;

@@ -11,6 +11,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::accept::kind_of;
+use super::secure::room_after;
 use super::spec::{FlowId, FlowKind, Route, Slot, MAX_OUTPUTS};
 use super::FlowTable;
 use crate::counters::bump;
@@ -43,14 +45,43 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// An ICE peer's consent expired (RFC 7675): it sent no valid check
+    /// for 30 s, so the relay stopped sending to it.
+    ConsentExpired {
+        /// The flow facing that peer.
+        flow: FlowId,
+    },
+    /// A DTLS handshake on a flow's socket failed (wrong fingerprint, bad
+    /// records, a fatal alert); the leg cannot carry media.
+    DtlsFailed {
+        /// The flow.
+        flow: FlowId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A DTLS datagram the forward step leaves to the worker (which runs the
+/// handshake): bytes `start..end` of the receive buffer, from `src`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DtlsRecord {
+    /// The flow whose socket received it.
+    pub slot: Slot,
+    /// Who sent it.
+    pub src: SocketAddr,
+    /// Where it starts in the receive buffer.
+    pub start: usize,
+    /// Where it ends.
+    pub end: usize,
 }
 
 /// The output of one forward step, owned by the caller and reused from
 /// datagram to datagram: each step starts by clearing it.
 #[derive(Debug)]
 pub struct Forwarded {
-    transmits: Vec<Transmit>,
-    events: Vec<Event>,
+    pub(super) transmits: Vec<Transmit>,
+    pub(super) events: Vec<Event>,
+    pub(super) dtls: Option<DtlsRecord>,
 }
 
 impl Default for Forwarded {
@@ -67,6 +98,7 @@ impl Forwarded {
         Self {
             transmits: Vec::with_capacity(MAX_OUTPUTS),
             events: Vec::with_capacity(1),
+            dtls: None,
         }
     }
 
@@ -80,51 +112,78 @@ impl Forwarded {
         self.events.drain(..)
     }
 
+    /// Takes the DTLS datagram the step left for the worker, if any.
+    pub fn take_dtls(&mut self) -> Option<DtlsRecord> {
+        self.dtls.take()
+    }
+
     fn clear(&mut self) {
         self.transmits.clear();
         self.events.clear();
+        self.dtls = None;
     }
 }
 
 impl FlowTable {
-    /// The forward step: handles one datagram that `slot`'s socket
-    /// received from `src` at `now`, leaving in `out` the copies to send
-    /// and what the control plane should hear.
+    /// The forward step: handles one datagram of `len` bytes that `slot`'s
+    /// socket received from `src` at `now` into `buf` (the whole receive
+    /// buffer: the room after the datagram takes protected copies and STUN
+    /// answers), leaving in `out` the copies to send and what the control
+    /// plane should hear.
     ///
     /// A datagram on a tunnel socket is authenticated first
     /// ([`FlowTable::open_tunnel`]); from there on its inner datagram is the
     /// packet of the socketless flow it names, and its copies skip the
-    /// tunnel header. The flow then latches or checks the source and
-    /// accounts ([`Flow::accept`](super::Flow::accept)), and every route of
-    /// the packet's kind becomes a transmit: out of another flow's socket to
-    /// its peer, to a fixed address, or sealed into a tunnel. A route with
-    /// nowhere to go yet (a peer not known) is counted as unroutable.
+    /// tunnel header. A flow whose peer speaks SRTP, DTLS or ICE handles
+    /// those first (`secure`): the packet is unprotected in place. The flow
+    /// then latches or checks the source and accounts
+    /// ([`Flow::accept`](super::Flow::accept)), and every route of the
+    /// packet's kind becomes a transmit: out of another flow's socket to its
+    /// peer (protected for it if it needs that), to a fixed address, or
+    /// sealed into a tunnel. A route with nowhere to go yet (a peer not
+    /// known) is counted as unroutable.
     pub fn forward(
         &mut self,
         now: Instant,
         slot: Slot,
         src: SocketAddr,
-        data: &[u8],
+        buf: &mut [u8],
+        len: usize,
         out: &mut Forwarded,
     ) {
         out.clear();
+        let len = len.min(buf.len());
         let Some(flow) = self.get(slot) else {
             return;
         };
         let (slot, skip) = if flow.kind() == FlowKind::Tunnel {
-            match self.open_tunnel(slot, src, data, now) {
+            match self.open_tunnel(slot, src, &buf[..len], now) {
                 Some(inner) => (inner, HEADER_LEN),
                 None => return,
             }
         } else {
             (slot, 0)
         };
-        let data = &data[skip..];
+        if skip >= len {
+            return;
+        }
         let clock = self.clock;
+        let Some(flow) = self.get(slot) else {
+            return;
+        };
+        let end = if flow.secured.is_some() {
+            let kind = kind_of(flow.carries, &buf[skip..len]);
+            match self.unprotect(slot, src, buf, skip, len, kind, now, out) {
+                Some(end) => end,
+                None => return,
+            }
+        } else {
+            len
+        };
         let Some(flow) = self.get_mut(slot) else {
             return;
         };
-        let verdict = flow.accept(src, data, now, clock);
+        let verdict = flow.accept(src, &buf[skip..end], now, clock);
         if let Some(addr) = verdict.latched {
             out.events.push(Event::Latched {
                 flow: flow.id(),
@@ -132,46 +191,60 @@ impl FlowTable {
             });
         }
         if let Some(kind) = verdict.forward {
-            self.route(slot, kind, data, skip as u16, now, out);
+            self.route(slot, kind, buf, skip, end, now, out);
         }
     }
 
-    /// Turns `slot`'s routes for `kind` into transmits of `data` (which
-    /// follows `skip` bytes of the received datagram) and counts them;
-    /// `now` times tunnel sequence numbers.
+    /// Turns `slot`'s routes for `kind` into transmits of the plain packet
+    /// `buf[start..end]` and counts them; `now` times tunnel sequence
+    /// numbers.
+    ///
+    /// A route to a peer that needs protection gets the packet protected in
+    /// place when it is the packet's only route, else a protected copy in
+    /// the buffer's room after the datagram, so every other route still
+    /// sends the plain bytes.
+    #[allow(clippy::too_many_arguments)]
     fn route(
         &mut self,
         slot: Slot,
         kind: PacketKind,
-        data: &[u8],
-        skip: u16,
+        buf: &mut [u8],
+        start: usize,
+        end: usize,
         now: Instant,
         out: &mut Forwarded,
     ) {
-        let Some(routes) = self.get(slot).map(|f| f.routes(kind).len()) else {
+        let Some(routes) = self.get(slot).map(|f| *f.routes(kind)) else {
             return;
         };
+        let in_place = routes.len() == 1
+            && matches!(routes.get(0), Some(Route::Peer(via)) if self.protects(via));
+        // Past `end` only the unprotected packet's old tag remains.
+        let mut room = room_after(end);
         let mut unroutable = 0;
-        // By index, not by iterator: sealing for a tunnel takes the
-        // tunnel's next sequence number, a mutable borrow of the table.
-        for i in 0..routes {
-            let Some(route) = self.get(slot).and_then(|f| f.routes(kind).get(i)) else {
-                continue;
-            };
+        for route in routes.iter() {
             let plain = |via, dest| Transmit {
                 via,
                 dest,
-                skip,
+                skip: start as u16,
+                end: end as u16,
                 head: None,
             };
             let send = match route {
-                Route::Peer(via) => self
-                    .get(via)
-                    .and_then(|f| f.peer())
-                    .map(|dest| plain(via, dest)),
+                Route::Peer(via) => match self.get(via).and_then(|f| f.peer()) {
+                    None => None,
+                    Some(dest) if self.protects(via) => self
+                        .protect_for(via, kind, buf, start, end, in_place, &mut room)
+                        .map(|(skip, end)| Transmit {
+                            skip: skip as u16,
+                            end: end as u16,
+                            ..plain(via, dest)
+                        }),
+                    Some(dest) => Some(plain(via, dest)),
+                },
                 Route::Fixed(via, dest) => Some(plain(via, dest)),
                 Route::Tunnel { via, peer, flow } => self
-                    .seal_tunnel(via, peer, kind, flow, data, now)
+                    .seal_tunnel(via, peer, kind, flow, &buf[start..end], now)
                     .map(|(dest, head)| Transmit {
                         head: Some(head),
                         ..plain(via, dest)

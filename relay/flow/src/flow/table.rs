@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::accept::{Flow, Role};
+use super::secure::Secured;
 use super::spec::{
     FlowId, FlowKind, FlowSpec, Output, Route, Routes, Slot, MAX_OUTPUTS, MAX_TUNNEL_PEERS,
 };
@@ -104,6 +105,7 @@ impl FlowTable {
             clock_rate: spec.clock_rate.max(1),
             stats: ReceiverStats::default(),
             counters: spec.counters.clone(),
+            secured: Secured::new(&spec.security),
         };
         let slot = match self.free.pop() {
             Some(index) => {
@@ -176,6 +178,7 @@ impl FlowTable {
         flow.clock_rate = spec.clock_rate.max(1);
         flow.rtp_routes = rtp;
         flow.rtcp_routes = rtcp;
+        Secured::apply(&mut flow.secured, &spec.security);
         Ok(())
     }
 

@@ -427,4 +427,8 @@ impl Backend for Uring {
     fn name(&self) -> &'static str {
         "io_uring"
     }
+
+    fn socket_fd(&self, slot: Slot) -> Option<RawFd> {
+        Self::socket_fd(self, slot)
+    }
 }

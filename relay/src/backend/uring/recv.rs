@@ -154,6 +154,7 @@ impl Uring {
         // (refs > 0) until the end of this call, so nobody writes to it. The
         // slice is built from a raw pointer, so it does not borrow `self`.
         let buf = unsafe { std::slice::from_raw_parts(self.bufs.addr(bid), len) };
+        debug_assert!(len <= BUF_LEN);
         let Ok(msg) = types::RecvMsgOut::parse(buf, &self.rx_msg) else {
             return;
         };
@@ -188,17 +189,25 @@ impl Uring {
             return;
         };
         let payload = msg.payload_data();
+        let plen = payload.len();
+        let start = payload.as_ptr() as usize - self.bufs.addr(bid) as usize;
+        // SAFETY: the payload and the rest of the buffer after it are ours
+        // while we hold the buffer (see above); no other slice of them is
+        // used from here on.
+        let room = unsafe {
+            std::slice::from_raw_parts_mut(self.bufs.addr(bid).add(start), BUF_LEN - start)
+        };
         // The returned slice borrows the sink; copy it out (at most
         // MAX_OUTPUTS, on the stack) so the sink can hear about errors.
         let mut out: [Option<Transmit>; MAX_OUTPUTS] = [None; MAX_OUTPUTS];
         for (o, t) in out
             .iter_mut()
-            .zip(sink.on_packet(now.mono, slot, src, payload))
+            .zip(sink.on_packet(now.mono, slot, src, room, plen))
         {
             *o = Some(*t);
         }
         for t in out.iter().flatten() {
-            self.queue_send(bid, payload, t, sink);
+            self.queue_send(bid, room, plen, t, sink);
         }
     }
 }

@@ -28,13 +28,14 @@ impl Uring {
         &mut self,
         bid: u16,
         payload: &[u8],
+        len: usize,
         t: &Transmit,
         sink: &mut dyn PacketSink,
     ) {
         let Some(fd) = self.socket_fd(t.via) else {
             return;
         };
-        let Some(body) = t.body(payload) else {
+        let Some(body) = t.body(payload, len) else {
             return;
         };
         let Some(k) = self.sends.free.pop() else {
