@@ -4,6 +4,10 @@
 //!
 //! Sans-IO: bytes in, bytes out, nothing allocated per packet.
 
+mod context;
+mod error;
 mod suite;
 
+pub use context::SrtpContext;
+pub use error::SrtpError;
 pub use suite::{KeyError, MasterKey, Suite};
