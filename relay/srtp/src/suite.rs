@@ -12,6 +12,11 @@ pub enum Suite {
     AesCm128HmacSha1_32,
     /// AES-128 GCM, 128-bit tag (RFC 7714).
     AeadAes128Gcm,
+    /// AES-256 GCM, 128-bit tag (RFC 7714). Not in [`Suite::ALL`] (rtpmesh
+    /// does not offer it in SDES) but a DTLS-SRTP peer may select it: a
+    /// DTLS server prefers it when the client offers it (dimpl does, and
+    /// Chrome offers it when GCM is enabled).
+    AeadAes256Gcm,
 }
 
 impl Suite {
@@ -28,6 +33,7 @@ impl Suite {
             Self::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
             Self::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
             Self::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            Self::AeadAes256Gcm => "AEAD_AES_256_GCM",
         }
     }
 
@@ -38,13 +44,16 @@ impl Suite {
 
     /// Master key length in bytes.
     pub fn key_len(self) -> usize {
-        16
+        match self {
+            Self::AeadAes256Gcm => 32,
+            _ => 16,
+        }
     }
 
     /// Master salt length in bytes.
     pub fn salt_len(self) -> usize {
         match self {
-            Self::AeadAes128Gcm => 12,
+            Self::AeadAes128Gcm | Self::AeadAes256Gcm => 12,
             _ => 14,
         }
     }
@@ -54,7 +63,7 @@ impl Suite {
         match self {
             Self::AesCm128HmacSha1_80 => 10,
             Self::AesCm128HmacSha1_32 => 4,
-            Self::AeadAes128Gcm => 16,
+            Self::AeadAes128Gcm | Self::AeadAes256Gcm => 16,
         }
     }
 
@@ -62,7 +71,7 @@ impl Suite {
     /// and the tag).
     pub fn rtcp_overhead(self) -> usize {
         match self {
-            Self::AeadAes128Gcm => 4 + 16,
+            Self::AeadAes128Gcm | Self::AeadAes256Gcm => 4 + 16,
             _ => 4 + 10,
         }
     }
@@ -93,8 +102,9 @@ pub enum KeyError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct MasterKey {
     suite: Suite,
-    // Key then salt, as SDES's `inline:` carries them.
-    bytes: [u8; 30],
+    // Key then salt, as SDES's `inline:` carries them (44 bytes: the
+    // longest, AES-256 GCM's 32 + 12).
+    bytes: [u8; 44],
 }
 
 impl MasterKey {
@@ -109,7 +119,7 @@ impl MasterKey {
                 got: key_and_salt.len(),
             });
         }
-        let mut bytes = [0; 30];
+        let mut bytes = [0; 44];
         bytes[..need].copy_from_slice(key_and_salt);
         Ok(Self { suite, bytes })
     }
