@@ -1,0 +1,34 @@
+//! STUN (RFC 8489) and the ICE-lite responder (RFC 8445 §2.5, RFC 7675), sans-IO.
+//!
+//! The relay is an ICE-lite agent: it never sends checks of its own, it answers
+//! the browser's Binding requests on each media socket and watches them for
+//! consent. Everything here is a pure function of the bytes and the time it is
+//! given; the flow core (relay/flow) calls it for every datagram whose first
+//! byte is 0..=3 (RFC 7983 demux) on a socket whose flow carries ICE
+//! credentials.
+//!
+//! - [`is_stun`]: the demux test (first byte and magic cookie).
+//! - [`answer`]: checks a Binding request (FINGERPRINT, USERNAME, MESSAGE-INTEGRITY,
+//!   comprehension-required attributes) and writes the success response in place
+//!   into the caller's buffer; it allocates nothing. A refused request gives a
+//!   [`StunError`]; [`error_response`] then writes the 400/401/420 error
+//!   response the RFC calls for, or says that the datagram is to be dropped.
+//! - [`Consent`]: RFC 7675 from the lite side: valid checks keep it fresh,
+//!   [`CONSENT_TIMEOUT`] without one ends it.
+//! - [`new_ufrag`], [`new_pwd`], [`host_priority`], [`candidate_line`]: the
+//!   control plane's SDP material (not on the packet path), formatted as
+//!   rtpengine 10.5 formats it.
+//!
+//! Crates: RustCrypto's `hmac` + `sha1` for MESSAGE-INTEGRITY (pure Rust, the
+//! `hmac` the flow core already uses) and `crc32fast` for FINGERPRINT; nothing
+//! else, no IO.
+
+mod answer;
+mod consent;
+mod creds;
+mod stun;
+
+pub use answer::{answer, error_response, Answered};
+pub use consent::{Consent, CONSENT_TIMEOUT};
+pub use creds::{candidate_line, host_priority, ice_chars, new_pwd, new_ufrag, PWD_LEN, UFRAG_LEN};
+pub use stun::{attr, is_stun, StunError, HEADER_LEN, MAGIC_COOKIE};
