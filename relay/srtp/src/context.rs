@@ -39,6 +39,13 @@ impl SrtpContext {
                     derive(key.key(), key.salt(), salt, &mut s);
                     Transform::gcm(&k, &s)
                 }
+                Suite::AeadAes256Gcm => {
+                    let mut k = [0u8; 32];
+                    derive(key.key(), key.salt(), enc, &mut k);
+                    let mut s = [0u8; 12];
+                    derive(key.key(), key.salt(), salt, &mut s);
+                    Transform::gcm(&k, &s)
+                }
                 Suite::AesCm128HmacSha1_80 | Suite::AesCm128HmacSha1_32 => {
                     let mut s = [0u8; 14];
                     derive(key.key(), key.salt(), salt, &mut s);

@@ -4,6 +4,7 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
+type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
 
 /// The labels of RFC 3711 §4.3.1 (and §4.3.2 for SRTCP).
 #[derive(Debug, Clone, Copy)]
@@ -27,10 +28,16 @@ pub(crate) fn derive(master_key: &[u8], master_salt: &[u8], label: Label, out: &
     iv[..master_salt.len()].copy_from_slice(master_salt);
     iv[7] ^= label as u8;
     out.fill(0);
-    // Key and IV lengths are fixed by the suite (16 and 16), checked by
-    // MasterKey, so this cannot fail.
-    let mut prf = Aes128Ctr::new(master_key.into(), &iv.into());
-    prf.apply_keystream(out);
+    // Key and IV lengths are fixed by the suite (16 or 32, and 16), checked
+    // by MasterKey, so this cannot fail. AES-256 suites use AES-256 as the
+    // PRF (RFC 6188 §7, RFC 7714 §11).
+    if master_key.len() == 32 {
+        let mut prf = Aes256Ctr::new(master_key.into(), &iv.into());
+        prf.apply_keystream(out);
+    } else {
+        let mut prf = Aes128Ctr::new(master_key.into(), &iv.into());
+        prf.apply_keystream(out);
+    }
 }
 
 #[cfg(test)]

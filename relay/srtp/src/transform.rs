@@ -2,7 +2,9 @@
 //! HMAC-SHA1 (RFC 3711) or AES-GCM (RFC 7714), keys scheduled once.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use aes_gcm::{AeadInPlace, Aes128Gcm};
+use aes_gcm::aead::generic_array::GenericArray;
+use aes_gcm::aead::consts::U16;
+use aes_gcm::{AeadInPlace, Aes128Gcm, Aes256Gcm, Nonce, Tag};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
@@ -25,8 +27,41 @@ pub(crate) enum Transform {
         mac: Hmac<Sha1>,
         tag_len: usize,
     },
-    /// AES-128-GCM.
-    Gcm { aead: Aes128Gcm, salt: [u8; 12] },
+    /// AES-GCM, 128 or 256 (RFC 7714).
+    Gcm { aead: Gcm, salt: [u8; 12] },
+}
+
+/// AES-GCM with either key size: the two differ only in the key schedule.
+pub(crate) enum Gcm {
+    A128(Box<Aes128Gcm>),
+    A256(Box<Aes256Gcm>),
+}
+
+impl Gcm {
+    fn encrypt_in_place_detached(
+        &self,
+        iv: &Nonce<aes_gcm::aead::consts::U12>,
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> aes_gcm::aead::Result<Tag<U16>> {
+        match self {
+            Self::A128(a) => a.encrypt_in_place_detached(iv, aad, data),
+            Self::A256(a) => a.encrypt_in_place_detached(iv, aad, data),
+        }
+    }
+
+    fn decrypt_in_place_detached(
+        &self,
+        iv: &Nonce<aes_gcm::aead::consts::U12>,
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &GenericArray<u8, U16>,
+    ) -> aes_gcm::aead::Result<()> {
+        match self {
+            Self::A128(a) => a.decrypt_in_place_detached(iv, aad, data, tag),
+            Self::A256(a) => a.decrypt_in_place_detached(iv, aad, data, tag),
+        }
+    }
 }
 
 impl Transform {
@@ -41,12 +76,14 @@ impl Transform {
         }
     }
 
-    /// AES-GCM from session keys.
-    pub(crate) fn gcm(key: &[u8; 16], salt: &[u8; 12]) -> Self {
-        Self::Gcm {
-            aead: Aes128Gcm::new(key.into()),
-            salt: *salt,
-        }
+    /// AES-GCM from session keys (16 bytes: AES-128, 32: AES-256).
+    pub(crate) fn gcm(key: &[u8], salt: &[u8; 12]) -> Self {
+        let aead = if key.len() == 32 {
+            Gcm::A256(Box::new(Aes256Gcm::new(GenericArray::from_slice(key))))
+        } else {
+            Gcm::A128(Box::new(Aes128Gcm::new(GenericArray::from_slice(key))))
+        };
+        Self::Gcm { aead, salt: *salt }
     }
 
     /// Bytes the tag takes.
