@@ -112,7 +112,7 @@ fn rtp_stream(ssrc: u32) -> Vec<Vec<u8>> {
         .map(|i| {
             let seq = 65530u16.wrapping_add(i);
             let with_extras = i % 3 == 0;
-            let mut p = vec![if with_extras { 0x91 } else { 0x80 }, 0x00 | 111];
+            let mut p = vec![if with_extras { 0x91 } else { 0x80 }, 111];
             p.extend(seq.to_be_bytes());
             p.extend((u32::from(i) * 960).to_be_bytes());
             p.extend(ssrc.to_be_bytes());
@@ -215,12 +215,33 @@ fn rtpmesh_to_libsrtp(suite: Suite, rtcp: bool) {
     }
 }
 
+/// libsrtp sends authenticated but unencrypted SRTCP (E=0, RFC 3711
+/// §3.4; RFC 7714 §9.2 for GCM: the whole packet is AAD); rtpmesh
+/// accepts it, and refuses it with one bit changed.
+fn unencrypted_srtcp_from_libsrtp(suite: Suite) {
+    let key = key(suite);
+    let mut peer = Peer::start(&key);
+    let mut rx = SrtpContext::new(&key);
+    for pkt in rtcp_stream(0x5555_6666) {
+        let theirs = peer
+            .call("rtcp-protect-unencrypted", &pkt)
+            .expect("libsrtp protects");
+        assert_eq!(theirs[..pkt.len()], pkt[..], "{suite}: sent in clear");
+        let mut forged = theirs.clone();
+        forged[12] ^= 0x40;
+        let n = forged.len();
+        assert!(rx.unprotect_rtcp(&mut forged, n).is_err(), "{suite}");
+        assert_eq!(rtpmesh(&mut rx, "rtcp-unprotect", &theirs), pkt, "{suite}");
+    }
+}
+
 #[test]
 fn aes_cm_80_interoperates_with_libsrtp() {
     for rtcp in [false, true] {
         libsrtp_to_rtpmesh(Suite::AesCm128HmacSha1_80, rtcp);
         rtpmesh_to_libsrtp(Suite::AesCm128HmacSha1_80, rtcp);
     }
+    unencrypted_srtcp_from_libsrtp(Suite::AesCm128HmacSha1_80);
 }
 
 #[test]
@@ -229,6 +250,7 @@ fn aes_cm_32_interoperates_with_libsrtp() {
         libsrtp_to_rtpmesh(Suite::AesCm128HmacSha1_32, rtcp);
         rtpmesh_to_libsrtp(Suite::AesCm128HmacSha1_32, rtcp);
     }
+    unencrypted_srtcp_from_libsrtp(Suite::AesCm128HmacSha1_32);
 }
 
 #[test]
@@ -237,4 +259,5 @@ fn aead_aes_128_gcm_interoperates_with_libsrtp() {
         libsrtp_to_rtpmesh(Suite::AeadAes128Gcm, rtcp);
         rtpmesh_to_libsrtp(Suite::AeadAes128Gcm, rtcp);
     }
+    unencrypted_srtcp_from_libsrtp(Suite::AeadAes128Gcm);
 }

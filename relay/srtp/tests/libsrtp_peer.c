@@ -6,6 +6,7 @@
  *   SUITE: AES_CM_128_HMAC_SHA1_80 | AES_CM_128_HMAC_SHA1_32 | AEAD_AES_128_GCM
  * Then one command per line on stdin:
  *   rtp-protect HEX | rtp-unprotect HEX | rtcp-protect HEX | rtcp-unprotect HEX
+ *   | rtcp-protect-unencrypted HEX (authenticated only, E=0: a third session)
  * and one answer per line on stdout: "ok HEX" or "err STATUS".
  * Protection uses one session (any outbound SSRC), unprotection another
  * (any inbound SSRC), both with the given key and libsrtp's defaults
@@ -48,7 +49,7 @@ static int set_suite(srtp_policy_t *p, const char *suite)
     return 0;
 }
 
-static srtp_t session(const char *suite, unsigned char *key, srtp_ssrc_type_t dir)
+static srtp_t session(const char *suite, unsigned char *key, srtp_ssrc_type_t dir, int rtcp_auth_only)
 {
     srtp_policy_t p;
     srtp_t s;
@@ -57,6 +58,8 @@ static srtp_t session(const char *suite, unsigned char *key, srtp_ssrc_type_t di
         fprintf(stderr, "libsrtp_peer: unknown suite %s\n", suite);
         exit(2);
     }
+    if (rtcp_auth_only)
+        p.rtcp.sec_serv = sec_serv_auth;
     p.ssrc.type = dir;
     p.key = key;
     p.window_size = 128;
@@ -71,7 +74,7 @@ int main(int argc, char **argv)
 {
     static unsigned char key[64], pkt[MAX_PACKET + SRTP_MAX_TRAILER_LEN + 16];
     static char line[2 * MAX_PACKET + 64];
-    srtp_t tx, rx;
+    srtp_t tx, rx, tx_clear;
 
     if (argc != 3 || unhex(argv[2], key, sizeof key) <= 0) {
         fprintf(stderr, "usage: libsrtp_peer SUITE HEX_KEY_AND_SALT\n");
@@ -79,8 +82,9 @@ int main(int argc, char **argv)
     }
     if (srtp_init() != srtp_err_status_ok)
         return 2;
-    tx = session(argv[1], key, ssrc_any_outbound);
-    rx = session(argv[1], key, ssrc_any_inbound);
+    tx = session(argv[1], key, ssrc_any_outbound, 0);
+    rx = session(argv[1], key, ssrc_any_inbound, 0);
+    tx_clear = session(argv[1], key, ssrc_any_outbound, 1);
 
     while (fgets(line, sizeof line, stdin)) {
         char *hex = strchr(line, ' ');
@@ -100,6 +104,8 @@ int main(int argc, char **argv)
             status = srtp_unprotect(rx, pkt, &len);
         else if (!strcmp(line, "rtcp-protect"))
             status = srtp_protect_rtcp(tx, pkt, &len);
+        else if (!strcmp(line, "rtcp-protect-unencrypted"))
+            status = srtp_protect_rtcp(tx_clear, pkt, &len);
         else if (!strcmp(line, "rtcp-unprotect"))
             status = srtp_unprotect_rtcp(rx, pkt, &len);
         else
