@@ -233,3 +233,32 @@ impl std::fmt::Debug for SrtpContext {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srtcp_index_stops_at_2_31_minus_1() {
+        let key = MasterKey::new(Suite::AesCm128HmacSha1_80, &[1; 30]).unwrap();
+        let mut ctx = SrtpContext::new(&key);
+        let mut s = ctx.streams.peek(9);
+        s.rtcp_out = MAX_SRTCP_INDEX - 1;
+        ctx.streams.commit(s);
+        let rr = [0x80, 201, 0, 1, 0, 0, 0, 9];
+        let mut buf = [0u8; 64];
+        buf[..8].copy_from_slice(&rr);
+        let n = ctx.protect_rtcp(&mut buf, 8).unwrap();
+        assert_eq!(
+            buf[8..12],
+            0xFFFF_FFFFu32.to_be_bytes()[..],
+            "E=1, index 2^31-1"
+        );
+        assert_eq!(n, 8 + 14);
+        buf[..8].copy_from_slice(&rr);
+        assert_eq!(
+            ctx.protect_rtcp(&mut buf, 8),
+            Err(SrtpError::IndexExhausted)
+        );
+    }
+}

@@ -355,3 +355,9 @@ fn debug_shows_no_key() {
         "{d}"
     );
 }
+
+#[test]
+fn a_context_can_move_to_its_worker_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<SrtpContext>();
+}

@@ -109,7 +109,7 @@ impl Transform {
         ks.apply_keystream(data);
     }
 
-    /// HMAC-SHA1 of `parts`, the first `tag_len` bytes.
+    /// HMAC-SHA1 of `parts` (all 20 bytes; callers truncate to the tag).
     fn hmac(mac: &Hmac<Sha1>, parts: &[&[u8]]) -> [u8; 20] {
         let mut m = mac.clone();
         for p in parts {
