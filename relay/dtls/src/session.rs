@@ -145,7 +145,7 @@ impl Session {
             self.handle_timeout(now)?;
         }
         if let Err(e) = self.dtls.handle_packet(datagram) {
-            return Err(self.fail(DtlsError::Handshake(e.to_string())));
+            return Err(self.fail(dimpl_error(e)));
         }
         self.drain()
     }
@@ -157,7 +157,7 @@ impl Session {
         }
         let now = self.advance(now);
         if let Err(e) = self.dtls.handle_timeout(now) {
-            return Err(self.fail(DtlsError::Handshake(e.to_string())));
+            return Err(self.fail(dimpl_error(e)));
         }
         self.drain()
     }
@@ -307,6 +307,15 @@ impl Session {
         }
         let (material, profile) = self.material.take().ok_or(DtlsError::NoSrtpProfile)?;
         split_keys(self.role, profile, &material)
+    }
+}
+
+/// dimpl's errors are all fatal; a missing or unusable peer certificate
+/// is told apart.
+fn dimpl_error(e: dimpl::Error) -> DtlsError {
+    match e {
+        dimpl::Error::CertificateError(e) => DtlsError::Certificate(e.to_string()),
+        e => DtlsError::Handshake(e.to_string()),
     }
 }
 
