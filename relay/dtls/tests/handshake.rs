@@ -268,6 +268,34 @@ fn a_lost_server_flight_is_retransmitted_too() {
 }
 
 #[test]
+fn a_lost_last_server_flight_is_sent_again_when_the_client_repeats_its_own() {
+    let now = Instant::now();
+    let (mut c, mut s) = pair(now);
+    // Up to the server's last flight (ChangeCipherSpec, Finished).
+    for _ in 0..2 {
+        deliver(&mut c, &mut s, now).unwrap();
+        deliver(&mut s, &mut c, now).unwrap();
+    }
+    deliver(&mut c, &mut s, now).unwrap();
+    assert!(
+        s.is_established(),
+        "the server is done after its last flight"
+    );
+    let server_keys = s.take_keys().unwrap();
+    while s.poll_datagram().is_some() {}
+    assert!(!c.is_established());
+    // The client repeats its flight; the server answers it again.
+    let (due, again) = retransmit(&mut c);
+    for d in again {
+        s.handle_datagram(due, &d).unwrap();
+    }
+    deliver(&mut s, &mut c, due).unwrap();
+    assert!(c.is_established());
+    assert_keys_match(&c.take_keys().unwrap(), &server_keys);
+    assert!(s.take_keys().is_none(), "the server's keys came once");
+}
+
+#[test]
 fn garbage_and_truncated_records_are_errors_and_the_handshake_survives() {
     let now = Instant::now();
     let (mut c, mut s) = pair(now);

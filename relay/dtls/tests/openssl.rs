@@ -205,20 +205,34 @@ fn exporter_layout(role: Role, keys: &SrtpKeys) -> Vec<u8> {
 }
 
 fn s_client(port: u16, cert: Option<&PeerCert>, profiles: &str, len: usize) -> OpenSsl {
+    s_client_with(port, cert, profiles, len, &[])
+}
+
+fn s_client_with(
+    port: u16,
+    cert: Option<&PeerCert>,
+    profiles: &str,
+    len: usize,
+    extra: &[&str],
+) -> OpenSsl {
+    let port = format!("127.0.0.1:{port}");
+    let len = len.to_string();
     let mut cmd = Command::new("openssl");
     cmd.args([
         "s_client",
         "-dtls1_2",
         "-connect",
-        &format!("127.0.0.1:{port}"),
-    ])
-    .args([
+        &port,
         "-use_srtp",
         profiles,
+    ])
+    .args([
         "-keymatexport",
         "EXTRACTOR-dtls_srtp",
+        "-keymatexportlen",
+        &len,
     ])
-    .args(["-keymatexportlen", &len.to_string()]);
+    .args(extra);
     if let Some(cert) = cert {
         cmd.args(["-cert", "c.pem", "-key", "k.pem"])
             .current_dir(&cert.dir);
@@ -302,49 +316,8 @@ fn a_client_without_a_certificate_is_refused() {
     assert!(session.take_keys().is_none());
 }
 
-#[test]
-fn rtpmesh_client_and_openssl_server_export_the_same_keys() {
-    for (profile, suite, len) in PROFILES {
-        let ours = Certificate::generate().unwrap();
-        let theirs = PeerCert::new(&format!("server-{len}"));
-        let mut server = OpenSsl::spawn(
-            Command::new("openssl")
-                .args([
-                    "s_server",
-                    "-dtls1_2",
-                    "-accept",
-                    "127.0.0.1:0",
-                    "-naccept",
-                    "1",
-                ])
-                .args(["-cert", "c.pem", "-key", "k.pem", "-Verify", "1"])
-                .args(["-use_srtp", profile, "-keymatexport", "EXTRACTOR-dtls_srtp"])
-                .args(["-keymatexportlen", &len.to_string()])
-                .current_dir(&theirs.dir),
-        );
-        let addr: SocketAddr = server.wait_for("ACCEPT <address>", |l| {
-            l.strip_prefix("ACCEPT ").and_then(|a| a.parse().ok())
-        });
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut session =
-            Session::new(&ours, Role::Client, theirs.fingerprint(), Instant::now()).unwrap();
-        drive(&mut session, &socket, Some(addr), Session::is_established)
-            .unwrap_or_else(|e| panic!("{profile}: {e}"));
-        let keys = session.take_keys().unwrap();
-        assert_eq!(keys.local.suite(), suite, "{profile}");
-        assert_eq!(
-            server.keying_material(),
-            exporter_layout(Role::Client, &keys),
-            "{profile}"
-        );
-    }
-}
-
-#[test]
-fn rtpmesh_client_refuses_an_openssl_server_with_another_certificate() {
-    let ours = Certificate::generate().unwrap();
-    let theirs = PeerCert::new("server-mismatch");
-    let expected = Some(("sha-256".to_string(), ours.fingerprint_sha256().to_vec()));
+/// `openssl s_server` on an ephemeral loopback port, and that address.
+fn s_server(cert: &PeerCert, args: &[&str]) -> (OpenSsl, SocketAddr) {
     let mut server = OpenSsl::spawn(
         Command::new("openssl")
             .args([
@@ -355,19 +328,77 @@ fn rtpmesh_client_refuses_an_openssl_server_with_another_certificate() {
                 "-naccept",
                 "1",
             ])
-            .args([
-                "-cert",
-                "c.pem",
-                "-key",
-                "k.pem",
-                "-use_srtp",
-                "SRTP_AES128_CM_SHA1_80",
-            ])
-            .current_dir(&theirs.dir),
+            .args(["-cert", "c.pem", "-key", "k.pem"])
+            .args(args)
+            .current_dir(&cert.dir),
     );
-    let addr: SocketAddr = server.wait_for("ACCEPT <address>", |l| {
+    let addr = server.wait_for("ACCEPT <address>", |l| {
         l.strip_prefix("ACCEPT ").and_then(|a| a.parse().ok())
     });
+    (server, addr)
+}
+
+/// rtpmesh as the DTLS client (a=setup:active) of `openssl s_server`
+/// offering `profile`; the keys and what openssl exported.
+fn rtpmesh_client_with(profile: &str, len: usize, extra: &[&str]) -> (SrtpKeys, Vec<u8>) {
+    let ours = Certificate::generate().unwrap();
+    let theirs = PeerCert::new(&format!("server-{len}-{}", extra.len()));
+    let len_arg = len.to_string();
+    let mut args = vec!["-Verify", "1", "-use_srtp", profile];
+    args.extend([
+        "-keymatexport",
+        "EXTRACTOR-dtls_srtp",
+        "-keymatexportlen",
+        &len_arg,
+    ]);
+    args.extend(extra);
+    let (mut server, addr) = s_server(&theirs, &args);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut session =
+        Session::new(&ours, Role::Client, theirs.fingerprint(), Instant::now()).unwrap();
+    drive(&mut session, &socket, Some(addr), Session::is_established)
+        .unwrap_or_else(|e| panic!("{profile}: {e}"));
+    let keys = session.take_keys().unwrap();
+    (keys, server.keying_material())
+}
+
+#[test]
+fn rtpmesh_client_and_openssl_server_export_the_same_keys() {
+    for (profile, suite, len) in PROFILES {
+        let (keys, exported) = rtpmesh_client_with(profile, len, &[]);
+        assert_eq!(keys.local.suite(), suite, "{profile}");
+        assert_eq!(exported, exporter_layout(Role::Client, &keys), "{profile}");
+    }
+}
+
+#[test]
+fn handshake_messages_fragmented_by_a_small_mtu_are_reassembled() {
+    // OpenSSL splits its certificate flights into several records and
+    // datagrams at this MTU, in both roles.
+    let (keys, exported) = rtpmesh_client_with("SRTP_AES128_CM_SHA1_80", 60, &["-mtu", "300"]);
+    assert_eq!(exported, exporter_layout(Role::Client, &keys));
+    let ours = Certificate::generate().unwrap();
+    let theirs = PeerCert::new("client-mtu");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let mut session =
+        Session::new(&ours, Role::Server, theirs.fingerprint(), Instant::now()).unwrap();
+    let offer = "SRTP_AES128_CM_SHA1_80";
+    let mut client = s_client_with(port, Some(&theirs), offer, 60, &["-mtu", "300"]);
+    drive(&mut session, &socket, None, Session::is_established).unwrap();
+    let keys = session.take_keys().unwrap();
+    assert_eq!(
+        client.keying_material(),
+        exporter_layout(Role::Server, &keys)
+    );
+}
+
+#[test]
+fn rtpmesh_client_refuses_an_openssl_server_with_another_certificate() {
+    let ours = Certificate::generate().unwrap();
+    let theirs = PeerCert::new("server-mismatch");
+    let expected = Some(("sha-256".to_string(), ours.fingerprint_sha256().to_vec()));
+    let (_server, addr) = s_server(&theirs, &["-use_srtp", "SRTP_AES128_CM_SHA1_80"]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut session = Session::new(&ours, Role::Client, expected, Instant::now()).unwrap();
     let e = drive(&mut session, &socket, Some(addr), Session::is_established).unwrap_err();
