@@ -99,7 +99,10 @@ mod tests {
         let mut bad_version = record(22, &[1]);
         bad_version[1] = 3;
         assert!(check_framing(&bad_version).is_err());
-        assert!(check_framing(&record(27, &[1])).is_err(), "no content type 27");
+        assert!(
+            check_framing(&record(27, &[1])).is_err(),
+            "no content type 27"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use dimpl::{Config, Dtls, KeyingMaterial, Output, SrtpProfile};
@@ -52,6 +52,23 @@ enum State {
 /// further than this is treated as none.
 const IDLE: Duration = Duration::from_secs(24 * 3600);
 
+/// dimpl's configuration, shared by every session: building one checks
+/// the crypto provider against test vectors, a cost once per process
+/// rather than once per leg.
+fn config() -> Result<Arc<Config>, DtlsError> {
+    static CONFIG: OnceLock<Result<Arc<Config>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            Config::builder()
+                .require_client_certificate(true)
+                .build()
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| DtlsError::Handshake(format!("configuration: {e}")))
+}
+
 /// A sans-IO DTLS-SRTP session for one leg. Send.
 pub struct Session {
     dtls: Dtls,
@@ -86,13 +103,9 @@ impl Session {
             },
             None => None,
         };
-        let config = Config::builder()
-            .require_client_certificate(true)
-            .build()
-            .map_err(|e| DtlsError::Handshake(format!("configuration: {e}")))?;
         // DTLS 1.2 in both roles: what WebRTC peers and rtpengine speak;
         // a peer offering 1.3 as well negotiates 1.2.
-        let mut dtls = Dtls::new_12(Arc::new(config), cert.dtls(), now);
+        let mut dtls = Dtls::new_12(config()?, cert.dtls(), now);
         dtls.set_active(role == Role::Client);
         let mut session = Self {
             dtls,
@@ -125,13 +138,14 @@ impl Session {
             return Err(DtlsError::Closed);
         }
         check_framing(datagram)?;
-        let now = self.advance(now);
-        let result = self
-            .dtls
-            .handle_timeout(now)
-            .and_then(|()| self.dtls.handle_packet(datagram));
-        if let Err(e) = result {
-            return Err(self.fail(DtlsError::Handshake(e.to_string())));
+        // dimpl wants its clock brought to the datagram's instant first,
+        // and its output drained after each call (its state is only
+        // consistent then).
+        if now > self.now {
+            self.handle_timeout(now)?;
+        }
+        if let Err(e) = self.dtls.handle_packet(datagram) {
+            return Err(self.fail(dimpl_error(e)));
         }
         self.drain()
     }
@@ -143,7 +157,7 @@ impl Session {
         }
         let now = self.advance(now);
         if let Err(e) = self.dtls.handle_timeout(now) {
-            return Err(self.fail(DtlsError::Handshake(e.to_string())));
+            return Err(self.fail(dimpl_error(e)));
         }
         self.drain()
     }
@@ -296,6 +310,15 @@ impl Session {
     }
 }
 
+/// dimpl's errors are all fatal; a missing or unusable peer certificate
+/// is told apart.
+fn dimpl_error(e: dimpl::Error) -> DtlsError {
+    match e {
+        dimpl::Error::CertificateError(e) => DtlsError::Certificate(e.to_string()),
+        e => DtlsError::Handshake(e.to_string()),
+    }
+}
+
 /// Whether the peer's certificate hashes to the SDP fingerprint.
 fn check_peer(expected: Option<&(FingerprintHash, Vec<u8>)>, der: &[u8]) -> Result<(), DtlsError> {
     let Some((hash, digest)) = expected else {
@@ -355,4 +378,35 @@ pub(crate) fn split_keys(
             remote: client,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_material_splits_as_rfc_5764_lays_it_out() {
+        for (profile, suite) in [
+            (SrtpProfile::AES128_CM_SHA1_80, Suite::AesCm128HmacSha1_80),
+            (SrtpProfile::AEAD_AES_128_GCM, Suite::AeadAes128Gcm),
+            (SrtpProfile::AEAD_AES_256_GCM, Suite::AeadAes256Gcm),
+        ] {
+            let (k, s) = (suite.key_len(), suite.salt_len());
+            // client_key = 1s, server_key = 2s, client_salt = 3s, server_salt = 4s.
+            let material: Vec<u8> = [(1, k), (2, k), (3, s), (4, s)]
+                .iter()
+                .flat_map(|&(b, n)| std::iter::repeat_n(b, n))
+                .collect();
+            let client = split_keys(Role::Client, profile, &material).unwrap();
+            assert_eq!(client.local.suite(), suite);
+            assert_eq!(client.local.key(), vec![1; k]);
+            assert_eq!(client.local.salt(), vec![3; s]);
+            assert_eq!(client.remote.key(), vec![2; k]);
+            assert_eq!(client.remote.salt(), vec![4; s]);
+            let server = split_keys(Role::Server, profile, &material).unwrap();
+            assert_eq!(server.local, client.remote);
+            assert_eq!(server.remote, client.local);
+            assert!(split_keys(Role::Client, profile, &material[1..]).is_err());
+        }
+    }
 }
