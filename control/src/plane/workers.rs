@@ -255,11 +255,7 @@ impl WorkerPlane {
     /// a reply's counters must include the kernel's). Nothing to wait for
     /// while the kernel holds no entry.
     fn sync_workers(&self, workers: impl Iterator<Item = usize>) {
-        if self
-            .fast_path
-            .as_ref()
-            .is_none_or(|fp| fp.installed() == 0)
-        {
+        if self.fast_path.as_ref().is_none_or(|fp| fp.installed() == 0) {
             return;
         }
         let (tx, rx) = crossbeam_channel::bounded(self.workers.len());

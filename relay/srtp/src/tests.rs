@@ -96,10 +96,7 @@ const GCM_SALT: &str = "517569642070726f2071756f";
 // RFC 7714 §16.1: AEAD_AES_128_GCM SRTP, both ways.
 #[test]
 fn rfc7714_16_gcm_srtp() {
-    let t = Transform::gcm(
-        &hex(GCM_KEY).try_into().unwrap(),
-        &hex(GCM_SALT).try_into().unwrap(),
-    );
+    let t = Transform::gcm(&hex(GCM_KEY), &hex(GCM_SALT).try_into().unwrap());
     let plain = hex(
         "8040f17b 8041f8d3 5501a0b2 47616c6c 69612065 7374206f 6d6e6973 20646976
          69736120 696e2070 61727465 73207472 6573",
@@ -121,10 +118,7 @@ fn rfc7714_16_gcm_srtp() {
 // RFC 7714 §17.1: AEAD_AES_128_GCM SRTCP (index 0x5d4), both ways.
 #[test]
 fn rfc7714_17_gcm_srtcp() {
-    let t = Transform::gcm(
-        &hex(GCM_KEY).try_into().unwrap(),
-        &hex(GCM_SALT).try_into().unwrap(),
-    );
+    let t = Transform::gcm(&hex(GCM_KEY), &hex(GCM_SALT).try_into().unwrap());
     let plain = hex(
         "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930 4c756e61
          deadbeef deadbeef deadbeef deadbeef deadbeef",

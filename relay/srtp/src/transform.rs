@@ -2,8 +2,8 @@
 //! HMAC-SHA1 (RFC 3711) or AES-GCM (RFC 7714), keys scheduled once.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use aes_gcm::aead::generic_array::GenericArray;
 use aes_gcm::aead::consts::U16;
+use aes_gcm::aead::generic_array::GenericArray;
 use aes_gcm::{AeadInPlace, Aes128Gcm, Aes256Gcm, Nonce, Tag};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;

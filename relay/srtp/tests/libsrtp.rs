@@ -99,7 +99,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn key(suite: Suite) -> MasterKey {
-    let bytes: Vec<u8> = (0..30u8)
+    let bytes: Vec<u8> = (0..44u8)
         .map(|i| i.wrapping_mul(71).wrapping_add(3))
         .collect();
     MasterKey::new(suite, &bytes[..suite.key_len() + suite.salt_len()]).unwrap()
@@ -260,4 +260,15 @@ fn aead_aes_128_gcm_interoperates_with_libsrtp() {
         rtpmesh_to_libsrtp(Suite::AeadAes128Gcm, rtcp);
     }
     unencrypted_srtcp_from_libsrtp(Suite::AeadAes128Gcm);
+}
+
+/// Not offered in SDES, but a DTLS-SRTP server (dimpl) selects it when a
+/// browser offers it.
+#[test]
+fn aead_aes_256_gcm_interoperates_with_libsrtp() {
+    for rtcp in [false, true] {
+        libsrtp_to_rtpmesh(Suite::AeadAes256Gcm, rtcp);
+        rtpmesh_to_libsrtp(Suite::AeadAes256Gcm, rtcp);
+    }
+    unencrypted_srtcp_from_libsrtp(Suite::AeadAes256Gcm);
 }

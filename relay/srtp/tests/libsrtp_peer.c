@@ -3,7 +3,8 @@
  * rtpmesh-srtp's interop test (tests/libsrtp.rs compiles and runs it).
  *
  * Usage: libsrtp_peer SUITE HEX_MASTER_KEY_AND_SALT
- *   SUITE: AES_CM_128_HMAC_SHA1_80 | AES_CM_128_HMAC_SHA1_32 | AEAD_AES_128_GCM
+ *   SUITE: AES_CM_128_HMAC_SHA1_80 | AES_CM_128_HMAC_SHA1_32 | AEAD_AES_128_GCM |
+ *          AEAD_AES_256_GCM
  * Then one command per line on stdin:
  *   rtp-protect HEX | rtp-unprotect HEX | rtcp-protect HEX | rtcp-unprotect HEX
  *   | rtcp-protect-unencrypted HEX (authenticated only, E=0: a third session)
@@ -43,6 +44,9 @@ static int set_suite(srtp_policy_t *p, const char *suite)
     } else if (!strcmp(suite, "AEAD_AES_128_GCM")) {
         srtp_crypto_policy_set_aes_gcm_128_16_auth(&p->rtp);
         srtp_crypto_policy_set_aes_gcm_128_16_auth(&p->rtcp);
+    } else if (!strcmp(suite, "AEAD_AES_256_GCM")) {
+        srtp_crypto_policy_set_aes_gcm_256_16_auth(&p->rtp);
+        srtp_crypto_policy_set_aes_gcm_256_16_auth(&p->rtcp);
     } else {
         return -1;
     }

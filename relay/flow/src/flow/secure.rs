@@ -231,7 +231,10 @@ impl FlowTable {
             flow.peer = Some(src);
             flow.latched = true;
             flow.confirm_until = None;
-            out.events.push(Event::Latched { flow: flow.id, addr: src });
+            out.events.push(Event::Latched {
+                flow: flow.id,
+                addr: src,
+            });
         }
     }
 

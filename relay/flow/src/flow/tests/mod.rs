@@ -75,3 +75,19 @@ pub(super) fn pair(latching: Latching) -> (FlowTable, Slot, Slot) {
 pub(super) fn snap(t: &FlowTable, s: Slot) -> CounterSnapshot {
     t.get(s).unwrap().counters().snapshot()
 }
+
+/// One forward step of `data` as a backend makes it: copied into a receive
+/// buffer with room after it.
+pub(super) fn step(
+    t: &mut FlowTable,
+    now: Instant,
+    slot: Slot,
+    src: SocketAddr,
+    data: &[u8],
+    out: &mut Forwarded,
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 2048];
+    buf[..data.len()].copy_from_slice(data);
+    t.forward(now, slot, src, &mut buf, data.len(), out);
+    buf
+}

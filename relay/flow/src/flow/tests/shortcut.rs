@@ -13,8 +13,8 @@ fn latched(
 ) -> (FlowTable, Slot, Slot) {
     let (mut t, a, b) = pair(latching);
     let mut out = Forwarded::new();
-    t.forward(now, a, addr(from_a), &rtp(1), &mut out);
-    t.forward(now, b, addr(from_b), &rtp(1), &mut out);
+    step(&mut t, now, a, addr(from_a), &rtp(1), &mut out);
+    step(&mut t, now, b, addr(from_b), &rtp(1), &mut out);
     (t, a, b)
 }
 
@@ -24,10 +24,10 @@ fn nothing_before_both_legs_latch() {
     let (mut t, a, b) = pair(Latching::Learn);
     assert_eq!(t.shortcut(a, now), None);
     let mut out = Forwarded::new();
-    t.forward(now, a, addr("10.0.0.1:4000"), &rtp(1), &mut out);
+    step(&mut t, now, a, addr("10.0.0.1:4000"), &rtp(1), &mut out);
     // a's source is settled, but b's peer could still move.
     assert_eq!(t.shortcut(a, now), None);
-    t.forward(now, b, addr("10.0.0.2:5000"), &rtp(1), &mut out);
+    step(&mut t, now, b, addr("10.0.0.2:5000"), &rtp(1), &mut out);
     let s = t
         .shortcut(a, now)
         .expect("both latched to their SDP addresses");

@@ -13,10 +13,13 @@ fn latching_is_returned_as_an_event_with_the_copy_to_the_other_leg() {
     let mut out = Forwarded::new();
     let now = Instant::now();
     let nat = addr("192.0.2.9:61000");
-    t.forward(now, sa, nat, &rtp(1), &mut out);
+    step(&mut t, now, sa, nat, &rtp(1), &mut out);
     assert_eq!(
         out.transmits(),
-        &[Transmit::plain(sb, addr("10.0.0.2:5000"))]
+        &[Transmit {
+            end: rtp(1).len() as u16,
+            ..Transmit::plain(sb, addr("10.0.0.2:5000"))
+        }]
     );
     let events: Vec<Event> = out.events().collect();
     assert_eq!(
@@ -28,7 +31,7 @@ fn latching_is_returned_as_an_event_with_the_copy_to_the_other_leg() {
     );
     // The next packet from the same source latches nothing new, and a
     // step clears what the previous one left.
-    t.forward(now, sa, nat, &rtp(2), &mut out);
+    step(&mut t, now, sa, nat, &rtp(2), &mut out);
     assert_eq!(out.transmits().len(), 1);
     assert_eq!(out.events().count(), 0);
     assert_eq!(snap(&t, sa).forwarded, 2);
@@ -39,14 +42,14 @@ fn dropped_datagrams_and_stale_slots_yield_nothing() {
     let (mut t, sa, sb) = pair(Latching::Strict);
     let mut out = Forwarded::new();
     let now = Instant::now();
-    t.forward(now, sa, addr("10.0.0.1:4000"), &rtp(1), &mut out);
+    step(&mut t, now, sa, addr("10.0.0.1:4000"), &rtp(1), &mut out);
     assert_eq!(out.transmits().len(), 1);
-    t.forward(now, sa, addr("10.0.0.1:4002"), &rtp(2), &mut out);
+    step(&mut t, now, sa, addr("10.0.0.1:4002"), &rtp(2), &mut out);
     assert!(out.transmits().is_empty());
     assert_eq!(out.events().count(), 0);
     assert_eq!(snap(&t, sa).strict_drops, 1);
     t.remove(FlowId(2));
-    t.forward(now, sb, addr("10.0.0.2:5000"), &rtp(1), &mut out);
+    step(&mut t, now, sb, addr("10.0.0.2:5000"), &rtp(1), &mut out);
     assert!(out.transmits().is_empty());
 }
 
@@ -66,7 +69,14 @@ fn a_peer_not_known_yet_is_counted_as_unroutable() {
     t.update(&a).unwrap();
     t.update(&b).unwrap();
     let mut out = Forwarded::new();
-    t.forward(Instant::now(), sa, addr("192.0.2.1:1"), &rtp(1), &mut out);
+    step(
+        &mut t,
+        Instant::now(),
+        sa,
+        addr("192.0.2.1:1"),
+        &rtp(1),
+        &mut out,
+    );
     assert!(out.transmits().is_empty());
     let c = snap(&t, sa);
     assert_eq!((c.rtp_packets, c.unroutable, c.forwarded), (1, 1, 0));
@@ -79,7 +89,7 @@ fn tunnel_routes_seal_and_the_far_tunnel_opens_into_its_socketless_flow() {
     let now = Instant::now();
     let p = rtp(1);
     // Flow 1's route into the tunnel: a sealed copy out of T1 to T2.
-    t.forward(now, sa, addr("192.0.2.1:4000"), &p, &mut out);
+    step(&mut t, now, sa, addr("192.0.2.1:4000"), &p, &mut out);
     let [sealed] = out.transmits() else {
         panic!("one copy expected: {:?}", out.transmits());
     };
@@ -98,19 +108,19 @@ fn tunnel_routes_seal_and_the_far_tunnel_opens_into_its_socketless_flow() {
     // flow 2's party without the tunnel header.
     let mut d = head.to_vec();
     d.extend_from_slice(&p);
-    t.forward(now, t2, addr("10.0.0.1:7000"), &d, &mut out);
+    step(&mut t, now, t2, addr("10.0.0.1:7000"), &d, &mut out);
     let [plain] = out.transmits() else {
         panic!("one copy expected: {:?}", out.transmits());
     };
     assert_eq!((plain.via, plain.dest), (sb, addr("192.0.2.2:4000")));
     assert_eq!(plain.head, None);
     assert_eq!(usize::from(plain.skip), HEADER_LEN);
-    assert_eq!(plain.body(&d), Some(&p[..]));
+    assert_eq!(plain.body(&d, d.len()), Some(&p[..]));
     assert_eq!(out.events().count(), 0, "socketless flows never latch");
     assert_eq!(snap(&t, sia).rtp_packets, 1);
     assert_eq!(snap(&t, t2).rtp_packets, 1);
     // The same datagram again is a replay: nothing goes out.
-    t.forward(now, t2, addr("10.0.0.1:7000"), &d, &mut out);
+    step(&mut t, now, t2, addr("10.0.0.1:7000"), &d, &mut out);
     assert!(out.transmits().is_empty());
     assert_eq!(snap(&t, t2).tunnel_replays, 1);
 }
