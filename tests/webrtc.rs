@@ -68,6 +68,18 @@ fn toward_browser<'a>(mux: &str, dtls: Option<&str>) -> Items<'a> {
     flags
 }
 
+/// `ICE-lite: <side>` for rtpengine only: rtpmesh is always an ICE-lite
+/// agent (RFC 8445 lite: it answers checks, never sends them); rtpengine
+/// is a full agent unless told so, and as a full agent it checks the
+/// browser's candidates as soon as it has the offer and starts DTLS as the
+/// client when they succeed, possibly before the answer has made it the
+/// passive side (then both ends are DTLS clients and the call never
+/// connects). `side` is `backward` toward an offering browser, `forward`
+/// toward an answering one.
+fn lite_for_rtpengine<'a>(relay: &Relay, side: &str) -> Option<(&'a str, Value)> {
+    matches!(relay, Relay::Rtpengine(..)).then(|| ("ICE-lite", side.into()))
+}
+
 /// One call's cast: the relay, the page server, the plain endpoint, the
 /// browser. On a failed test it prints what was exchanged.
 struct Scene {
@@ -259,12 +271,9 @@ impl Drop for Scene {
 fn browser_calls_plain_scene(backend: &str, call: &str, dtls: Option<&str>) -> (Scene, u8) {
     let mut s = Scene::open(backend, call, "offerer");
     let offer = s.page_sdp("browser's offer");
-    let plain_offer = s.offer(
-        "offer toward the plain phone",
-        "browser",
-        &offer,
-        toward_plain(dtls),
-    );
+    let mut flags = toward_plain(dtls);
+    flags.extend(lite_for_rtpengine(&s.relay, "backward"));
+    let plain_offer = s.offer("offer toward the plain phone", "browser", &offer, flags);
     assert_plain(&s, &plain_offer);
     let pt = sdp::opus_pt(&plain_offer).expect("the offer toward the phone keeps Opus");
     let plain_answer = sdp::plain_opus(s.plain.addr(), pt);
@@ -306,12 +315,9 @@ fn plain_calls_browser(backend: &str) {
     let pt = 111;
     let plain_offer = sdp::plain_opus(s.plain.addr(), pt);
     s.sdps.push(("plain phone's offer", plain_offer.clone()));
-    let offer = s.offer(
-        "offer toward the browser",
-        "plain",
-        &plain_offer,
-        toward_browser("offer", Some("passive")),
-    );
+    let mut flags = toward_browser("offer", Some("passive"));
+    flags.extend(lite_for_rtpengine(&s.relay, "forward"));
+    let offer = s.offer("offer toward the browser", "plain", &plain_offer, flags);
     assert_webrtc(&s, &offer);
     s.server.put("/remote", &offer);
     let answer = s.page_sdp("browser's answer");
