@@ -384,18 +384,44 @@ fn vanished_browser_ends_its_leg(backend: &str) {
     let mut seq = 0u16;
     let mut last = Value::from("no query yet");
     let ended = common::eventually(limit, || {
-        // The phone keeps sending 20 ms frames, so only the browser's
-        // side can end the leg.
+        // The phone keeps sending (a frame per 20 ms poll), so only the
+        // browser's side can end the leg; the relay is asked every 25th.
         seq = seq.wrapping_add(1);
         s.plain.send(&plain_frame(pt, seq));
+        if seq % 25 != 1 {
+            return false;
+        }
         last = s.ng.query(&s.call);
         browser_leg_gone(&last)
     });
     assert!(
         ended,
-        "{} still holds the vanished browser's leg {limit:?} after it was killed: {last:?}",
-        s.relay.name()
+        "{} still holds the vanished browser's leg {limit:?} after it was killed \
+         (the consent timeout is {:?}; RTPMESH_WEBRTC_CONSENT_S sets it): {}",
+        s.relay.name(),
+        consent_timeout(),
+        show(&last)
     );
+}
+
+/// A bencode value as readable text (byte strings as text where they are
+/// UTF-8), for failure messages.
+fn show(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(t) => format!("{t:?}"),
+            Err(_) => format!("{b:?}"),
+        },
+        Value::List(l) => format!("[{}]", l.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Value::Dict(d) => format!(
+            "{{{}}}",
+            d.iter()
+                .map(|(k, v)| format!("{}: {}", String::from_utf8_lossy(k), show(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// An RTP packet of payload type `pt` with a silent Opus frame (TOC byte
