@@ -100,6 +100,8 @@ impl Scene {
         let relay = Relay::start(backend);
         let server = PageServer::start();
         server.page("/", "text/html; charset=utf-8", PAGE);
+        // Asked for by every page load; answered at once, not held.
+        server.page("/favicon.ico", "image/x-icon", "");
         let browser = Chromium::open(&server.url(&format!("/?role={role}")));
         Self {
             call: format!("{call}-{}", relay.name()),
