@@ -5,16 +5,23 @@
 //! Modules: [`process`] starts and stops any program under test, [`ng`]
 //! builds requests and reads replies, [`json`] digs into replies, [`pcap`]
 //! counts recordings, [`netns`] builds network-namespace regions, [`call`]
-//! sets up a two-party call on loopback.
+//! sets up a two-party call on loopback. For WebRTC: [`browser`] runs
+//! headless Chromium, [`page_server`] serves its page and takes its posts,
+//! [`plain_rtp`] is the plain-RTP far end, [`relay`] picks rtpmesh or
+//! rtpengine as the relay under test.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 pub mod call;
 pub mod json;
 pub mod netns;
 pub mod ng;
+pub mod page_server;
 pub mod pcap;
+pub mod plain_rtp;
 pub mod process;
 pub mod redis;
+pub mod relay;
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
