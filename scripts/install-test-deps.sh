@@ -37,12 +37,21 @@ have_bpf() {
         [ -f /usr/include/bpf/bpf_helpers.h ]
 }
 
+# SRTP against libsrtp2 (a C peer the test compiles), DTLS against the
+# openssl CLI, WebRTC against headless Chromium.
+have_webrtc() {
+    command -v chromium >/dev/null 2>&1 &&
+        command -v cc >/dev/null 2>&1 &&
+        command -v openssl >/dev/null 2>&1 &&
+        [ -f /usr/include/srtp2/srtp.h ]
+}
+
 have_all() {
-    have_interop && have_netns && have_bpf
+    have_interop && have_netns && have_bpf && have_webrtc
 }
 
 if have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, ethtool, clang and libbpf-dev already installed"
+    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, ethtool, clang, libbpf-dev, chromium, cc, openssl and libsrtp2-dev already installed"
     exit 0
 fi
 
@@ -61,6 +70,10 @@ fi
 if ! have_bpf; then
     pkgs="$pkgs ethtool bpftool clang llvm libbpf-dev"
 fi
+if ! have_webrtc; then
+    # fonts-liberation: Chromium's only font need for a page with no text.
+    pkgs="$pkgs chromium fonts-liberation gcc libc6-dev libsrtp2-dev openssl"
+fi
 
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
     $SUDO apt-get update
@@ -76,7 +89,7 @@ fi
 # usually keeps them from starting); the tests run their own instances and
 # never use them.
 if ! have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc or ping still missing" >&2
+    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, chromium, cc, openssl or libsrtp2-dev still missing" >&2
     exit 1
 fi
 echo "install-test-deps: done"
