@@ -102,8 +102,8 @@ pub enum StunError {
     /// MESSAGE-INTEGRITY does not verify with the local password (401).
     #[error("STUN MESSAGE-INTEGRITY does not verify")]
     BadIntegrity,
-    /// FINGERPRINT does not match: not STUN after all (RFC 8489 §7.3),
-    /// dropped silently.
+    /// FINGERPRINT is missing or does not match: not STUN after all
+    /// (RFC 8489 §7.3; ICE requires it, RFC 8445 §7.1), dropped silently.
     #[error("STUN FINGERPRINT does not match")]
     BadFingerprint,
     /// An authenticated request with a comprehension-required attribute this
