@@ -8,9 +8,15 @@
 //! MESSAGE-INTEGRITY other than FINGERPRINT are not authenticated and are
 //! ignored (RFC 8489 §14.5), so a USE-CANDIDATE there does not nominate.
 //!
-//! FINGERPRINT is checked when present but not required: RFC 8445 §7.1 makes
-//! agents send it, yet MESSAGE-INTEGRITY already proves the request, and the
-//! demux here is by first byte (RFC 7983), not by fingerprint.
+//! FINGERPRINT is required: RFC 8445 §7.1 makes every ICE agent send it, and
+//! rtpengine 10.5 drops a request without one (tried: no answer), so does this.
+//!
+//! rtpengine 10.5 answers 420 before it looks at the credentials (tried: an
+//! unknown attribute with a bad USERNAME or MESSAGE-INTEGRITY gets 420); this
+//! responder keeps RFC 8489 §6.3.1's order, so a stranger learns nothing but
+//! 401. Its reason phrases are rtpengine's ("Bad request", "Unauthorized",
+//! "Unknown attribute"); its 420 also carries MESSAGE-INTEGRITY, as RFC 8489
+//! §9.1.3 wants for a response to an authenticated request.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -102,10 +108,9 @@ fn check<'a>(
         return Err(StunError::NotRequest);
     }
     let r = Request::gather(req)?;
-    if let Some((at, value)) = r.fingerprint {
-        if fingerprint(&req[..at]).to_be_bytes() != value {
-            return Err(StunError::BadFingerprint);
-        }
+    match r.fingerprint {
+        Some((at, value)) if fingerprint(&req[..at]).to_be_bytes() == value => {}
+        _ => return Err(StunError::BadFingerprint),
     }
     let (Some(username), Some((mi_at, mi))) = (r.username, r.integrity) else {
         return Err(StunError::MissingCredentials);
@@ -128,7 +133,9 @@ fn username_matches(username: &[u8], local: &str, remote: Option<&str>) -> bool 
         return false;
     };
     let (ours, theirs) = (&username[..colon], &username[colon + 1..]);
-    ours == local.as_bytes() && remote.is_none_or(|r| theirs == r.as_bytes())
+    // An empty peer part is refused even before the peer's SDP named it
+    // (rtpengine 10.5 answers "ufrag:" with 401 too).
+    ours == local.as_bytes() && !theirs.is_empty() && remote.is_none_or(|r| theirs == r.as_bytes())
 }
 
 /// Answers a Binding request `req` from `src` to the local ICE credentials: checks USERNAME
@@ -255,12 +262,13 @@ pub fn error_response(
     Some(w.finish())
 }
 
-/// The reason phrases of RFC 8489 §14.8.
+/// The reason phrases, as rtpengine 10.5 writes them (RFC 8489 §14.8 only
+/// suggests its own).
 fn reason(code: u16) -> &'static str {
     match code {
-        400 => "Bad Request",
+        400 => "Bad request",
         401 => "Unauthorized",
-        420 => "Unknown Attribute",
+        420 => "Unknown attribute",
         _ => "Server Error",
     }
 }

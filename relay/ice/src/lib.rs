@@ -30,5 +30,11 @@ mod stun;
 
 pub use answer::{answer, error_response, Answered};
 pub use consent::{Consent, CONSENT_TIMEOUT};
-pub use creds::{candidate_line, host_priority, ice_chars, new_pwd, new_ufrag, PWD_LEN, UFRAG_LEN};
-pub use stun::{attr, is_stun, StunError, HEADER_LEN, MAGIC_COOKIE};
+pub use creds::{
+    candidate_line, host_priority, ice_chars, new_foundation, new_pwd, new_ufrag, FOUNDATION_LEN,
+    PWD_LEN, UFRAG_LEN,
+};
+pub use stun::{attr, is_stun, verify, StunError, HEADER_LEN, MAGIC_COOKIE};
+
+#[cfg(test)]
+mod tests;

@@ -102,8 +102,8 @@ pub enum StunError {
     /// MESSAGE-INTEGRITY does not verify with the local password (401).
     #[error("STUN MESSAGE-INTEGRITY does not verify")]
     BadIntegrity,
-    /// FINGERPRINT does not match: not STUN after all (RFC 8489 §7.3),
-    /// dropped silently.
+    /// FINGERPRINT is missing or does not match: not STUN after all
+    /// (RFC 8489 §7.3; ICE requires it, RFC 8445 §7.1), dropped silently.
     #[error("STUN FINGERPRINT does not match")]
     BadFingerprint,
     /// An authenticated request with a comprehension-required attribute this
@@ -299,4 +299,35 @@ impl<'a> Writer<'a> {
         });
         self.len
     }
+}
+
+/// Verifies any STUN message's FINGERPRINT (required) and MESSAGE-INTEGRITY
+/// (required, keyed with the short-term password `pwd`): what a peer does
+/// with the responses [`crate::answer`] writes. For tests, fuzzing and test
+/// peers; the responder itself uses [`crate::answer`].
+pub fn verify(msg: &[u8], pwd: &str) -> Result<(), StunError> {
+    Header::parse(msg)?;
+    let (mut mi, mut fp) = (None, None);
+    for a in Attrs::new(msg) {
+        let a = a?;
+        if fp.is_some() {
+            return Err(StunError::Malformed);
+        }
+        match a.typ {
+            attr::FINGERPRINT if a.value.len() == 4 => fp = Some(a),
+            attr::MESSAGE_INTEGRITY if a.value.len() == MI_LEN && mi.is_none() => mi = Some(a),
+            attr::FINGERPRINT | attr::MESSAGE_INTEGRITY if mi.is_none() => {
+                return Err(StunError::Malformed)
+            }
+            _ => {}
+        }
+    }
+    let fp = fp.ok_or(StunError::BadFingerprint)?;
+    if fingerprint(&msg[..fp.offset]).to_be_bytes() != fp.value {
+        return Err(StunError::BadFingerprint);
+    }
+    let mi = mi.ok_or(StunError::MissingCredentials)?;
+    integrity(msg, mi.offset, pwd.as_bytes())
+        .verify_slice(mi.value)
+        .map_err(|_| StunError::BadIntegrity)
 }
