@@ -9,6 +9,7 @@ use crate::clock::MediaClock;
 use crate::counters::CounterSnapshot;
 
 mod accept;
+mod secure;
 mod shortcut;
 mod step;
 mod tunnel;
