@@ -14,6 +14,7 @@
 pub mod browser;
 pub mod call;
 pub mod json;
+pub mod libsrtp;
 pub mod netns;
 pub mod ng;
 pub mod page_server;
