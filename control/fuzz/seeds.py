@@ -7,7 +7,8 @@ SDP bodies are the string literals of control/ng/src/sdp/tests.rs and
 control/ng/src/ng/tests.rs (LF and CRLF); bencode seeds are the byte-string
 literals of the bencode and ng tests plus the ng requests built here, which
 follow Kamailio's; RTP/RTCP packets are those the flow and rtp tests build;
-API bodies are API.md's examples. Files are named by content hash, so
+API bodies are API.md's examples; STUN requests are RFC 5769's and
+Chromium-style ones built here. Files are named by content hash, so
 rerunning is idempotent and libFuzzer's own additions are kept apart.
 """
 
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import re
 import struct
+import zlib
 from pathlib import Path
 
 FUZZ = Path(__file__).resolve().parent
@@ -149,6 +151,44 @@ def api_bodies():
     ]
 
 
+def stun_attr(t, v):
+    return struct.pack(">HH", t, len(v)) + v + bytes(-len(v) % 4)
+
+
+def stun_request(attrs, pwd, txid=b"\x5a" * 12):
+    """A Binding request with `attrs`, MESSAGE-INTEGRITY keyed with `pwd` and FINGERPRINT."""
+    body = b"".join(attrs)
+    head = struct.pack(">HHI", 1, len(body) + 24, 0x2112A442) + txid
+    body += stun_attr(8, hmac.new(pwd, head + body, "sha1").digest())
+    head = struct.pack(">HHI", 1, len(body) + 8, 0x2112A442) + txid
+    crc = (zlib.crc32(head + body) ^ 0x5354554E) & 0xFFFFFFFF
+    body += stun_attr(0x8028, struct.pack(">I", crc))
+    return struct.pack(">HHI", 1, len(body), 0x2112A442) + txid + body
+
+
+def stun_seeds():
+    # The stun target's first byte: even, the datagram as received; odd, the
+    # attributes of a request it signs itself (relay/ice and control/fuzz/src/stun.rs).
+    pwd = b"rtpmesh-fuzz-password-26ch"
+    chromium = [stun_attr(0xC057, b"\x00\x01\x00\x0a"), stun_attr(0x802A, b"\x11" * 8),
+                stun_attr(0x0025, b""), stun_attr(0x0024, b"\x6e\x7f\x1e\xff")]
+    rfc5769 = bytes.fromhex(
+        "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e2074657374"
+        "20636c69656e74002400046e0001ff80290008932ff9b151263b36000600096576"
+        "746a3a68367659202020000800149aeaa70cbfd8cb56781ef2b5b2d3f249c1b571"
+        "a280280004e57a3bcf")
+    user = stun_attr(6, b"ufrg:peer")
+    return [
+        b"\x00" + rfc5769,
+        b"\x00" + stun_request([user] + chromium, pwd),
+        b"\x00" + stun_request([user, stun_attr(3, bytes(4))], pwd),
+        b"\x00" + stun_request([user], b"wrong"),
+        b"\x01" + b"".join(chromium),
+        b"\x01" + stun_attr(3, bytes(4)) + stun_attr(0x7FFF, b"x"),
+        b"\x01",
+    ]
+
+
 def main():
     sdp_seeds = sdps()
     requests = ng_requests(sdp_seeds)
@@ -162,6 +202,7 @@ def main():
     write("tunnel_open", tunnel_seeds(pkts))
     write("flow_step", pkts + tunnel_seeds(pkts))
     write("api_json", api_bodies())
+    write("stun", stun_seeds())
 
 
 if __name__ == "__main__":

@@ -16,4 +16,5 @@ pub mod flow_step;
 pub mod ng_request;
 pub mod rtp_views;
 pub mod sdp;
+pub mod stun;
 pub mod tunnel_open;

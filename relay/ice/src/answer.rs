@@ -1,7 +1,7 @@
 //! The ICE-lite responder: checks a Binding request and writes its answer.
 //!
 //! Checks go in RFC 8489 §6.3's order: the message is well formed and a
-//! Binding request; FINGERPRINT (when present) matches, or the datagram was
+//! Binding request; FINGERPRINT is there and matches, or the datagram was
 //! not STUN (dropped); USERNAME and MESSAGE-INTEGRITY are present (400), name
 //! this session (401) and verify with our password (401); only then do
 //! unknown comprehension-required attributes count (420). Attributes after
@@ -36,8 +36,10 @@ pub struct Answered {
     /// agent nominates the pair this request arrived on.
     pub use_candidate: bool,
     /// The request carried ICE-CONTROLLING. A lite agent is always controlled
-    /// (RFC 8445 §6.1.1): a peer that says otherwise is still answered, and
-    /// the caller may decide not to trust its nominations.
+    /// (RFC 8445 §6.1.1), and its full peer must be controlling. A peer that
+    /// says otherwise (ICE-CONTROLLED, or neither) is still answered, with no
+    /// 487 Role Conflict (a lite agent cannot switch roles); the caller may
+    /// decide not to trust its nominations.
     pub controlling: bool,
 }
 

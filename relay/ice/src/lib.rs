@@ -19,6 +19,30 @@
 //!   control plane's SDP material (not on the packet path), formatted as
 //!   rtpengine 10.5 formats it.
 //!
+//! On the packet path, per datagram of an ICE socket (a sketch of the flow's use):
+//!
+//! ```
+//! # use std::net::SocketAddr;
+//! # use std::time::Instant;
+//! # use rtpmesh_ice::{answer, error_response, is_stun, Consent};
+//! # let (data, src, now): (&[u8], SocketAddr, Instant) = (&[0; 4], "192.0.2.1:9".parse().unwrap(), Instant::now());
+//! # let mut consent = Consent::new(now);
+//! let mut out = [0u8; 128]; // answers are 64 (IPv4) or 76 (IPv6) bytes, errors under 128
+//! if is_stun(data) {
+//!     match answer(data, src, "ufrag", "password-of-at-least-22", Some("peer"), &mut out) {
+//!         Ok(a) => {
+//!             consent.on_valid_check(now);
+//!             // if a.use_candidate: latch `src`; then send out[..a.len] to src
+//!         }
+//!         Err(e) => {
+//!             // count e; then send what error_response writes, if anything
+//!             let _reply = error_response(data, e, "password-of-at-least-22", &mut out);
+//!         }
+//!     }
+//! }
+//! // On the worker's tick: consent.expired(now) ends the leg.
+//! ```
+//!
 //! Crates: RustCrypto's `hmac` + `sha1` for MESSAGE-INTEGRITY (pure Rust, the
 //! `hmac` the flow core already uses) and `crc32fast` for FINGERPRINT; nothing
 //! else, no IO.

@@ -229,8 +229,9 @@ fn use_candidate_after_message_integrity_is_not_authenticated() {
 
 #[test]
 fn a_chromium_style_request_is_answered() {
-    // What Chromium sends: GOOG-NETWORK-INFO (0xC057, comprehension-optional),
-    // ICE-CONTROLLING, USE-CANDIDATE, PRIORITY, then MI and FINGERPRINT.
+    // What Chromium 156 sends (observed): USERNAME, GOOG-NETWORK-INFO (0xC057,
+    // comprehension-optional), ICE-CONTROLLING, USE-CANDIDATE (when it
+    // nominates), PRIORITY, MESSAGE-INTEGRITY, FINGERPRINT, in that order.
     let req = request(&[
         (0xC057, &[0x00, 0x01, 0x00, 0x0a]),
         (attr::ICE_CONTROLLING, &[0x11; 8]),
