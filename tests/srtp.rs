@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::call::{call, lo, LO};
-use common::ng::{reason, result, Ng};
 use common::json::*;
 use common::libsrtp::{base64, unbase64, LibSrtp};
+use common::ng::{reason, result, Ng};
 use common::*;
 use rtpmesh_ng::bencode::Value;
 
@@ -21,7 +21,10 @@ fn savp_sdp(port: u16, crypto: &[(u32, &str, &[u8])]) -> String {
         "v=0\r\no=- 1545997027 1 IN IP4 {LO}\r\ns=tester\r\nc=IN IP4 {LO}\r\nt=0 0\r\nm=audio {port} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
     );
     for (tag, suite, key) in crypto {
-        s.push_str(&format!("a=crypto:{tag} {suite} inline:{}\r\n", base64(key)));
+        s.push_str(&format!(
+            "a=crypto:{tag} {suite} inline:{}\r\n",
+            base64(key)
+        ));
     }
     s.push_str("a=sendrecv\r\n");
     s
@@ -47,7 +50,9 @@ fn m_line(sdp: &str) -> &str {
 }
 
 fn key_of(seed: u8, len: usize) -> Vec<u8> {
-    (0..len as u8).map(|i| i.wrapping_mul(seed) ^ 0xa5).collect()
+    (0..len as u8)
+        .map(|i| i.wrapping_mul(seed) ^ 0xa5)
+        .collect()
 }
 
 fn str_(s: &str) -> Value {
@@ -74,7 +79,10 @@ fn srtp_caller_to_plain_callee(backend: &str, suite: &str) {
         vec![("transport-protocol", str_("RTP/AVP"))],
     ));
     assert!(m_line(&offer).contains(" RTP/AVP "), "{offer}");
-    assert!(crypto_lines(&offer).is_empty(), "no crypto to a plain callee: {offer}");
+    assert!(
+        crypto_lines(&offer).is_empty(),
+        "no crypto to a plain callee: {offer}"
+    );
     let answer = sdp_of(&ng.answer("s", "a", "b", &audio_sdp(lo(), b.port()), vec![]));
     assert!(m_line(&answer).contains(" RTP/SAVP "), "{answer}");
     let ours = crypto_lines(&answer);
@@ -90,16 +98,27 @@ fn srtp_caller_to_plain_callee(backend: &str, suite: &str) {
     for seq in 0..20u16 {
         let p = rtp(seq, 0xaaaa, 160);
         a.send(to_a, &a_tx.protect_rtp(&p));
-        assert_eq!(b.recv().0, p, "{suite}: A's SRTP reaches B as the RTP it protected");
+        assert_eq!(
+            b.recv().0,
+            p,
+            "{suite}: A's SRTP reaches B as the RTP it protected"
+        );
         let q = rtp(seq, 0xbbbb, 160);
         b.send(to_b, &q);
         let (srtp, from) = a.recv();
         assert_eq!(from, to_a);
         assert_ne!(srtp, q, "not in the clear");
-        assert_eq!(a_rx.unprotect_rtp(&srtp), Ok(q), "{suite}: libsrtp reads B's RTP");
+        assert_eq!(
+            a_rx.unprotect_rtp(&srtp),
+            Ok(q),
+            "{suite}: libsrtp reads B's RTP"
+        );
     }
     let rr = rtcp_rr(0xaaaa);
-    a_rtcp.send(SocketAddr::new(to_a.ip(), to_a.port() + 1), &a_tx.protect_rtcp(&rr));
+    a_rtcp.send(
+        SocketAddr::new(to_a.ip(), to_a.port() + 1),
+        &a_tx.protect_rtcp(&rr),
+    );
     assert_eq!(b_rtcp.recv().0, rr, "SRTCP arrives as RTCP");
     let rr = rtcp_rr(0xbbbb);
     b_rtcp.send(SocketAddr::new(to_b.ip(), to_b.port() + 1), &rr);
@@ -116,7 +135,11 @@ fn srtp_caller_to_plain_callee(backend: &str, suite: &str) {
     assert_eq!(b.recv().0, rtp(100, 0xaaaa, 160));
     a.send(to_a, &good);
     b.expect_nothing(Duration::from_millis(200));
-    assert_eq!(errors(&mut ng, "s") - before, 2, "forgery and replay counted");
+    assert_eq!(
+        errors(&mut ng, "s") - before,
+        2,
+        "forgery and replay counted"
+    );
     assert!(ng.pings(), "the node keeps serving");
 }
 
@@ -134,8 +157,17 @@ fn srtp_to_srtp_with_different_keys(backend: &str) {
         .iter()
         .find(|(_, s, _)| s == suite)
         .unwrap_or_else(|| panic!("the callee is offered {suite}: {offer}"));
-    assert_ne!(k_to_b, &ka, "the callee gets rtpmesh's key, not the caller's");
-    let answer = sdp_of(&ng.answer("ss", "a", "b", &savp_sdp(b.port(), &[(1, suite, &kb)]), vec![]));
+    assert_ne!(
+        k_to_b, &ka,
+        "the callee gets rtpmesh's key, not the caller's"
+    );
+    let answer = sdp_of(&ng.answer(
+        "ss",
+        "a",
+        "b",
+        &savp_sdp(b.port(), &[(1, suite, &kb)]),
+        vec![],
+    ));
     let [(_, _, k_to_a)] = &crypto_lines(&answer)[..] else {
         panic!("one crypto line in the answer: {answer}");
     };
@@ -161,7 +193,12 @@ fn a_bad_crypto_line_is_refused_and_the_node_serves_on(backend: &str) {
         "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:!!!notbase64!!!",
     ] {
         let sdp = savp_sdp(a.port(), &[]).replace("a=sendrecv", &format!("{bad}\r\na=sendrecv"));
-        let r = ng.offer("bad", "a", &sdp, vec![("transport-protocol", str_("RTP/AVP"))]);
+        let r = ng.offer(
+            "bad",
+            "a",
+            &sdp,
+            vec![("transport-protocol", str_("RTP/AVP"))],
+        );
         assert_eq!(result(&r), "error", "{bad}: {r:?}");
         assert!(!reason(&r).is_empty());
     }

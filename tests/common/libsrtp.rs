@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../relay/srtp/tests/libsrtp_peer.c");
+        let src =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../relay/srtp/tests/libsrtp_peer.c");
         let out = std::env::temp_dir().join(format!("rtpmesh-libsrtp-peer-{}", std::process::id()));
         let r = Command::new("cc")
             .arg("-O1")

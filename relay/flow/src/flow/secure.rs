@@ -209,8 +209,19 @@ impl FlowTable {
         );
         let a = match answered {
             Ok(a) => a,
-            Err(_) => {
+            Err(e) => {
                 bump(&c.stun_refused, 1);
+                // 400/401/420 where RFC 8489 wants one; the rest is dropped.
+                let pwd = &ice.local_pwd;
+                if let Some(n) = rtpmesh_ice::error_response(&req[skip..len], e, pwd, room) {
+                    out.transmits.push(Transmit {
+                        via: slot,
+                        dest: src,
+                        skip: start as u16,
+                        end: (start + n) as u16,
+                        head: None,
+                    });
+                }
                 return;
             }
         };

@@ -235,7 +235,7 @@ fn a_valid_check_is_answered_from_the_room_after_it_and_moves_the_peer() {
 fn a_check_with_the_wrong_password_is_refused_and_moves_nothing() {
     let (mut t, sa, _) = ice_pair("another-password-entirely");
     let mut out = Forwarded::new();
-    step(
+    let buf = step(
         &mut t,
         Instant::now(),
         sa,
@@ -243,7 +243,11 @@ fn a_check_with_the_wrong_password_is_refused_and_moves_nothing() {
         &STUN_REQ,
         &mut out,
     );
-    assert!(out.transmits().is_empty());
+    let [tx] = out.transmits() else {
+        panic!("a 401 expected: {:?}", out.transmits());
+    };
+    let resp = body(&buf, tx);
+    assert_eq!(&resp[..2], &[0x01, 0x11], "a binding error response");
     assert_eq!(out.events().count(), 0);
     assert_eq!(t.get(sa).unwrap().peer(), Some(addr("10.0.0.1:4000")));
     assert_eq!(snap(&t, sa).stun_refused, 1);
