@@ -8,10 +8,12 @@
 use std::net::IpAddr;
 
 mod rewrite;
+mod security;
 #[cfg(test)]
 mod tests;
 
 pub use rewrite::{rewrite, MediaRewrite, Rewrite};
+pub use security::{crypto_value, Crypto, MediaSecurity, SdpFingerprint, Setup};
 
 /// Why an SDP body could not be parsed or rewritten. Line numbers are 1-based.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +61,21 @@ pub enum SdpError {
     /// A `c=` line with an unknown nettype/addrtype or an unparsable address.
     #[error("bad c= line {line}")]
     BadConnection {
+        /// Offending line.
+        line: usize,
+    },
+    /// An `a=crypto` line rtpmesh cannot read: a key that would never
+    /// decrypt anything is refused rather than relayed.
+    #[error("bad a=crypto line {line}: {why}")]
+    BadCrypto {
+        /// Offending line.
+        line: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An `a=fingerprint` line that is not `HASH XX:XX:...`.
+    #[error("bad a=fingerprint line {line}")]
+    BadFingerprint {
         /// Offending line.
         line: usize,
     },
@@ -341,6 +358,7 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
                 match media.last_mut() {
                     Some(m) => parse_media_attr(m, name, value, n)?,
                     None => {
+                        security::check(name, value, n)?;
                         if let Some(d) = Direction::from_attr(name) {
                             session_direction = Some(d);
                         }
@@ -490,6 +508,7 @@ fn parse_media_attr(
         m.direction = Some(d);
         return Ok(());
     }
+    security::check(name, value, line)?;
     let value = value.unwrap_or("");
     match name {
         "rtcp-mux" => m.rtcp_mux = true,
