@@ -222,11 +222,20 @@ pub struct Media {
     pub rtpmaps: Vec<RtpMap>,
     /// ICE attributes present (media- or session-level ufrag, or candidates).
     pub has_ice: bool,
+    /// `a=ice-options:trickle` (media or session level): a `0.0.0.0`
+    /// address is then a placeholder (RFC 8838), not a hold, as rtpengine
+    /// takes it.
+    pub trickle_ice: bool,
     /// Whether this section carries its own `c=`.
     has_own_connection: bool,
 }
 
 impl Media {
+    /// Old-style hold: `c=0.0.0.0` (unless a trickle-ICE placeholder).
+    pub fn on_hold(&self) -> bool {
+        !self.trickle_ice && self.connection.is_some_and(|c| c.address.is_unspecified())
+    }
+
     /// Clock rate of a payload type, from `a=rtpmap` or the RFC 3551 static table.
     pub fn clock_rate(&self, pt: u8) -> Option<u32> {
         self.rtpmaps
@@ -328,6 +337,7 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     let mut connection = None;
     let mut session_direction = None;
     let mut session_ice = false;
+    let mut session_trickle = false;
     let mut first = true;
 
     for (idx, raw) in text.split('\n').enumerate() {
@@ -363,6 +373,10 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
                             session_direction = Some(d);
                         }
                         session_ice |= name == "ice-ufrag";
+                        session_trickle |= name == "ice-options"
+                            && value.is_some_and(|v| {
+                                v.split_ascii_whitespace().any(|o| o == "trickle")
+                            });
                     }
                 }
             }
@@ -375,6 +389,9 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     }
 
     inherit_session_level(&mut media, connection, session_direction, session_ice);
+    for m in &mut media {
+        m.trickle_ice |= session_trickle;
+    }
     Ok(SessionDescription {
         session,
         sections,
@@ -455,6 +472,7 @@ fn parse_m(value: &str, line: usize) -> Result<Media, SdpError> {
         ptime: None,
         rtpmaps: Vec::new(),
         has_ice: false,
+        trickle_ice: false,
         has_own_connection: false,
     })
 }
@@ -529,6 +547,7 @@ fn parse_media_attr(
             }
         }
         "ice-ufrag" | "candidate" => m.has_ice = true,
+        "ice-options" => m.trickle_ice |= value.split_ascii_whitespace().any(|o| o == "trickle"),
         _ => {}
     }
     Ok(())

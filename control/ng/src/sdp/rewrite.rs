@@ -169,7 +169,7 @@ pub fn rewrite(sdp: &SessionDescription, rw: &Rewrite) -> Result<String, SdpErro
 /// The address to advertise in this stream's `c=`: old-style hold (0.0.0.0) stays hold.
 fn wanted_address(media: &Media, r: &MediaRewrite) -> IpAddr {
     match media.connection {
-        Some(c) if c.address.is_unspecified() => unspecified(Family::of(&r.address)),
+        Some(_) if media.on_hold() => unspecified(Family::of(&r.address)),
         _ => r.address,
     }
 }
@@ -332,7 +332,7 @@ fn written_direction(media: &Media, r: &MediaRewrite) -> Direction {
     r.direction.unwrap_or_else(|| {
         let d = media.direction.unwrap_or(Direction::SendRecv);
         // Old-style hold: the peer will not receive, so it is at most sendonly.
-        match (d, media.connection.map(|c| c.address.is_unspecified())) {
+        match (d, media.connection.map(|_| media.on_hold())) {
             (Direction::SendRecv, Some(true)) => Direction::SendOnly,
             (Direction::RecvOnly, Some(true)) => Direction::Inactive,
             (d, _) => d,
