@@ -33,6 +33,8 @@ pub struct PeerSecurity {
     pub end_of_candidates: bool,
     /// Its `a=mid`: rtpengine answers with the offer's mid when the answer has none.
     pub mid: Option<String>,
+    /// Its usable `a=crypto` keys by tag, in its order of preference.
+    pub crypto: Vec<(u32, MasterKey)>,
 }
 
 /// Media security of one stream toward one party.

@@ -151,6 +151,7 @@ fn peer_of(m: &MediaSecurity) -> PeerSecurity {
         trickle: m.trickle,
         end_of_candidates: m.end_of_candidates,
         mid: m.mid.clone(),
+        crypto: Vec::new(),
     }
 }
 
@@ -198,11 +199,17 @@ fn offerer_side(
     if !is_srtp(&m.protocol) {
         return Ok(s);
     }
-    let usable = msec.crypto.iter().find_map(|c| {
-        let suite = Suite::from_name(&c.suite).filter(|_| c.usable)?;
-        opts.security.sdes.allows(&c.suite).then_some((c, suite))
-    });
-    let dtls = msec.fingerprint.is_some() && (is_dtls_protocol(&m.protocol) || usable.is_none());
+    for c in &msec.crypto {
+        let Some(suite) = Suite::from_name(&c.suite).filter(|_| c.usable) else {
+            continue;
+        };
+        if opts.security.sdes.allows(&c.suite) {
+            let theirs = MasterKey::new(suite, &c.key).map_err(|e| fail(e.to_string()))?;
+            s.peer.crypto.push((c.tag, theirs));
+        }
+    }
+    let dtls =
+        msec.fingerprint.is_some() && (is_dtls_protocol(&m.protocol) || s.peer.crypto.is_empty());
     if dtls {
         // The role waits for the answer's flags; the certificate must exist
         // now. A re-offer with the same fingerprint keeps the session.
@@ -213,20 +220,32 @@ fn offerer_side(
             .filter(|d| d.fingerprint == s.peer.fingerprint);
         return Ok(s);
     }
-    let Some((c, suite)) = usable else {
+    // The suite agreed before (a re-offer), else its first usable one
+    // until the answer says which the other side took.
+    let agreed = cur.sdes.as_ref().and_then(|c| {
+        let same = |(t, k): &&(u32, MasterKey)| *t == c.tag && k.suite() == c.ours.suite();
+        s.peer.crypto.iter().find(same)
+    });
+    let Some((tag, theirs)) = agreed.or(s.peer.crypto.first()).cloned() else {
         return Err(fail(NO_USABLE_SRTP));
     };
-    let theirs = MasterKey::new(suite, &c.key).map_err(|e| fail(e.to_string()))?;
-    let ours = match &cur.sdes {
-        Some(k) if k.tag == c.tag && k.ours.suite() == suite => k.ours.clone(),
-        _ => node.key(suite)?,
-    };
-    s.sdes = Some(SdesChoice {
-        tag: c.tag,
-        ours,
-        theirs,
-    });
+    s.sdes = Some(choose(cur.sdes.as_ref(), tag, theirs, node)?);
     Ok(s)
+}
+
+/// The suite of the party's key `theirs` (tag `tag`) with our key for it:
+/// the one we had (`cur`) when the same, else a fresh one.
+fn choose(
+    cur: Option<&SdesChoice>,
+    tag: u32,
+    theirs: MasterKey,
+    node: &mut NodeSecurity,
+) -> Result<SdesChoice, Failure> {
+    let ours = match cur {
+        Some(k) if k.tag == tag && k.ours.suite() == theirs.suite() => k.ours.clone(),
+        _ => node.key(theirs.suite())?,
+    };
+    Ok(SdesChoice { tag, ours, theirs })
 }
 
 /// The side the offer goes to, with protocol `protocol`: what we offer it.
@@ -358,6 +377,18 @@ pub(super) fn answered(
         }
     }
     let mut f = o.security.clone();
+    // The offerer gets the suite the answerer took when it offered it too,
+    // as rtpengine answers (one suite end to end).
+    if let (Some(bs), Some(fs)) = (&b.sdes, &f.sdes) {
+        let same = f
+            .peer
+            .crypto
+            .iter()
+            .find(|(_, k)| k.suite() == bs.ours.suite());
+        if let Some((tag, theirs)) = same.filter(|_| fs.ours.suite() != bs.ours.suite()) {
+            f.sdes = Some(choose(f.sdes.as_ref(), *tag, theirs.clone(), node)?);
+        }
+    }
     f.ice = None;
     if wants_ice(opts.ice, f.peer.ice_ufrag.is_some()) {
         node.ice_on(&mut f, &o.security, o.security.peer.ice_ufrag.clone())?;
