@@ -11,6 +11,9 @@ use std::sync::Arc;
 use rtpmesh_flow::counters::{CounterSnapshot, FlowCounters};
 use rtpmesh_flow::flow::{Carries, FlowId, FlowSpec, Latching, Output};
 
+mod security;
+pub use security::{PeerSecurity, SdesChoice, StreamSecurity};
+
 /// One local socket of a stream.
 #[derive(Debug, Clone)]
 pub struct Socket {
@@ -91,6 +94,8 @@ pub struct Stream {
     pub clock_rate: u32,
     /// `a=ptime` the party offered.
     pub ptime: Option<u32>,
+    /// SRTP, DTLS-SRTP and ICE toward this leg's party.
+    pub security: StreamSecurity,
 }
 
 impl Stream {
@@ -260,6 +265,13 @@ impl Call {
             (s.remote, self.latching)
         };
         let muxed = s.mux && !s.local.socketless;
+        let security = s.security.flow_security();
+        // A muxed party never uses the RTCP socket: no handshake there.
+        let rtcp_security = if muxed {
+            Default::default()
+        } else {
+            security.clone()
+        };
         [
             FlowSpec {
                 id: s.local.rtp.flow,
@@ -270,7 +282,7 @@ impl Call {
                 rtcp_outputs: rtcp_out.clone(),
                 clock_rate: s.clock_rate,
                 counters: s.local.rtp.counters.clone(),
-                security: Default::default(),
+                security,
             },
             FlowSpec {
                 id: s.local.rtcp.flow,
@@ -281,7 +293,7 @@ impl Call {
                 rtcp_outputs: rtcp_out,
                 clock_rate: s.clock_rate,
                 counters: s.local.rtcp.counters.clone(),
-                security: Default::default(),
+                security: rtcp_security,
             },
         ]
     }

@@ -24,6 +24,9 @@ mod commands;
 mod negotiate;
 pub mod persist;
 mod report;
+mod security;
+
+pub use security::{KeySource, KeySourceError, NodeSecurity, OsRandom};
 
 /// The two clocks a node needs: the media clock (monotonic ms, shared with
 /// the workers' counters) and wall-clock seconds for reports.
@@ -92,6 +95,8 @@ pub struct Node {
     consent_expired: std::collections::BTreeSet<String>,
     /// Calls removed since then.
     gone: Vec<String>,
+    /// Randomness for keys and the DTLS certificate's fingerprint.
+    security: NodeSecurity,
 }
 
 impl Node {
@@ -105,12 +110,25 @@ impl Node {
             dirty: Default::default(),
             consent_expired: Default::default(),
             gone: Vec::new(),
+            security: NodeSecurity::default(),
             stats: NodeStats {
                 started_unix: now.unix,
                 window: (now.ms, Totals::default()),
                 ..NodeStats::default()
             },
         }
+    }
+
+    /// The SHA-256 fingerprint of the node's DTLS certificate, which offers
+    /// and answers announce; without one, DTLS-SRTP is refused with an ng
+    /// error (SDES still works).
+    pub fn set_dtls_fingerprint(&mut self, fingerprint: Option<[u8; 32]>) {
+        self.security.fingerprint = fingerprint;
+    }
+
+    /// Where SDES keys and ICE credentials come from (default: the OS).
+    pub fn set_key_source(&mut self, keys: Box<dyn KeySource>) {
+        self.security.keys = keys;
     }
 
     /// Number of calls (including those waiting out a delete delay).

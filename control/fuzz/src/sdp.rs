@@ -62,6 +62,9 @@ fn answer(sdp: &SessionDescription) -> Rewrite {
                 protocol: Some("RTP/SAVPF".into()),
                 direction: Some(Direction::SendOnly).filter(|_| i % 3 == 1),
                 ptime: m.ptime.or(Some(20)),
+                mid: Some("0".into()),
+                security: vec!["setup:actpass".into()],
+                ice: vec!["ice-ufrag:abcd".into()],
             }
         })
         .collect();

@@ -16,6 +16,7 @@ mod parse;
 mod reply;
 mod report;
 mod request;
+mod security;
 
 pub use parse::parse_request;
 pub use reply::{Failure, Relayed, Reply, Route, Statistics, TunnelEnd};
@@ -23,6 +24,9 @@ pub use report::{CallReport, MediaReport, PacketStats, StreamReport, TagReport};
 pub use request::{
     Answer, BranchRef, CallRef, Flags, IceMode, Offer, Op, Options, Replace, Request, RtcpMux,
     TunnelParams, TunnelSide,
+};
+pub use security::{
+    transport_protocol, DtlsMode, SdesOptions, SecurityOptions, TRANSPORT_PROTOCOLS,
 };
 
 /// `error-reason` / `warning` texts, byte for byte as rtpengine 10.5.3 sends

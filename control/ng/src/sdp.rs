@@ -8,10 +8,12 @@
 use std::net::IpAddr;
 
 mod rewrite;
+mod security;
 #[cfg(test)]
 mod tests;
 
 pub use rewrite::{rewrite, MediaRewrite, Rewrite};
+pub use security::{crypto_value, Crypto, MediaSecurity, SdpFingerprint, Setup};
 
 /// Why an SDP body could not be parsed or rewritten. Line numbers are 1-based.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +61,21 @@ pub enum SdpError {
     /// A `c=` line with an unknown nettype/addrtype or an unparsable address.
     #[error("bad c= line {line}")]
     BadConnection {
+        /// Offending line.
+        line: usize,
+    },
+    /// An `a=crypto` line rtpmesh cannot read: a key that would never
+    /// decrypt anything is refused rather than relayed.
+    #[error("bad a=crypto line {line}: {why}")]
+    BadCrypto {
+        /// Offending line.
+        line: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An `a=fingerprint` line that is not `HASH XX:XX:...`.
+    #[error("bad a=fingerprint line {line}")]
+    BadFingerprint {
         /// Offending line.
         line: usize,
     },
@@ -205,11 +222,20 @@ pub struct Media {
     pub rtpmaps: Vec<RtpMap>,
     /// ICE attributes present (media- or session-level ufrag, or candidates).
     pub has_ice: bool,
+    /// `a=ice-options:trickle` (media or session level): a `0.0.0.0`
+    /// address is then a placeholder (RFC 8838), not a hold, as rtpengine
+    /// takes it.
+    pub trickle_ice: bool,
     /// Whether this section carries its own `c=`.
     has_own_connection: bool,
 }
 
 impl Media {
+    /// Old-style hold: `c=0.0.0.0` (unless a trickle-ICE placeholder).
+    pub fn on_hold(&self) -> bool {
+        !self.trickle_ice && self.connection.is_some_and(|c| c.address.is_unspecified())
+    }
+
     /// Clock rate of a payload type, from `a=rtpmap` or the RFC 3551 static table.
     pub fn clock_rate(&self, pt: u8) -> Option<u32> {
         self.rtpmaps
@@ -311,6 +337,7 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     let mut connection = None;
     let mut session_direction = None;
     let mut session_ice = false;
+    let mut session_trickle = false;
     let mut first = true;
 
     for (idx, raw) in text.split('\n').enumerate() {
@@ -341,10 +368,15 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
                 match media.last_mut() {
                     Some(m) => parse_media_attr(m, name, value, n)?,
                     None => {
+                        security::check(name, value, n)?;
                         if let Some(d) = Direction::from_attr(name) {
                             session_direction = Some(d);
                         }
                         session_ice |= name == "ice-ufrag";
+                        session_trickle |= name == "ice-options"
+                            && value.is_some_and(|v| {
+                                v.split_ascii_whitespace().any(|o| o == "trickle")
+                            });
                     }
                 }
             }
@@ -357,6 +389,9 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     }
 
     inherit_session_level(&mut media, connection, session_direction, session_ice);
+    for m in &mut media {
+        m.trickle_ice |= session_trickle;
+    }
     Ok(SessionDescription {
         session,
         sections,
@@ -437,6 +472,7 @@ fn parse_m(value: &str, line: usize) -> Result<Media, SdpError> {
         ptime: None,
         rtpmaps: Vec::new(),
         has_ice: false,
+        trickle_ice: false,
         has_own_connection: false,
     })
 }
@@ -490,6 +526,7 @@ fn parse_media_attr(
         m.direction = Some(d);
         return Ok(());
     }
+    security::check(name, value, line)?;
     let value = value.unwrap_or("");
     match name {
         "rtcp-mux" => m.rtcp_mux = true,
@@ -510,6 +547,7 @@ fn parse_media_attr(
             }
         }
         "ice-ufrag" | "candidate" => m.has_ice = true,
+        "ice-options" => m.trickle_ice |= value.split_ascii_whitespace().any(|o| o == "trickle"),
         _ => {}
     }
     Ok(())

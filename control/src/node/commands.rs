@@ -23,7 +23,14 @@ use rtpmesh_ng::sdp;
 fn parse_sdp(text: &str, call_id: &str) -> Result<sdp::SessionDescription, Failure> {
     let parsed = sdp::parse(text).map_err(|e| {
         tracing::info!(error = %e, call = %call_id, "SDP rejected");
-        Failure::from(reason::FAILED_TO_PARSE_SDP)
+        match e {
+            // rtpengine ignores a bad key; rtpmesh says which line, since a
+            // key it cannot read would make a leg that never decrypts.
+            sdp::SdpError::BadCrypto { .. } | sdp::SdpError::BadFingerprint { .. } => {
+                Failure::Error(format!("{}: {e}", reason::FAILED_TO_PARSE_SDP))
+            }
+            _ => Failure::from(reason::FAILED_TO_PARSE_SDP),
+        }
     })?;
     if parsed.media().len() > MAX_MEDIA_SECTIONS {
         tracing::info!(call = %call_id, media = parsed.media().len(), "SDP rejected: too many m= lines");
@@ -51,8 +58,7 @@ impl Node {
             set_tunnel_peer(call, o);
         }
         let offerer = call.leg_index(&offer.from_tag).unwrap_or(0);
-        let answerer = 1 - offerer;
-        match build_offer(call, offerer, answerer, o, &parsed, now, plane) {
+        match build_offer(call, offerer, o, &parsed, now, plane, &mut self.security) {
             Ok(sdp) => {
                 // A signal after a delayed delete keeps the call, as in
                 // rtpengine: Kamailio re-offers on the same Call-ID after a
@@ -159,7 +165,7 @@ impl Node {
             call.legs[answerer].tag = answer.to_tag.clone();
         }
         set_tunnel_peer(call, o);
-        let sdp = build_answer(call, offerer, answerer, o, &parsed, now)?;
+        let sdp = build_answer(call, offerer, answerer, o, &parsed, now, &mut self.security)?;
         // As an offer does: the answer cancels a pending delete.
         call.delete_at_ms = None;
         plane.install(call.worker, call.flow_specs());

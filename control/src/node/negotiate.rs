@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use rtpmesh_flow::flow::Latching;
 
+use super::security::{self, Advert, NodeSecurity};
 use super::Now;
 use crate::call::{Call, Remote, Stream};
 use crate::plane::{MediaPlane, PlaneError};
@@ -73,16 +74,17 @@ fn learn(s: &mut Stream, m: &sdp::Media, opts: &Options) {
 }
 
 /// Applies an offer from leg `o` to the call and returns the SDP for the
-/// answerer, which names the sockets facing the answerer.
+/// answerer (the other leg), which names the sockets facing the answerer.
 pub(super) fn build_offer(
     call: &mut Call,
     o: usize,
-    a: usize,
     opts: &Options,
     parsed: &sdp::SessionDescription,
     now: Now,
     plane: &mut dyn MediaPlane,
+    node_sec: &mut NodeSecurity,
 ) -> Result<String, Failure> {
+    let a = 1 - o;
     signalled(call, opts, now);
     let want_v6 = opts
         .address_family
@@ -103,6 +105,16 @@ pub(super) fn build_offer(
                 }
             }
             apply_offered(call, o, a, i, m, opts);
+            let (lo, la) = two_legs(call, o);
+            let msec = parsed.security(i);
+            security::offered(
+                &mut lo.streams[i],
+                &mut la.streams[i],
+                m,
+                &msec,
+                opts,
+                node_sec,
+            )?;
         }
         Ok(())
     })();
@@ -110,7 +122,17 @@ pub(super) fn build_offer(
         close_opened(call, opened, plane);
         return Err(f);
     }
-    rewrite_for(call, a, opts, parsed, MuxAdvert::Offer)
+    rewrite_for(call, a, opts, parsed, MuxAdvert::Offer, node_sec)
+}
+
+/// Legs `o` and the other one, both mutable.
+fn two_legs(call: &mut Call, o: usize) -> (&mut crate::call::Leg, &mut crate::call::Leg) {
+    let [l0, l1] = &mut call.legs;
+    if o == 0 {
+        (l0, l1)
+    } else {
+        (l1, l0)
+    }
 }
 
 /// Opens the local end of stream `i` of `leg` (socketless for a tunnel leg)
@@ -145,6 +167,7 @@ fn open_stream(
         mux_accept: false,
         clock_rate: 8000,
         ptime: None,
+        security: Default::default(),
     });
     Ok(())
 }
@@ -157,7 +180,11 @@ fn apply_offered(call: &mut Call, o: usize, a: usize, i: usize, m: &sdp::Media, 
     s.protocol = m.protocol.clone();
     learn(s, m, opts);
     s.mux_offered = m.rtcp_mux;
-    s.mux_accept = opts.rtcp_mux.demux || opts.rtcp_mux.accept;
+    // A WebRTC party (UDP/TLS) cannot do without mux: the relay demuxes for
+    // a plain side that refuses it (rtpengine needs `rtcp-mux-demux` here).
+    s.mux_accept = opts.rtcp_mux.demux
+        || opts.rtcp_mux.accept
+        || (m.rtcp_mux && m.protocol.to_ascii_uppercase().starts_with("UDP/TLS/"));
     s.mux = m.rtcp_mux && s.mux;
     s.ptime = m.ptime;
     let offer_mux =
@@ -191,9 +218,21 @@ pub(super) fn build_answer(
     opts: &Options,
     parsed: &sdp::SessionDescription,
     now: Now,
+    node_sec: &mut NodeSecurity,
 ) -> Result<String, Failure> {
     if parsed.media().len() > call.legs[a].streams.len() {
         return Err(Failure::from(reason::ANSWER_MEDIA_MISMATCH));
+    }
+    // Security first: an answer that cannot be used changes nothing.
+    let mut secured = Vec::new();
+    for (i, m) in parsed.media().iter().enumerate() {
+        let (os, as_) = (&call.legs[o].streams[i], &call.legs[a].streams[i]);
+        let msec = parsed.security(i);
+        secured.push(security::answered(os, as_, m, &msec, opts, node_sec)?);
+    }
+    for (i, (b, f)) in secured.into_iter().enumerate() {
+        call.legs[a].streams[i].security = b;
+        call.legs[o].streams[i].security = f;
     }
     signalled(call, opts, now);
     for (i, m) in parsed.media().iter().enumerate() {
@@ -205,7 +244,7 @@ pub(super) fn build_answer(
         f.mux = f.mux_offered
             && (answerer_mux || f.mux_accept || opts.rtcp_mux.demux || opts.rtcp_mux.accept);
     }
-    rewrite_for(call, o, opts, parsed, MuxAdvert::Answer)
+    rewrite_for(call, o, opts, parsed, MuxAdvert::Answer, node_sec)
 }
 
 /// How the SDP being written treats rtcp-mux.
@@ -226,17 +265,21 @@ fn rewrite_for(
     opts: &Options,
     parsed: &sdp::SessionDescription,
     mux: MuxAdvert,
+    node_sec: &NodeSecurity,
 ) -> Result<String, Failure> {
     let media = parsed
         .media()
         .iter()
         .zip(&call.legs[to].streams)
-        .map(|(m, s)| {
+        .enumerate()
+        .map(|(i, (m, s))| {
             let address: IpAddr = match opts.media_address {
                 Some(a) if a.is_ipv4() == s.local.ip.is_ipv4() => a,
                 _ => s.local.advertised,
             };
             let (rtcp_mux, rtcp_port) = match mux {
+                // rtpengine: `require` offers mux only, RTCP on the RTP port.
+                MuxAdvert::Offer if opts.rtcp_mux.require => (true, s.local.rtp.port),
                 MuxAdvert::Offer => (s.mux_offered, s.local.rtcp.port),
                 MuxAdvert::Answer if s.mux => (true, s.local.rtp.port),
                 MuxAdvert::Answer => (false, s.local.rtcp.port),
@@ -247,15 +290,31 @@ fn rewrite_for(
                 MuxAdvert::Answer if m.ptime.is_none() => s.ptime,
                 _ => None,
             };
+            let advert = match mux {
+                MuxAdvert::Offer => Advert::Offer,
+                MuxAdvert::Answer => Advert::Answer,
+            };
+            let eoc = parsed.security(i).end_of_candidates;
+            let port = s.local.rtp.port;
             sdp::MediaRewrite {
                 address,
-                port: s.local.rtp.port,
+                port,
                 rtcp_port: Some(rtcp_port),
                 rtcp_mux,
                 strip_ice: true,
-                protocol: opts.transport_protocol.clone(),
+                // The offer's protocol, or `transport-protocol`'s, for the
+                // answerer; the offerer's own for the offerer.
+                protocol: Some(s.protocol.clone()),
                 direction: None,
                 ptime,
+                // An answer without a=mid gets the offer's (rtpengine).
+                mid: match mux {
+                    MuxAdvert::Answer => s.security.peer.mid.clone(),
+                    MuxAdvert::Offer => None,
+                }
+                .or_else(|| opts.security.generate_mid.then(|| (i + 1).to_string())),
+                security: security::security_lines(&s.security, &advert, node_sec),
+                ice: security::ice_lines(&s.security, address, port, rtcp_port, eoc),
             }
         })
         .collect();

@@ -283,6 +283,9 @@ impl StreamRecord {
             mux_accept: self.mux_accept,
             clock_rate: self.clock_rate,
             ptime: self.ptime,
+            // Keys are not written to the store (see call/security.rs), and
+            // a DTLS session cannot outlive the process anyway.
+            security: Default::default(),
         })
     }
 }

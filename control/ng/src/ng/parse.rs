@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::request::ICE_EXPECTED;
+use super::security;
 use super::{
     Answer, BranchRef, CallRef, Command, IceMode, NgError, Offer, Op, Options, Request,
     TunnelParams, TunnelSide,
@@ -56,8 +57,12 @@ pub fn parse_request(body: &Value) -> Result<Request, NgError> {
         .filter_map(|(k, v)| {
             let raw = std::str::from_utf8(k).ok()?;
             let mut key = normalize(raw);
-            if key.eq_ignore_ascii_case("ice") {
-                key = "ice".into();
+            // rtpengine matches these option names in any case.
+            if ["ice", "dtls", "sdes"]
+                .iter()
+                .any(|k| key.eq_ignore_ascii_case(k))
+            {
+                key = key.to_ascii_lowercase();
             }
             let rank = if key == "flags" {
                 0
@@ -225,7 +230,17 @@ fn apply_key(keys: &mut Keys, key: &str, v: &Value) -> Result<(), NgError> {
                 apply_rtcp_mux(o, &item);
             }
         }
-        "transport-protocol" => o.transport_protocol = Some(string(key, v)?),
+        "transport-protocol" => {
+            o.transport_protocol = Some(security::parse_transport(key, &string(key, v)?)?)
+        }
+        "dtls" => security::apply_dtls(&mut o.security, key, &string(key, v)?)?,
+        "sdes" => {
+            for item in strings(key, v)? {
+                if !security::apply_sdes(&mut o.security, key, &item)? {
+                    o.flags.unknown.push(format!("SDES-{item}"));
+                }
+            }
+        }
         "received-from" => o.received_from = Some(received_from(key, v)?),
         "media-address" => o.media_address = Some(ip(key, &string(key, v)?)?),
         "delete-delay" => o.delete_delay = Some(number(key, v)?),
@@ -343,7 +358,10 @@ fn apply_flag(o: &mut Options, raw: &str) -> Result<(), NgError> {
             "delete-delay" => {
                 o.delete_delay = Some(number(&key(), &Value::from(value))?);
             }
-            "transport-protocol" => o.transport_protocol = Some(value.to_owned()),
+            "transport-protocol" => {
+                o.transport_protocol = Some(security::parse_transport(&key(), value)?)
+            }
+            "dtls" => security::apply_dtls(&mut o.security, &key(), value)?,
             _ => o.flags.unknown.push(raw.to_owned()),
         }
         return Ok(());
@@ -361,11 +379,7 @@ fn apply_flag(o: &mut Options, raw: &str) -> Result<(), NgError> {
             return Ok(());
         }
     }
-    if matches!(
-        flag.to_ascii_uppercase().as_str(),
-        "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF"
-    ) {
-        o.transport_protocol = Some(flag.to_ascii_uppercase());
+    if security::apply_flag(&mut o.security, &mut o.transport_protocol, raw_trimmed)? {
         return Ok(());
     }
     let f = &mut o.flags;

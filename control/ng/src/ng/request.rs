@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::parse::normalize;
+use super::security::SecurityOptions;
 use super::Command;
 
 /// Entries of the `flags` list that are plain switches.
@@ -260,6 +261,8 @@ pub struct Options {
     pub rtcp_mux: RtcpMux,
     /// `transport-protocol`, e.g. `RTP/AVP` (or a bare `RTP/…` flag).
     pub transport_protocol: Option<String>,
+    /// `DTLS`, `SDES` and `generate-mid` (keys or flags).
+    pub security: SecurityOptions,
     /// `received-from: [IP4|IP6, ADDRESS]`: the SIP packet's source.
     pub received_from: Option<IpAddr>,
     /// `media-address`.

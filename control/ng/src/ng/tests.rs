@@ -184,6 +184,7 @@ fn kamailio_offer() {
                 address_family: None,
                 tunnel: None,
                 destination: None,
+                security: Default::default(),
             },
         }
     );

@@ -37,6 +37,16 @@ pub struct MediaRewrite {
     pub direction: Option<Direction>,
     /// Force `a=ptime`; rtpengine copies the offer's ptime into an answer lacking one.
     pub ptime: Option<u32>,
+    /// `a=mid` value to write when the section has none (`generate-mid`).
+    pub mid: Option<String>,
+    /// rtpmesh's own `a=crypto`, `a=setup`, `a=fingerprint` (values without
+    /// `a=`), written after `a=rtcp-mux` as rtpengine does; the section's
+    /// own are always dropped.
+    pub security: Vec<String>,
+    /// rtpmesh's own ICE attributes (`ice-ufrag`, `ice-pwd`, candidates ...),
+    /// written last. When any section has some, the session level gets
+    /// `a=ice-lite` (rtpmesh is an ICE-lite agent).
+    pub ice: Vec<String>,
 }
 
 impl MediaRewrite {
@@ -51,6 +61,9 @@ impl MediaRewrite {
             protocol: None,
             direction: None,
             ptime: None,
+            mid: None,
+            security: Vec::new(),
+            ice: Vec::new(),
         }
     }
 }
@@ -110,6 +123,7 @@ pub fn rewrite(sdp: &SessionDescription, rw: &Rewrite) -> Result<String, SdpErro
         _ => c.address,
     });
     let strip_session_ice = !rw.media.is_empty() && rw.media.iter().all(|r| r.strip_ice);
+    let ice_lite = rw.media.iter().any(|r| !r.ice.is_empty());
 
     let mut out = String::with_capacity(sdp.session.len() * 32 + sdp.sections.len() * 256);
     for line in &sdp.session {
@@ -135,8 +149,12 @@ pub fn rewrite(sdp: &SessionDescription, rw: &Rewrite) -> Result<String, SdpErro
             (_, Some((name, _)))
                 if Direction::from_attr(name).is_some() && !sdp.media.is_empty() => {}
             (_, Some((name, _))) if strip_session_ice && ICE_ATTRS.contains(&name) => {}
+            (_, Some((name, value))) if is_session_security(name, value) => {}
             _ => push(&mut out, line.kind, &line.value),
         }
+    }
+    if ice_lite {
+        push(&mut out, b'a', "ice-lite");
     }
     for ((media, lines), r) in sdp.media.iter().zip(&sdp.sections).zip(&rw.media) {
         if media.port == 0 {
@@ -151,7 +169,7 @@ pub fn rewrite(sdp: &SessionDescription, rw: &Rewrite) -> Result<String, SdpErro
 /// The address to advertise in this stream's `c=`: old-style hold (0.0.0.0) stays hold.
 fn wanted_address(media: &Media, r: &MediaRewrite) -> IpAddr {
     match media.connection {
-        Some(c) if c.address.is_unspecified() => unspecified(Family::of(&r.address)),
+        Some(_) if media.on_hold() => unspecified(Family::of(&r.address)),
         _ => r.address,
     }
 }
@@ -162,6 +180,18 @@ fn is_managed(name: &str) -> bool {
         name,
         "rtpmap" | "fmtp" | "rtcp" | "rtcp-mux" | "ptime" | "mid"
     ) || Direction::from_attr(name).is_some()
+        || is_security(name)
+}
+
+/// A party's keys and DTLS parameters describe its hop only: never passed on.
+fn is_security(name: &str) -> bool {
+    matches!(name, "crypto" | "fingerprint" | "setup")
+}
+
+/// Session-level lines rtpengine drops: DTLS parameters and the BUNDLE
+/// group (each stream keeps its own ports through the relay).
+fn is_session_security(name: &str, value: Option<&str>) -> bool {
+    is_security(name) || (name == "group" && value.is_some_and(|v| v.starts_with("BUNDLE")))
 }
 
 /// The payload type an `a=rtpmap`/`a=fmtp`/`a=rtcp-fb` line belongs to, with its name.
@@ -233,8 +263,10 @@ fn active_section(
     if need_c {
         push(out, b'c', &c_value(want));
     }
-    if let Some(mid) = mid {
-        push(out, b'a', &mid.value);
+    match (mid, &r.mid) {
+        (Some(mid), _) => push(out, b'a', &mid.value),
+        (None, Some(m)) => push(out, b'a', &format!("mid:{m}")),
+        (None, None) => {}
     }
     push_format_attrs(out, media, lines);
     push(out, b'a', written_direction(media, r).as_str());
@@ -244,10 +276,16 @@ fn active_section(
     if r.rtcp_mux {
         push(out, b'a', "rtcp-mux");
     }
+    for v in &r.security {
+        push(out, b'a', v);
+    }
     match (r.ptime, ptime) {
         (Some(p), _) => push(out, b'a', &format!("ptime:{p}")),
         (None, Some(l)) => push(out, b'a', &l.value),
         (None, None) => {}
+    }
+    for v in &r.ice {
+        push(out, b'a', v);
     }
 }
 
@@ -294,7 +332,7 @@ fn written_direction(media: &Media, r: &MediaRewrite) -> Direction {
     r.direction.unwrap_or_else(|| {
         let d = media.direction.unwrap_or(Direction::SendRecv);
         // Old-style hold: the peer will not receive, so it is at most sendonly.
-        match (d, media.connection.map(|c| c.address.is_unspecified())) {
+        match (d, media.connection.map(|_| media.on_hold())) {
             (Direction::SendRecv, Some(true)) => Direction::SendOnly,
             (Direction::RecvOnly, Some(true)) => Direction::Inactive,
             (d, _) => d,
