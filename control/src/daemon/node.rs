@@ -212,9 +212,12 @@ pub fn run_node(config: Config, stop: Arc<AtomicBool>) -> Result<(), StartError>
         media_timeout: config.media_timeout,
         max_sessions: config.max_sessions,
     };
+    let plane = WorkerPlane::start(&config).map_err(StartError::Workers)?;
+    let mut node = Node::new(node_config, now());
+    node.set_dtls_fingerprint(plane.dtls_fingerprint());
     let mut handler = NodeHandler {
-        node: Node::new(node_config, now()),
-        plane: WorkerPlane::start(&config).map_err(StartError::Workers)?,
+        node,
+        plane,
         load: Arc::new(AtomicU32::new(0)),
         records: None,
         last_tick: Instant::now(),
