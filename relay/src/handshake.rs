@@ -136,10 +136,17 @@ impl Handshakes {
         r: Result<(), rtpmesh_dtls::DtlsError>,
         events: &Sender<Event>,
     ) {
-        if let Err(e) = r {
-            tracing::info!(flow = ?h.id, error = %e, "DTLS handshake failed");
-            fail(events, h.id, e.to_string());
-            return;
+        match r {
+            Err(e) if e.is_fatal() => {
+                tracing::info!(flow = ?h.id, error = %e, "DTLS handshake failed");
+                fail(events, h.id, e.to_string());
+                self.drain(slot, &mut h);
+                return;
+            }
+            // A datagram that is not DTLS after all: dropped (the step
+            // counted it), the handshake goes on.
+            Err(e) => tracing::debug!(flow = ?h.id, error = %e, "DTLS datagram ignored"),
+            Ok(()) => {}
         }
         self.drain(slot, &mut h);
         if let Some(keys) = h.session.take_keys() {
