@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+pub mod codecs;
 mod rewrite;
 #[cfg(test)]
 mod tests;

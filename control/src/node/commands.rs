@@ -14,7 +14,7 @@ use rtpmesh_ng::ng::{
     list_page, reason, Answer, BranchRef, CallRef, Failure, Offer, Options, Reply, Statistics,
     TunnelEnd, TunnelSide, DEFAULT_LIST_LIMIT, MAX_MEDIA_SECTIONS,
 };
-use rtpmesh_ng::sdp;
+use rtpmesh_ng::sdp::{self, codecs::Side};
 
 /// Parses a request's SDP; what was wrong goes to the log, the reply gets
 /// rtpengine's text.
@@ -41,7 +41,8 @@ impl Node {
         plane: &mut dyn MediaPlane,
     ) -> Result<Reply, Failure> {
         let call_id = &offer.call_id;
-        let parsed = parse_sdp(&offer.sdp, call_id)?;
+        let mut parsed = parse_sdp(&offer.sdp, call_id)?;
+        super::flags::edit_codecs(&mut parsed, o, Side::Offer, call_id)?;
         let is_new = !self.calls.contains_key(call_id);
         if is_new {
             self.admit(offer, o, now, plane)?;
@@ -152,7 +153,8 @@ impl Node {
             .calls
             .get_mut(&answer.call_id)
             .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
-        let parsed = parse_sdp(&answer.sdp, &answer.call_id)?;
+        let mut parsed = parse_sdp(&answer.sdp, &answer.call_id)?;
+        super::flags::edit_codecs(&mut parsed, o, Side::Answer, &answer.call_id)?;
         let offerer = call.leg_index(&answer.from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
         if call.legs[answerer].tag.is_empty() {

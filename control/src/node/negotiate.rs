@@ -250,7 +250,7 @@ fn rewrite_for(
             sdp::MediaRewrite {
                 address,
                 port: s.local.rtp.port,
-                rtcp_port: Some(rtcp_port),
+                rtcp_port: (!opts.flags.no_rtcp_attribute).then_some(rtcp_port),
                 rtcp_mux,
                 strip_ice: true,
                 protocol: opts.transport_protocol.clone(),
