@@ -221,14 +221,12 @@ impl Node {
         }
         let result = match &req.op {
             Op::Ping => Ok(Reply::Pong),
-            Op::Offer(offer) => self.offer(offer, o, now, plane).map(|r| {
-                self.record_call(&offer.call_id, o.record_call, plane);
-                r
-            }),
-            Op::Answer(answer) => self.answer(answer, o, now, plane).map(|r| {
-                self.record_call(&answer.call_id, o.record_call, plane);
-                r
-            }),
+            Op::Offer(offer) => self
+                .offer(offer, o, now, plane)
+                .inspect(|_| self.record_call(&offer.call_id, o.record_call, plane)),
+            Op::Answer(answer) => self
+                .answer(answer, o, now, plane)
+                .inspect(|_| self.record_call(&answer.call_id, o.record_call, plane)),
             Op::Delete(c) => self.delete(c, o, now, plane),
             Op::Query(c) => self.query(c, now),
             Op::List { limit, after } => Ok(self.list(*limit, after.as_deref())),
