@@ -21,7 +21,7 @@ use rtpmesh_ng::bencode::Value;
 use rtpmesh_ng::ng::{self, Failure, Op, Reply, Request};
 
 mod commands;
-mod flags;
+pub(crate) mod flags;
 mod negotiate;
 pub mod persist;
 mod report;

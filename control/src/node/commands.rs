@@ -14,7 +14,7 @@ use rtpmesh_ng::ng::{
     list_page, reason, Answer, BranchRef, CallRef, Failure, Offer, Options, Reply, Statistics,
     TunnelEnd, TunnelSide, DEFAULT_LIST_LIMIT, MAX_MEDIA_SECTIONS,
 };
-use rtpmesh_ng::sdp::{self, codecs::Side};
+use rtpmesh_ng::sdp;
 
 /// Parses a request's SDP; what was wrong goes to the log, the reply gets
 /// rtpengine's text.
@@ -42,7 +42,7 @@ impl Node {
     ) -> Result<Reply, Failure> {
         let call_id = &offer.call_id;
         let mut parsed = parse_sdp(&offer.sdp, call_id)?;
-        super::flags::edit_codecs(&mut parsed, o, Side::Offer, call_id)?;
+        let offered = super::flags::offer_codecs(&mut parsed, o, call_id)?;
         let is_new = !self.calls.contains_key(call_id);
         if is_new {
             self.admit(offer, o, now, plane)?;
@@ -59,6 +59,7 @@ impl Node {
                 // rtpengine: Kamailio re-offers on the same Call-ID after a
                 // failover or a 401/407 challenge.
                 call.delete_at_ms = None;
+                call.signalled.offered = offered;
                 for l in call.locals() {
                     self.flows.insert(l.rtp.flow, call_id.clone());
                     self.flows.insert(l.rtcp.flow, call_id.clone());
@@ -136,6 +137,7 @@ impl Node {
                 delete_at_ms: None,
                 branches: Vec::new(),
                 recordings: Vec::new(),
+                signalled: Default::default(),
             },
         );
         self.stats.managed += 1;
@@ -154,7 +156,7 @@ impl Node {
             .get_mut(&answer.call_id)
             .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
         let mut parsed = parse_sdp(&answer.sdp, &answer.call_id)?;
-        super::flags::edit_codecs(&mut parsed, o, Side::Answer, &answer.call_id)?;
+        sdp::codecs::answer(&mut parsed, &o.codec, &call.signalled.offered);
         let offerer = call.leg_index(&answer.from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
         if call.legs[answerer].tag.is_empty() {

@@ -7,17 +7,27 @@ use super::commands::drop_branch;
 use super::{Node, RECORDING};
 use crate::plane::MediaPlane;
 use rtpmesh_ng::ng::{CallRef, Failure, Options, Request};
-use rtpmesh_ng::sdp::{self, codecs::Side};
+use rtpmesh_ng::sdp::{self, codecs::Offered};
 
-/// Applies the request's `codec` options (and checks its `ptime`) to a
-/// parsed offer or answer SDP; refuses what would need transcoding.
-pub(super) fn edit_codecs(
+/// What a call keeps of its last offer's ng options for the answer.
+#[derive(Debug, Clone, Default)]
+pub struct Signalled {
+    /// The offer's codec handling, which the answer to the offerer follows.
+    pub offered: Offered,
+    /// `record call: yes` came before the answerer's tag was known:
+    /// recording starts with the answer (files are named by tag).
+    pub record_pending: bool,
+}
+
+/// Applies an offer's `codec` options (and checks its `ptime`) to its
+/// parsed SDP; refuses what would need transcoding, before anything
+/// changes.
+pub(super) fn offer_codecs(
     parsed: &mut sdp::SessionDescription,
     o: &Options,
-    side: Side,
     call_id: &str,
-) -> Result<(), Failure> {
-    sdp::codecs::apply(parsed, &o.codec, o.ptime, side).map_err(|e| {
+) -> Result<Offered, Failure> {
+    sdp::codecs::offer(parsed, &o.codec, o.ptime).map_err(|e| {
         tracing::info!(call = %call_id, error = %e, "ng request refused");
         Failure::Error(e.to_string())
     })
@@ -51,7 +61,8 @@ pub(super) fn log_ignored(req: &Request) {
 
 impl Node {
     /// `record call: yes` starts recording the call as `start recording`
-    /// does (once); `no` stops it. As in rtpengine, a failure to record is
+    /// does (once; when the answerer's tag is not known yet, with the
+    /// answer); `no` stops it. As in rtpengine, a failure to record is
     /// logged and the offer or answer still succeeds: its media is relayed.
     pub(super) fn record_call(
         &mut self,
@@ -63,6 +74,18 @@ impl Node {
             call_id: call_id.to_owned(),
             from_tag: None,
         };
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let record = match record {
+            None if call.signalled.record_pending => Some(true),
+            r => r,
+        };
+        if record == Some(true) && call.legs.iter().any(|l| l.tag.is_empty()) {
+            call.signalled.record_pending = true;
+            return;
+        }
+        call.signalled.record_pending = false;
         match record {
             Some(true) => {
                 if let Err(f) = self.start_recording(&c, plane) {

@@ -9,7 +9,7 @@
 //! type's `a=rtpmap`/`a=fmtp`/`a=rtcp-fb` lines after the `m=` line in its
 //! order and drops those of the others.
 
-use super::{static_rtpmap, Media, SessionDescription};
+use super::{static_rtpmap, Line, Media, SessionDescription};
 use crate::ng::codec::{CodecOptions, Unsupported, Why};
 
 /// Which message the SDP came in: rtpengine reads `mask`, `transcode` and
@@ -171,37 +171,146 @@ fn formats(
     Ok(Some(cur.into_iter().map(|c| c.pt).collect()))
 }
 
-/// Applies the `codec` options (and `ptime`, which must not change) to
-/// every `m=` line of `sdp`; an error when they need transcoding.
-pub fn apply(
+/// What an offer's codec handling leaves for its answer, per `m=` line:
+/// the payload types the offerer is answered with at most, and the
+/// offerer's own lines for its supplemental codecs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offered {
+    media: Vec<OfferedMedia>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct OfferedMedia {
+    /// The offerer's codecs after `strip`/`offer` (not `mask`: a masked
+    /// codec may still be answered); `None` when the options kept them all.
+    kept: Option<Vec<String>>,
+    /// Each supplemental payload type's `a=rtpmap`/`a=fmtp`/`a=rtcp-fb`
+    /// lines as the offerer wrote them.
+    supplemental: Vec<(String, Vec<Line>)>,
+}
+
+/// Applies the `codec` options (and `ptime`, which must not change) of an
+/// offer to every `m=` line of `sdp`, and returns what its answer needs;
+/// an error when they need transcoding.
+pub fn offer(
     sdp: &mut SessionDescription,
     ops: &CodecOptions,
     ptime: Option<u32>,
-    side: Side,
-) -> Result<(), NeedsTranscoding> {
-    if side == Side::Offer {
-        if let Some(p) = ptime.filter(|&p| p != 0) {
-            // A different packetization than the offerer sends means
-            // repacketizing each packet.
-            let active = sdp.media.iter().filter(|m| m.port != 0);
-            if active.clone().any(|m| m.ptime != Some(p)) {
-                return Err(needs(format!("ptime: {p}")));
-            }
+) -> Result<Offered, NeedsTranscoding> {
+    if let Some(p) = ptime.filter(|&p| p != 0) {
+        // A different packetization than the offerer sends means
+        // repacketizing each packet.
+        if sdp.media.iter().any(|m| m.port != 0 && m.ptime != Some(p)) {
+            return Err(needs(format!("ptime: {p}")));
         }
     }
-    if ops.is_empty() {
-        return Ok(());
-    }
     let mut kept = Vec::with_capacity(sdp.media.len());
-    for m in &sdp.media {
-        kept.push(formats(m, ops, side)?);
+    let mut offered = Offered::default();
+    for (m, lines) in sdp.media.iter().zip(&sdp.sections) {
+        kept.push(formats(m, ops, Side::Offer)?);
+        // The offerer's side: as towards the answerer, but unmasked.
+        let unmasked = CodecOptions {
+            mask: Vec::new(),
+            transcode: Vec::new(),
+            offer: ops.offer.iter().chain(&ops.transcode).cloned().collect(),
+            ..ops.clone()
+        };
+        offered.media.push(OfferedMedia {
+            kept: formats(m, &unmasked, Side::Answer)?,
+            supplemental: supplemental_lines(m, lines),
+        });
     }
     for (m, f) in sdp.media.iter_mut().zip(kept) {
         if let Some(f) = f {
             m.formats = f;
         }
     }
-    Ok(())
+    Ok(offered)
+}
+
+/// The lines of each supplemental payload type of `m`.
+fn supplemental_lines(m: &Media, lines: &[Line]) -> Vec<(String, Vec<Line>)> {
+    m.formats
+        .iter()
+        .filter(|f| Codec::of(m, f).supplemental)
+        .map(|f| {
+            let own = lines
+                .iter()
+                .filter(|l| super::rewrite::pt_attr(l).is_some_and(|(_, pt)| pt == f.as_str()));
+            (f.clone(), own.cloned().collect())
+        })
+        .collect()
+}
+
+/// Applies an answer's `codec` options (`strip`, `except`, `offer`) and
+/// what its offer's options left (`offered`) to the answer `sdp`.
+///
+/// When codec options touched either side, rtpengine answers the offerer
+/// with the answered codecs it kept for the offerer, and writes the
+/// supplemental codecs as the offerer described them. An answered codec
+/// the offerer's side no longer has would need transcoding back to one
+/// it has; rtpmesh drops it, unless nothing else is left, then it passes
+/// the answer through (the offerer did offer it).
+pub fn answer(sdp: &mut SessionDescription, ops: &CodecOptions, offered: &Offered) {
+    let media = sdp.media.iter_mut().zip(&mut sdp.sections);
+    for (i, (m, lines)) in media.enumerate() {
+        let Ok(own) = formats(m, ops, Side::Answer) else {
+            continue;
+        };
+        let o = offered.media.get(i);
+        let kept = o.and_then(|o| o.kept.as_ref());
+        if own.is_none() && kept.is_none() {
+            continue;
+        }
+        let mut f = own.unwrap_or_else(|| m.formats.clone());
+        if let Some(kept) = kept {
+            let allowed: Vec<String> = f.iter().filter(|p| kept.contains(p)).cloned().collect();
+            if allowed.iter().any(|p| !Codec::of(m, p).supplemental) {
+                f = allowed;
+            }
+        }
+        let main: Vec<u32> = f
+            .iter()
+            .map(|p| Codec::of(m, p))
+            .filter(|c| !c.supplemental)
+            .map(|c| c.clock_rate)
+            .collect();
+        f.retain(|p| {
+            let c = Codec::of(m, p);
+            !c.supplemental || main.contains(&c.clock_rate)
+        });
+        if let Some(o) = o {
+            use_offerers_lines(lines, &f, &o.supplemental);
+        }
+        m.formats = f;
+    }
+}
+
+/// Replaces the answer's lines of each kept supplemental payload type the
+/// offerer also had by the offerer's.
+fn use_offerers_lines(lines: &mut Vec<Line>, kept: &[String], theirs: &[(String, Vec<Line>)]) {
+    for (pt, their_lines) in theirs.iter().filter(|(pt, _)| kept.contains(pt)) {
+        lines.retain(|l| super::rewrite::pt_attr(l).is_none_or(|(_, p)| p != pt.as_str()));
+        lines.extend(their_lines.iter().cloned());
+    }
+}
+
+/// Applies the `codec` options to every `m=` line of `sdp` (an offer
+/// without keeping what its answer needs: [`offer`] does), an error when
+/// they need transcoding.
+pub fn apply(
+    sdp: &mut SessionDescription,
+    ops: &CodecOptions,
+    ptime: Option<u32>,
+    side: Side,
+) -> Result<(), NeedsTranscoding> {
+    match side {
+        Side::Offer => offer(sdp, ops, ptime).map(drop),
+        Side::Answer => {
+            answer(sdp, ops, &Offered::default());
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -114,25 +114,25 @@ fn record_call_starts_and_stops_recording() {
         vec![("record call", "yes".into())],
     );
     assert_eq!(result(&r), "ok");
-    assert_eq!(plane.recordings.len(), 2, "both parties recorded");
-    // Asked again in the answer: still one recording per party.
-    let items = vec![
-        ("command", "answer".into()),
-        ("call-id", "c".into()),
-        ("from-tag", "a".into()),
-        ("to-tag", "b".into()),
-        ("sdp", sdp("10.0.0.2", 5000).into()),
-        ("flags", Value::List(vec!["record-call".into()])),
-    ];
+    // Files are named by tag: the answerer's is known with the answer.
+    assert!(plane.recordings.is_empty());
     assert_eq!(
-        result(&send(&mut node, &mut plane, at(1), "2", items)),
+        result(&answer(&mut node, &mut plane, at(1), "2", "c")),
         "ok"
     );
+    assert_eq!(plane.recordings.len(), 2, "both parties recorded");
+    let mut tags: Vec<_> = plane.recordings.values().map(|r| r.1.clone()).collect();
+    tags.sort();
+    assert_eq!(tags, ["a", "b"]);
+    // Asked again (here as the flag): still one recording per party.
+    let flags = Value::List(vec!["record-call".into()]);
+    let r = offer_with(&mut node, &mut plane, "3", "c", vec![("flags", flags)]);
+    assert_eq!(result(&r), "ok");
     assert_eq!(plane.recordings.len(), 2);
     let r = offer_with(
         &mut node,
         &mut plane,
-        "3",
+        "4",
         "c",
         vec![("record-call", "no".into())],
     );
