@@ -232,3 +232,71 @@ fn rewrite_writes_only_the_kept_formats_attributes() {
         ]
     );
 }
+
+const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=audio 50000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// The answer's m= line and attribute lines after an offer with `offer_ops`
+/// and an answer with `answer_ops`.
+fn answered(offer_ops: &CodecOptions, answer_ops: &CodecOptions) -> Vec<String> {
+    let mut o = parse(OFFER).unwrap();
+    let offered = super::offer(&mut o, offer_ops, None).unwrap();
+    let mut a = parse(ANSWER).unwrap();
+    super::answer(&mut a, answer_ops, &offered);
+    let addr = "127.0.0.1".parse().unwrap();
+    let rw = Rewrite {
+        origin: None,
+        session_connection: false,
+        media: vec![MediaRewrite::new(addr, 40000)],
+    };
+    rewrite(&a, &rw)
+        .unwrap()
+        .split("\r\n")
+        .skip_while(|l| !l.starts_with("m="))
+        .filter(|l| l.starts_with("m=") || l.starts_with("a=rtpmap") || l.starts_with("a=fmtp"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn an_untouched_answer_passes_through() {
+    let none = CodecOptions::default();
+    assert_eq!(
+        answered(&none, &none),
+        [
+            "m=audio 40000 RTP/AVP 0 8 101",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:101 telephone-event/8000",
+        ]
+    );
+}
+
+/// rtpengine 10.5: a codec stripped in the offer is not answered to the
+/// offerer, and once codecs were touched the offerer's telephone-event
+/// lines (with its fmtp) are the ones written.
+#[test]
+fn a_touched_answer_follows_the_offerers_codecs_and_lines() {
+    let strip = ops(|o| o.strip = list(&["PCMA"]));
+    let none = CodecOptions::default();
+    let want = [
+        "m=audio 40000 RTP/AVP 0 101",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-16",
+    ];
+    assert_eq!(answered(&strip, &none), want);
+    assert_eq!(answered(&none, &strip), want);
+    // Masked codecs are still the offerer's: answered as they come.
+    let mask = ops(|o| o.mask = list(&["PCMA"]));
+    assert_eq!(answered(&mask, &none)[0], "m=audio 40000 RTP/AVP 0 8 101");
+}
+
+#[test]
+fn an_answer_of_only_stripped_codecs_passes_through() {
+    // rtpengine would transcode to a codec the offerer kept; rtpmesh
+    // cannot, and the offerer did offer what was answered.
+    let strip = ops(|o| o.strip = list(&["PCMU", "PCMA"]));
+    let none = CodecOptions::default();
+    assert_eq!(answered(&strip, &none)[0], "m=audio 40000 RTP/AVP 0 8 101");
+}
