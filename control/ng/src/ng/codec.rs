@@ -214,6 +214,36 @@ pub(super) fn refused_flag(o: &mut Options, raw: &str, lower: &str) -> bool {
     true
 }
 
+/// Flags with a value after a prefix that rtpengine acts on:
+/// `transcode-CODEC` (an alias of `codec-transcode-CODEC`), `T.38-decode`
+/// and `T.38-force` (transcoding: refused), `endpoint-learning-…` and
+/// `OSRTP-…` (refused). `lower` is the normalized, lower-case flag; returns
+/// whether it was one of them.
+pub(super) fn prefixed_flag(o: &mut Options, raw: &str, lower: &str) -> bool {
+    let raw = raw.trim();
+    if let Some(codec) = strip_prefix_ci(raw, "transcode-") {
+        o.codec.transcode.push(codec.to_owned());
+        return true;
+    }
+    let refused = |why, offer_only| Unsupported {
+        what: format!("flags: {raw}"),
+        why,
+        offer_only,
+    };
+    let t38 = lower.strip_prefix("t.38-").or(lower.strip_prefix("t38-"));
+    if let Some(opt) = t38 {
+        if opt == "decode" || opt == "force" {
+            o.unsupported.push(refused(Why::Transcoding, true));
+        }
+        return true;
+    }
+    if lower.starts_with("endpoint-learning-") || lower.starts_with("osrtp-") {
+        o.unsupported.push(refused(Why::NotImplemented, false));
+        return true;
+    }
+    false
+}
+
 /// Records a `replace` entry (normalized) rtpmesh refuses; returns whether it did.
 pub(super) fn refused_replace(o: &mut Options, item: &str) -> bool {
     let lower = item.to_ascii_lowercase();

@@ -426,7 +426,7 @@ fn apply_flag(o: &mut Options, raw: &str) -> Result<(), NgError> {
         o.record_call = Some(true);
         return Ok(());
     }
-    if super::codec::refused_flag(o, raw, &lower) {
+    if super::codec::refused_flag(o, raw, &lower) || super::codec::prefixed_flag(o, raw, &lower) {
         return Ok(());
     }
     let f = &mut o.flags;

@@ -107,6 +107,14 @@ fn transcoding_is_refused_in_offers_and_names_what_was_asked() {
         refused(offer(vec![("T.38", list(&["decode"]))])),
         "Transcoding is not supported (T.38)"
     );
+    // Whether `transcode` needs transcoding depends on the SDP: the node
+    // decides (sdp/codecs.rs). The flag alias lands in the same list.
+    let r = offer(vec![("flags", list(&["transcode-G729"]))]).unwrap();
+    assert_eq!(r.options.codec.transcode, ["G729"]);
+    assert_eq!(
+        refused(offer(vec![("flags", list(&["T.38-decode"]))])),
+        "Transcoding is not supported (flags: T.38-decode)"
+    );
     assert_eq!(
         refused(offer(vec![("flags", list(&["inject-DTMF"]))])),
         "Transcoding is not supported (flags: inject-DTMF)"

@@ -233,7 +233,8 @@ fn rewrite_writes_only_the_kept_formats_attributes() {
     );
 }
 
-const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+const ANSWER: &str =
+    "v=0\r\no=bob 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
 m=audio 50000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 
 /// The answer's m= line and attribute lines after an offer with `offer_ops`
