@@ -124,10 +124,13 @@ impl Unsupported {
 /// asks for nothing and is not refused.
 const REFUSED_KEYS: &[(&str, Why, bool)] = &[
     ("ptime-reverse", Why::Transcoding, true),
+    ("reverse-ptime", Why::Transcoding, true),
     ("t.38", Why::Transcoding, true),
     ("media-echo", Why::NotImplemented, false),
     ("generate-rtcp", Why::NotImplemented, false),
     ("dtmf-security", Why::NotImplemented, false),
+    ("dtmf-security-trigger", Why::NotImplemented, false),
+    ("dtmf-security-trigger-end", Why::NotImplemented, false),
     ("dtmf-delay", Why::Transcoding, false),
     ("delay-buffer", Why::Transcoding, false),
     ("drop-traffic", Why::NotImplemented, false),
