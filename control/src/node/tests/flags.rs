@@ -139,3 +139,27 @@ fn record_call_starts_and_stops_recording() {
     assert_eq!(result(&r), "ok");
     assert!(plane.recordings.is_empty());
 }
+
+/// rtpengine 10.5 with one unnamed interface: `internal`/`external` are
+/// legacy selectors, other names fall back to the default interface;
+/// the offer goes on either way.
+#[test]
+fn direction_names_fall_back_to_the_one_interface() {
+    let mut plane = FakePlane::new(10);
+    let mut node = Node::new(config(), at(0));
+    for (i, names) in [["internal", "external"], ["priv", "pub"]]
+        .iter()
+        .enumerate()
+    {
+        let dirs = Value::List(names.iter().map(|&n| n.into()).collect());
+        let call = format!("dir{i}");
+        let r = offer_with(
+            &mut node,
+            &mut plane,
+            &call,
+            &call,
+            vec![("direction", dirs)],
+        );
+        assert_eq!(result(&r), "ok");
+    }
+}
