@@ -19,7 +19,8 @@ use rtpmesh_ng::bencode::{dict, Value};
 /// An offer with what Kamailio-configured codec handling sends: several
 /// codecs with their own attributes, DTMF, ptime.
 const OFFER: &str = "v=0\r\no=alice 2890844526 2890844527 IN IP4 192.0.2.10\r\ns=-\r\n\
-c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0 8 9 96 13 101\r\n\
+c=IN IP4 192.0.2.10\r\nt=0 0\r\na=extmap:2 urn:x\r\nm=audio 49170 RTP/AVP 0 8 9 96 13 101\r\n\
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
 a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtcp-fb:96 nack\r\n\
 a=rtpmap:13 CN/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n";
 

@@ -156,7 +156,7 @@ impl Node {
             .get_mut(&answer.call_id)
             .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
         let mut parsed = parse_sdp(&answer.sdp, &answer.call_id)?;
-        sdp::codecs::answer(&mut parsed, &o.codec, &call.signalled.offered);
+        super::flags::answer_codecs(&mut parsed, o, &call.signalled.offered);
         let offerer = call.leg_index(&answer.from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
         if call.legs[answerer].tag.is_empty() {

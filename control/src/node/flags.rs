@@ -27,10 +27,23 @@ pub(super) fn offer_codecs(
     o: &Options,
     call_id: &str,
 ) -> Result<Offered, Failure> {
-    sdp::codecs::offer(parsed, &o.codec, o.ptime).map_err(|e| {
+    let offered = sdp::codecs::offer(parsed, &o.codec, o.ptime).map_err(|e| {
         tracing::info!(call = %call_id, error = %e, "ng request refused");
         Failure::Error(e.to_string())
-    })
+    })?;
+    if o.flags.strip_extmap {
+        sdp::codecs::strip_extmap(parsed);
+    }
+    Ok(offered)
+}
+
+/// Applies an answer's `codec` options and `strip extmap`, after what its
+/// offer's options left (`offered`).
+pub(super) fn answer_codecs(parsed: &mut sdp::SessionDescription, o: &Options, offered: &Offered) {
+    sdp::codecs::answer(parsed, &o.codec, offered);
+    if o.flags.strip_extmap {
+        sdp::codecs::strip_extmap(parsed);
+    }
 }
 
 /// Logs, at debug level, each flag and key of `req` that rtpmesh ignores

@@ -33,6 +33,9 @@ pub struct CodecOptions {
     /// `set`: options of transcoded codecs; without transcoding there is
     /// nothing they apply to, so they are kept only to be logged.
     pub set: Vec<String>,
+    /// The `single codec` flag: an answer keeps only its first codec
+    /// (and its `telephone-event`/`CN`).
+    pub single_codec: bool,
 }
 
 impl CodecOptions {
@@ -149,11 +152,9 @@ const REFUSED_FLAGS: &[(&str, Why, bool)] = &[
     ("detect-dtmf", Why::Transcoding, false),
     ("generate-rtcp", Why::NotImplemented, false),
     ("media-handover", Why::NotImplemented, false),
-    ("single-codec", Why::NotImplemented, false),
     ("reuse-codecs", Why::NotImplemented, false),
     ("no-codec-renegotiation", Why::NotImplemented, false),
     ("original-sendrecv", Why::NotImplemented, false),
-    ("strip-extmap", Why::NotImplemented, false),
     ("full-rtcp-attribute", Why::NotImplemented, false),
     ("loop-protect", Why::NotImplemented, false),
     ("pierce-nat", Why::NotImplemented, false),

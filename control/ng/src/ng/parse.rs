@@ -442,6 +442,8 @@ fn apply_flag(o: &mut Options, raw: &str) -> Result<(), NgError> {
         "no-rtcp-attribute" => f.no_rtcp_attribute = true,
         "full-rtcp-attribute" => f.full_rtcp_attribute = true,
         "loop-protect" => f.loop_protect = true,
+        "strip-extmap" => f.strip_extmap = true,
+        "single-codec" => o.codec.single_codec = true,
         _ => f.unknown.push(raw.to_owned()),
     }
     Ok(())

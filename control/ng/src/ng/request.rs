@@ -32,6 +32,8 @@ pub struct Flags {
     pub full_rtcp_attribute: bool,
     /// `loop-protect`: detect SDP we rewrote ourselves.
     pub loop_protect: bool,
+    /// `strip-extmap`: remove every `a=extmap` line.
+    pub strip_extmap: bool,
     /// Everything else, verbatim. rtpengine ignores flags it does not know,
     /// and so do we, but keeping them lets the handler log them.
     pub unknown: Vec<String>,

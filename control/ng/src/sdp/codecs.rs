@@ -260,6 +260,9 @@ pub fn answer(sdp: &mut SessionDescription, ops: &CodecOptions, offered: &Offere
         let o = offered.media.get(i);
         let kept = o.and_then(|o| o.kept.as_ref());
         if own.is_none() && kept.is_none() {
+            if ops.single_codec {
+                m.formats = single(m, m.formats.clone());
+            }
             continue;
         }
         let mut f = own.unwrap_or_else(|| m.formats.clone());
@@ -279,10 +282,31 @@ pub fn answer(sdp: &mut SessionDescription, ops: &CodecOptions, offered: &Offere
             let c = Codec::of(m, p);
             !c.supplemental || main.contains(&c.clock_rate)
         });
+        if ops.single_codec {
+            f = single(m, f);
+        }
         if let Some(o) = o {
             use_offerers_lines(lines, &f, &o.supplemental);
         }
         m.formats = f;
+    }
+}
+
+/// `single codec`: the first codec and every supplemental one.
+fn single(m: &Media, formats: Vec<String>) -> Vec<String> {
+    let mut first = true;
+    formats
+        .into_iter()
+        .filter(|p| Codec::of(m, p).supplemental || std::mem::take(&mut first))
+        .collect()
+}
+
+/// `strip extmap`: removes every `a=extmap` line, session and media level.
+pub fn strip_extmap(sdp: &mut SessionDescription) {
+    let extmap = |l: &Line| l.attr().is_some_and(|(name, _)| name == "extmap");
+    sdp.session.retain(|l| !extmap(l));
+    for lines in &mut sdp.sections {
+        lines.retain(|l| !extmap(l));
     }
 }
 

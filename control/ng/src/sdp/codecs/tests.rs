@@ -301,3 +301,27 @@ fn an_answer_of_only_stripped_codecs_passes_through() {
     let none = CodecOptions::default();
     assert_eq!(answered(&strip, &none)[0], "m=audio 40000 RTP/AVP 0 8 101");
 }
+
+#[test]
+fn single_codec_keeps_the_first_answered_codec_and_dtmf() {
+    let single = ops(|o| o.single_codec = true);
+    let none = CodecOptions::default();
+    assert_eq!(answered(&none, &single)[0], "m=audio 40000 RTP/AVP 0 101");
+    // In offers rtpengine ignores it.
+    assert_eq!(offer(&single), "0 8 9 96 101");
+}
+
+#[test]
+fn strip_extmap_removes_session_and_media_extmaps() {
+    let sdp = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=extmap:2 urn:x\r\n")
+        + "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+    let mut p = parse(&sdp).unwrap();
+    super::strip_extmap(&mut p);
+    let addr = "127.0.0.1".parse().unwrap();
+    let rw = Rewrite {
+        origin: None,
+        session_connection: false,
+        media: vec![MediaRewrite::new(addr, 40000)],
+    };
+    assert!(!rewrite(&p, &rw).unwrap().contains("extmap"));
+}
