@@ -42,7 +42,7 @@ impl Node {
     ) -> Result<Reply, Failure> {
         let call_id = &offer.call_id;
         let mut parsed = parse_sdp(&offer.sdp, call_id)?;
-        let offered = super::flags::offer_codecs(&mut parsed, o, call_id)?;
+        let offered = super::flags::offer_codecs(&mut parsed, o)?;
         let is_new = !self.calls.contains_key(call_id);
         if is_new {
             self.admit(offer, o, now, plane)?;

@@ -25,12 +25,10 @@ pub struct Signalled {
 pub(super) fn offer_codecs(
     parsed: &mut sdp::SessionDescription,
     o: &Options,
-    call_id: &str,
 ) -> Result<Offered, Failure> {
-    let offered = sdp::codecs::offer(parsed, &o.codec, o.ptime).map_err(|e| {
-        tracing::info!(call = %call_id, error = %e, "ng request refused");
-        Failure::Error(e.to_string())
-    })?;
+    // `Node::execute` logs the refusal, with the call.
+    let offered =
+        sdp::codecs::offer(parsed, &o.codec, o.ptime).map_err(|e| Failure::Error(e.to_string()))?;
     if o.flags.strip_extmap {
         sdp::codecs::strip_extmap(parsed);
     }
