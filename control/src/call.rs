@@ -209,6 +209,9 @@ pub struct Call {
     pub branches: Vec<Branch>,
     /// Local recordings: the branch that feeds each, and the recorder's id.
     pub recordings: Vec<(String, u64)>,
+    /// What the last offer's ng options left for its answer (codecs,
+    /// `record call`).
+    pub signalled: crate::node::flags::Signalled,
 }
 
 impl Call {

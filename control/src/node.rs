@@ -21,6 +21,7 @@ use rtpmesh_ng::bencode::Value;
 use rtpmesh_ng::ng::{self, Failure, Op, Reply, Request};
 
 mod commands;
+pub(crate) mod flags;
 mod negotiate;
 pub mod persist;
 mod report;
@@ -236,14 +237,19 @@ impl Node {
     /// is this behind the cookie and the bencode.
     pub fn execute(&mut self, req: &Request, now: Now, plane: &mut dyn MediaPlane) -> Reply {
         let o = &req.options;
+        flags::log_ignored(req);
         if matches!(req.op, Op::Delete(_) | Op::Query(_) | Op::Statistics) {
             // Their replies carry counters: the kernel's share must be in.
             plane.flush_counters();
         }
         let result = match &req.op {
             Op::Ping => Ok(Reply::Pong),
-            Op::Offer(offer) => self.offer(offer, o, now, plane),
-            Op::Answer(answer) => self.answer(answer, o, now, plane),
+            Op::Offer(offer) => self
+                .offer(offer, o, now, plane)
+                .inspect(|_| self.record_call(&offer.call_id, o.record_call, plane)),
+            Op::Answer(answer) => self
+                .answer(answer, o, now, plane)
+                .inspect(|_| self.record_call(&answer.call_id, o.record_call, plane)),
             Op::Delete(c) => self.delete(c, o, now, plane),
             Op::Query(c) => self.query(c, now),
             Op::List { limit, after } => Ok(self.list(*limit, after.as_deref())),

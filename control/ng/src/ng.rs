@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use crate::bencode::{self, DecodeError, Value};
 
+pub mod codec;
 mod parse;
 mod reply;
 mod report;
@@ -184,6 +185,10 @@ pub enum NgError {
     /// No room for another session.
     #[error("parallel session limit reached")]
     LoadLimit,
+    /// The request asks for something rtpengine does and rtpmesh does not
+    /// (transcoding, T.38 ...): refused rather than ignored. The text names it.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl NgError {
@@ -204,6 +209,7 @@ impl NgError {
             Self::UnknownCallId => UNKNOWN_CALL_ID.into(),
             Self::FailedToParseSdp => FAILED_TO_PARSE_SDP.into(),
             Self::LoadLimit => LOAD_LIMIT.into(),
+            Self::Unsupported(what) => what.clone(),
             // rtpengine has no text for this; ours names the key so the
             // Kamailio log alone is enough to find the culprit.
             Self::InvalidValue { key, expected } => {

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+pub mod codecs;
 mod rewrite;
 mod security;
 #[cfg(test)]

@@ -48,7 +48,8 @@ impl Node {
         plane: &mut dyn MediaPlane,
     ) -> Result<Reply, Failure> {
         let call_id = &offer.call_id;
-        let parsed = parse_sdp(&offer.sdp, call_id)?;
+        let mut parsed = parse_sdp(&offer.sdp, call_id)?;
+        let offered = super::flags::offer_codecs(&mut parsed, o)?;
         let is_new = !self.calls.contains_key(call_id);
         if is_new {
             self.admit(offer, o, now, plane)?;
@@ -64,6 +65,7 @@ impl Node {
                 // rtpengine: Kamailio re-offers on the same Call-ID after a
                 // failover or a 401/407 challenge.
                 call.delete_at_ms = None;
+                call.signalled.offered = offered;
                 for l in call.locals() {
                     self.flows.insert(l.rtp.flow, call_id.clone());
                     self.flows.insert(l.rtcp.flow, call_id.clone());
@@ -141,6 +143,7 @@ impl Node {
                 delete_at_ms: None,
                 branches: Vec::new(),
                 recordings: Vec::new(),
+                signalled: Default::default(),
             },
         );
         self.stats.managed += 1;
@@ -158,7 +161,8 @@ impl Node {
             .calls
             .get_mut(&answer.call_id)
             .ok_or(Failure::from(reason::UNKNOWN_CALL_ID))?;
-        let parsed = parse_sdp(&answer.sdp, &answer.call_id)?;
+        let mut parsed = parse_sdp(&answer.sdp, &answer.call_id)?;
+        super::flags::answer_codecs(&mut parsed, o, &call.signalled.offered);
         let offerer = call.leg_index(&answer.from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
         if call.legs[answerer].tag.is_empty() {

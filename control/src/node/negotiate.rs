@@ -299,7 +299,7 @@ fn rewrite_for(
             sdp::MediaRewrite {
                 address,
                 port,
-                rtcp_port: Some(rtcp_port),
+                rtcp_port: (!opts.flags.no_rtcp_attribute).then_some(rtcp_port),
                 rtcp_mux,
                 strip_ice: true,
                 // The offer's protocol, or `transport-protocol`'s, for the

@@ -195,6 +195,7 @@ impl CallRecord {
             delete_at_ms: None,
             branches: self.restore_branches(plane),
             recordings: Vec::new(),
+            signalled: Default::default(),
         })
     }
 

@@ -1036,3 +1036,4 @@ fn a_node_without_a_store_keeps_no_trace_of_ended_calls() {
         "with a store, changes are kept"
     );
 }
+mod flags;

@@ -80,6 +80,7 @@ pub fn parse_request(body: &Value) -> Result<Request, NgError> {
         apply_key(&mut keys, &key, v)?;
     }
     let op = keys.op(command)?;
+    super::codec::refusal(&op, &keys.options)?;
     Ok(Request {
         op,
         options: keys.options,
@@ -211,9 +212,15 @@ fn apply_key(keys: &mut Keys, key: &str, v: &Value) -> Result<(), NgError> {
         }
         "replace" => {
             for item in strings(key, v)? {
-                apply_replace(o, &normalize(&item));
+                let item = normalize(&item);
+                if !apply_replace(o, &item) {
+                    super::codec::refused_replace(o, &item);
+                }
             }
         }
+        "codec" => codec(o, v)?,
+        "ptime" => o.ptime = Some(number(key, v)?),
+        "record-call" => o.record_call = record_call(key, v)?,
         "direction" => {
             let dirs = strings(key, v)?;
             if dirs.len() > 2 {
@@ -257,9 +264,40 @@ fn apply_key(keys: &mut Keys, key: &str, v: &Value) -> Result<(), NgError> {
                     .map_err(|_| invalid(key, "an address:port"))?,
             )
         }
-        _ => {}
+        "command" => {}
+        _ => super::codec::other_key(o, key, v),
     }
     Ok(())
+}
+
+/// The `codec` dictionary: each known entry a list of codec names.
+fn codec(o: &mut Options, v: &Value) -> Result<(), NgError> {
+    const EXPECTED: &str = "a dictionary of codec lists";
+    let map = v.as_dict().ok_or_else(|| invalid("codec", EXPECTED))?;
+    for (name, list) in map {
+        let name = std::str::from_utf8(name).map_err(|_| invalid("codec", EXPECTED))?;
+        let key = format!("codec.{name}");
+        if let Some(dst) = o.codec.list(name) {
+            dst.extend(strings(&key, list)?);
+        }
+    }
+    Ok(())
+}
+
+/// `record call`: `yes`/`on` or `no`/`off`; rtpengine logs anything else
+/// and carries on, and so does rtpmesh (with `None`).
+fn record_call(key: &str, v: &Value) -> Result<Option<bool>, NgError> {
+    let s = string(key, v)?;
+    let s = s.trim();
+    Ok(
+        if s.eq_ignore_ascii_case("yes") || s.eq_ignore_ascii_case("on") {
+            Some(true)
+        } else if s.eq_ignore_ascii_case("no") || s.eq_ignore_ascii_case("off") {
+            Some(false)
+        } else {
+            None
+        },
+    )
 }
 
 fn tunnel(key: &str, v: &Value) -> Result<TunnelParams, NgError> {
@@ -330,6 +368,18 @@ fn apply_rtcp_mux(o: &mut Options, item: &str) -> bool {
     true
 }
 
+/// `codec strip PCMA` as `codec-strip-PCMA`: the separators of the first
+/// two words normalized, the codec left as written (`opus/48000/2`,
+/// `G.722.1`). Only ' ' and '-', as rtpengine (`codec_strip_PCMA` is
+/// ignored there).
+fn normalize_prefix(flag: &str) -> String {
+    let mut parts = flag.splitn(3, [' ', '-']);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), Some(c)) => format!("{a}-{b}-{c}"),
+        _ => flag.to_owned(),
+    }
+}
+
 /// One entry of the `flags` list. Besides rtpengine's own switches this
 /// accepts the strings Kamailio's `rtpengine_offer("…")` takes. Kamailio
 /// normally translates those into dict keys before sending, and rtpengine
@@ -382,6 +432,17 @@ fn apply_flag(o: &mut Options, raw: &str) -> Result<(), NgError> {
     if security::apply_flag(&mut o.security, &mut o.transport_protocol, raw_trimmed)? {
         return Ok(());
     }
+    // Codec names keep their case in the flag; matching ignores it anyway.
+    if o.codec.apply_flag(&normalize_prefix(raw_trimmed)) {
+        return Ok(());
+    }
+    if lower == "record-call" {
+        o.record_call = Some(true);
+        return Ok(());
+    }
+    if super::codec::refused_flag(o, raw, &lower) || super::codec::prefixed_flag(o, raw, &lower) {
+        return Ok(());
+    }
     let f = &mut o.flags;
     match lower.as_str() {
         "strict-source" => f.strict_source = true,
@@ -395,6 +456,8 @@ fn apply_flag(o: &mut Options, raw: &str) -> Result<(), NgError> {
         "no-rtcp-attribute" => f.no_rtcp_attribute = true,
         "full-rtcp-attribute" => f.full_rtcp_attribute = true,
         "loop-protect" => f.loop_protect = true,
+        "strip-extmap" => f.strip_extmap = true,
+        "single-codec" => o.codec.single_codec = true,
         _ => f.unknown.push(raw.to_owned()),
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::codec::{CodecOptions, Unsupported};
 use super::parse::normalize;
 use super::security::SecurityOptions;
 use super::Command;
@@ -32,6 +33,8 @@ pub struct Flags {
     pub full_rtcp_attribute: bool,
     /// `loop-protect`: detect SDP we rewrote ourselves.
     pub loop_protect: bool,
+    /// `strip-extmap`: remove every `a=extmap` line.
+    pub strip_extmap: bool,
     /// Everything else, verbatim. rtpengine ignores flags it does not know,
     /// and so do we, but keeping them lets the handler log them.
     pub unknown: Vec<String>,
@@ -281,6 +284,19 @@ pub struct Options {
     /// rtpmesh extension `destination`: where a local branch sends RTP
     /// (RTCP to the port above; stream `i` at `port + 2i`).
     pub destination: Option<SocketAddr>,
+    /// `codec` dictionary (or `codec-…` flags).
+    pub codec: CodecOptions,
+    /// `ptime`: the packetization the offer should name; a change needs
+    /// transcoding (repacketization), so the node refuses one.
+    pub ptime: Option<u32>,
+    /// `record call` (`yes`/`on`: `Some(true)`, `no`/`off`: `Some(false)`,
+    /// or the `record-call` flag).
+    pub record_call: Option<bool>,
+    /// Keys and flags rtpengine acts on that rtpmesh refuses; the request
+    /// is refused when its command is one they apply to.
+    pub unsupported: Vec<Unsupported>,
+    /// Keys neither rtpmesh nor rtpengine knows, for the debug log.
+    pub unknown_keys: Vec<String>,
 }
 
 /// Which leg of a call faces the tunnel.

@@ -196,7 +196,7 @@ fn is_session_security(name: &str, value: Option<&str>) -> bool {
 
 /// The payload type an `a=rtpmap`/`a=fmtp`/`a=rtcp-fb` line belongs to, with its name.
 /// The `a=rtcp-fb:*` wildcard belongs to none, so it stays where it was.
-fn pt_attr(line: &Line) -> Option<(&str, &str)> {
+pub(super) fn pt_attr(line: &Line) -> Option<(&str, &str)> {
     let (name, value) = line.attr()?;
     let pt = value?.split(' ').next()?;
     match name {
