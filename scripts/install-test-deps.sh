@@ -46,12 +46,19 @@ have_webrtc() {
         [ -f /usr/include/srtp2/srtp.h ]
 }
 
+# rtpengine 10.5 itself: tests/ng_flags.rs (and the SDP comparisons) send it
+# the same offers as rtpmesh; it runs in the foreground with its own ports,
+# never as the packaged service.
+have_rtpengine() {
+    command -v rtpengine >/dev/null 2>&1
+}
+
 have_all() {
-    have_interop && have_netns && have_bpf && have_webrtc
+    have_interop && have_netns && have_bpf && have_webrtc && have_rtpengine
 }
 
 if have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, ethtool, clang, libbpf-dev, chromium, cc, openssl and libsrtp2-dev already installed"
+    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, ethtool, clang, libbpf-dev, chromium, cc, openssl, libsrtp2-dev and rtpengine already installed"
     exit 0
 fi
 
@@ -74,6 +81,9 @@ if ! have_webrtc; then
     # fonts-liberation: Chromium's only font need for a page with no text.
     pkgs="$pkgs chromium fonts-liberation gcc libc6-dev libsrtp2-dev openssl"
 fi
+if ! have_rtpengine; then
+    pkgs="$pkgs rtpengine-daemon"
+fi
 
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
     $SUDO apt-get update
@@ -89,7 +99,7 @@ fi
 # usually keeps them from starting); the tests run their own instances and
 # never use them.
 if ! have_all; then
-    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, chromium, cc, openssl or libsrtp2-dev still missing" >&2
+    echo "install-test-deps: kamailio, rtpengine.so, http_client.so, sipp, redis-server, ip, tc, ping, chromium, cc, openssl, libsrtp2-dev or rtpengine still missing" >&2
     exit 1
 fi
 echo "install-test-deps: done"
