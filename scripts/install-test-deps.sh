@@ -95,6 +95,13 @@ if ! $SUDO apt-get install -y --no-install-recommends $pkgs; then
     $SUDO apt-get install -y --no-install-recommends $pkgs
 fi
 
+# rtpengine's packaged service (if it started) holds the ng port 2223 and
+# the CLI port 2224 that a test's own rtpengine would otherwise get.
+if command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now rtpengine-daemon >/dev/null 2>&1 || true
+fi
+pkill -x rtpengine >/dev/null 2>&1 || true
+
 # The packages enable their system services (a container's policy-rc.d
 # usually keeps them from starting); the tests run their own instances and
 # never use them.
