@@ -100,7 +100,6 @@ fi
 if command -v systemctl >/dev/null 2>&1; then
     $SUDO systemctl disable --now rtpengine-daemon >/dev/null 2>&1 || true
 fi
-pkill -x rtpengine >/dev/null 2>&1 || true
 
 # The packages enable their system services (a container's policy-rc.d
 # usually keeps them from starting); the tests run their own instances and
