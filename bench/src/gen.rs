@@ -8,12 +8,20 @@
 //! `recvmmsg` per ready socket, so a burst queued on one socket is one call.
 //! Packets carry their send time and sequence ([`crate::rtp::Probe`]), so
 //! nothing is remembered per packet.
+//!
+//! With SRTP calls ([`crate::setup::Media::Srtp`]) the caller's socket
+//! protects what it sends with the caller's key and unprotects what it
+//! receives with the relay's key (from the answer) before reading the
+//! probe, so the generator checks every packet's tag as a real SRTP peer
+//! would; that crypto is the generator's CPU, not the relay's.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use std::sync::Arc;
+
+use rtpmesh_srtp::{MasterKey, SrtpContext, Suite};
 
 use crate::latency::{Latency, Summary};
 use crate::nscpu::{Meter, Sample, Split};
@@ -53,6 +61,10 @@ pub struct Plan {
     pub size: usize,
     /// Relay process whose CPU time is read at the window edges.
     pub relay_pid: Option<u32>,
+    /// Read the relay's CPU time to the nanosecond from its threads'
+    /// schedstat ([`crate::proc::task_cpu_seconds`]) rather than in 10 ms
+    /// ticks from `/proc/PID/stat`.
+    pub exact_cpu: bool,
     /// More processes whose CPU time is read at the window edges, each on
     /// its own (the nodes of a multi-node path): [`Outcome::pids_cpu_s`].
     pub cpu_pids: Vec<u32>,
@@ -72,6 +84,10 @@ pub struct Outcome {
     pub reordered: u64,
     /// Sends the generator's own socket refused (EAGAIN, ICMP errors).
     pub send_errors: u64,
+    /// SRTP packets received that failed to unprotect (bad tag, replayed,
+    /// malformed), or sent packets the generator could not protect; whole
+    /// run. Always 0 for plain calls.
+    pub srtp_errors: u64,
     /// Streams that lost at least one window packet.
     pub streams_with_loss: u64,
     /// Streams in the run.
@@ -146,6 +162,19 @@ pub struct Generator {
     fds: Vec<RawFd>,
     next_seq: Vec<u32>,
     rx: Vec<Rx>,
+    /// Per socket: the SRTP context that protects what it sends (an SRTP
+    /// caller's), if any.
+    tx_srtp: Vec<Option<SrtpContext>>,
+    /// Per socket: the SRTP context that unprotects what it receives (an
+    /// SRTP caller's, keyed by the relay's answer), if any.
+    rx_srtp: Vec<Option<SrtpContext>>,
+}
+
+/// An SRTP context for `key` (key || salt of our suite).
+fn srtp_context(key: &[u8]) -> io::Result<SrtpContext> {
+    let k = MasterKey::new(Suite::AesCm128HmacSha1_80, key)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("SRTP key: {e}")))?;
+    Ok(SrtpContext::new(&k))
 }
 
 fn thread_cpu_s() -> f64 {
@@ -217,8 +246,13 @@ fn pids_cpu(plan: &Plan) -> Vec<Option<f64>> {
 /// CPU seconds used so far by the relay (if known) and by this thread.
 fn relay_and_own_cpu(plan: &Plan) -> (Option<f64>, f64) {
     (
-        plan.relay_pid
-            .and_then(|p| crate::proc::cpu_seconds(p).ok()),
+        plan.relay_pid.and_then(|p| {
+            if plan.exact_cpu {
+                crate::proc::task_cpu_seconds(p).ok()
+            } else {
+                crate::proc::cpu_seconds(p).ok()
+            }
+        }),
         thread_cpu_s(),
     )
 }
@@ -262,9 +296,24 @@ impl Generator {
             return Err(io::Error::last_os_error());
         }
         let mut fds = Vec::with_capacity(calls.len() * 2);
+        let mut tx_srtp = Vec::with_capacity(calls.len() * 2);
+        let mut rx_srtp = Vec::with_capacity(calls.len() * 2);
         for c in calls {
             fds.push(c.a.as_raw_fd());
             fds.push(c.b.as_raw_fd());
+            match &c.srtp {
+                Some(k) => {
+                    tx_srtp.push(Some(srtp_context(&k.caller_tx)?));
+                    rx_srtp.push(Some(srtp_context(&k.caller_rx)?));
+                }
+                None => {
+                    tx_srtp.push(None);
+                    rx_srtp.push(None);
+                }
+            }
+            // The callee is plain.
+            tx_srtp.push(None);
+            rx_srtp.push(None);
         }
         for (i, &fd) in fds.iter().enumerate() {
             let mut ev = libc::epoll_event {
@@ -282,6 +331,8 @@ impl Generator {
             fds,
             next_seq: vec![0; n],
             rx: vec![Rx::default(); n],
+            tx_srtp,
+            rx_srtp,
         })
     }
 
@@ -417,6 +468,9 @@ impl Generator {
                     seq,
                 },
             );
+            let Some(n) = self.seal(s, &mut buf, n, &mut out) else {
+                continue;
+            };
             if !self.send_on(s, &buf[..n], &mut out) {
                 continue;
             }
@@ -492,8 +546,17 @@ impl Generator {
                 }
                 let t = now_ns();
                 let r = r as usize;
-                for (m, b) in msgs[..r].iter().zip(&bufs) {
-                    let len = (m.msg_len as usize).min(b.len());
+                for (m, b) in msgs[..r].iter().zip(bufs.iter_mut()) {
+                    let mut len = (m.msg_len as usize).min(b.len());
+                    if let Some(ctx) = self.rx_srtp[sock].as_mut() {
+                        match ctx.unprotect_rtp(b, len) {
+                            Ok(n) => len = n,
+                            Err(_) => {
+                                out.srtp_errors += 1;
+                                continue;
+                            }
+                        }
+                    }
                     if let Some(p) = rtp::parse(&b[..len]) {
                         self.count_arrival(sock, &p, t, (w0, w1), lat, out);
                     }
@@ -536,11 +599,33 @@ impl Generator {
                     seq,
                 },
             );
+            let Some(n) = self.seal(s, buf, n, out) else {
+                continue;
+            };
             if !self.send_on(s, &buf[..n], out) {
                 continue;
             }
             if (w0..w1).contains(&t) {
                 self.rx[s].sent_in_window += 1;
+            }
+        }
+    }
+
+    /// Protects buf[..n] in place when stream `s` is SRTP; returns the
+    /// length to send, or `None` (counted) if it cannot be protected.
+    #[inline]
+    fn seal(&mut self, s: usize, buf: &mut [u8], n: usize, out: &mut Outcome) -> Option<usize> {
+        let Some(ctx) = self.tx_srtp[s].as_mut() else {
+            return Some(n);
+        };
+        match ctx.protect_rtp(buf, n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                out.srtp_errors += 1;
+                // Never the same sequence number twice: the context
+                // refuses an index it has protected.
+                self.next_seq[s] = self.next_seq[s].wrapping_add(1);
+                None
             }
         }
     }
@@ -560,6 +645,10 @@ impl Generator {
         };
         if r < 0 {
             out.send_errors += 1;
+            // A protected packet's index is spent whether or not it left.
+            if self.tx_srtp[s].is_some() {
+                self.next_seq[s] = self.next_seq[s].wrapping_add(1);
+            }
             return false;
         }
         self.next_seq[s] = self.next_seq[s].wrapping_add(1);
@@ -623,3 +712,95 @@ impl Drop for Generator {
 
 /// The default packet: G.711, 20 ms.
 pub const DEFAULT_SIZE: usize = G711_PACKET;
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::setup::SrtpKeys;
+
+    /// A stand-in for an SRTP-bridging relay: unprotects what the caller
+    /// sends (caller's key) toward the callee, protects what the callee
+    /// sends (answer's key) toward the caller.
+    fn bridge(ra: UdpSocket, rb: UdpSocket, keys: SrtpKeys, stop: Arc<AtomicBool>) -> u64 {
+        let mut from_a = srtp_context(&keys.caller_tx).unwrap();
+        let mut to_a = srtp_context(&keys.caller_rx).unwrap();
+        let (mut a, mut b) = (None, None);
+        let mut buf = [0u8; 2048];
+        let mut bad = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let mut idle = true;
+            if let Ok((n, from)) = ra.recv_from(&mut buf) {
+                idle = false;
+                a = Some(from);
+                match from_a.unprotect_rtp(&mut buf, n) {
+                    Ok(n) => {
+                        if let Some(b) = b {
+                            let _ = rb.send_to(&buf[..n], b);
+                        }
+                    }
+                    Err(_) => bad += 1,
+                }
+            }
+            if let Ok((n, from)) = rb.recv_from(&mut buf) {
+                idle = false;
+                b = Some(from);
+                let n = to_a.protect_rtp(&mut buf, n).unwrap();
+                if let Some(a) = a {
+                    let _ = ra.send_to(&buf[..n], a);
+                }
+            }
+            if idle {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        bad
+    }
+
+    #[test]
+    fn srtp_caller_protects_and_unprotects_through_a_bridge() {
+        let lo = |_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        };
+        let (ra, rb, a, b) = (lo(0), lo(1), lo(2), lo(3));
+        a.connect(ra.local_addr().unwrap()).unwrap();
+        b.connect(rb.local_addr().unwrap()).unwrap();
+        let keys = SrtpKeys {
+            caller_tx: (0..30).collect(),
+            caller_rx: (100..130).collect(),
+        };
+        let call = Call {
+            id: "t".into(),
+            a_dest: ra.local_addr().unwrap(),
+            b_dest: rb.local_addr().unwrap(),
+            a,
+            b,
+            route: None,
+            srtp: Some(keys.clone()),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let relay = {
+            let stop = stop.clone();
+            std::thread::spawn(move || bridge(ra, rb, keys, stop))
+        };
+        let calls = [call];
+        let mut g = Generator::new(&calls).unwrap();
+        // Both parties send from the start, so each is latched before the
+        // window opens.
+        let o = g.run(&crate::suite::paced(2, 400.0, 0.3, 0.5, G711_PACKET, None));
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(
+            relay.join().unwrap(),
+            0,
+            "the bridge authenticated every packet"
+        );
+        assert!(o.sent >= 150, "{o:?}");
+        assert_eq!(o.received, o.sent, "{o:?}");
+        assert_eq!(o.srtp_errors, 0, "{o:?}");
+        assert_eq!(o.streams_with_loss, 0);
+    }
+}

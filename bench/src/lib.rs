@@ -17,5 +17,6 @@ pub mod scale;
 pub mod setup;
 pub mod soak;
 pub mod softirq;
+pub mod srtpreport;
 pub mod suite;
 pub mod tunnel;

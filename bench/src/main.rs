@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rtpmesh_bench::gen::{Generator, Outcome};
 use rtpmesh_bench::report::Record;
-use rtpmesh_bench::{pcap, proc, report, scale, setup, suite, tunnel};
+use rtpmesh_bench::setup::Media;
+use rtpmesh_bench::{pcap, proc, report, scale, setup, srtpreport, suite, tunnel};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,11 @@ struct Relay {
     /// Packet size in bytes (172 = G.711 20 ms).
     #[arg(long, default_value_t = 172)]
     size: usize,
+    /// What the calls carry: plain RTP, or an SDES-SRTP caller
+    /// (AES_CM_128_HMAC_SHA1_80) and a plain callee, so the relay
+    /// unprotects one stream of each call and protects the other.
+    #[arg(long, value_enum, default_value = "plain")]
+    media: Media,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +52,18 @@ enum Cmd {
         /// Measured seconds (after 1 s of warm-up).
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
+        /// Also write the result as key=value (keys `fixed_*`, `name`,
+        /// and `srtp`: 1 for SRTP calls) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Name recorded in `--out`.
+        #[arg(long, default_value = "relay")]
+        name: String,
+        /// Read the relay's CPU to the nanosecond (its threads'
+        /// `/proc/PID/task/*/schedstat`) instead of in 10 ms ticks
+        /// (`/proc/PID/stat`); misses threads that exit during the run.
+        #[arg(long)]
+        exact_cpu: bool,
     },
     /// Highest rate with <= 0.1% loss (per-stream rate raised over CALLS calls).
     Search {
@@ -55,6 +73,13 @@ enum Cmd {
         calls: usize,
         #[arg(long, default_value_t = 2.0)]
         secs: f64,
+        /// Also write the result as key=value (keys `max_*`, `name`, and
+        /// `srtp`: 1 for SRTP calls) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Name recorded in `--out`.
+        #[arg(long, default_value = "relay")]
+        name: String,
     },
     /// Loss in the first second after an overload ends.
     Overload {
@@ -123,6 +148,18 @@ enum Cmd {
     /// Checks that the relay CPU's accounting counts a spinner in the
     /// relay's cgroup as the relay's and one outside as another task's.
     NsMeterCheck(rtpmesh_bench::nscmd::MeterCheckArgs),
+    /// Builds bench/results/srtp.md from `run --out` / `search --out`
+    /// outputs (plain and `--media srtp`, several relays).
+    SrtpReport {
+        /// Markdown output.
+        #[arg(long)]
+        md: PathBuf,
+        /// The fixed load, as the table's text describes it.
+        #[arg(long, default_value = "")]
+        load: String,
+        /// `run --out` and `search --out` files.
+        files: Vec<PathBuf>,
+    },
     /// Builds bench/results/latest.{md,json} from suite outputs.
     Report {
         /// latest.md path.
@@ -213,8 +250,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             calls,
             pps,
             secs,
-        } => fixed_rate(&relay, calls, pps, secs),
-        Cmd::Search { relay, calls, secs } => search(&relay, calls, secs),
+            out,
+            name,
+            exact_cpu,
+        } => {
+            let rec = fixed_rate(&relay, &name, calls, pps, secs, exact_cpu)?;
+            write_kv(out.as_deref(), &rec)
+        }
+        Cmd::Search {
+            relay,
+            calls,
+            secs,
+            out,
+            name,
+        } => {
+            let rec = search(&relay, &name, calls, secs)?;
+            write_kv(out.as_deref(), &rec)
+        }
         Cmd::Overload {
             relay,
             calls,
@@ -249,32 +301,70 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Tunnel(args) => tunnel_overhead(args),
         Cmd::Soak(args) => rtpmesh_bench::soak::main(args),
         Cmd::Report { md, json, files } => write_report(&md, &json, &files),
+        Cmd::SrtpReport { md, load, files } => {
+            let recs = files
+                .iter()
+                .map(|f| {
+                    std::fs::read_to_string(f)
+                        .with_context(|| format!("read {}", f.display()))
+                        .map(|s| Record::from_kv(&s))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let text = srtpreport::markdown(&srtpreport::rows(&recs), &load);
+            print!("{text}");
+            std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))
+        }
         Cmd::NsLadder(a) => rtpmesh_bench::nscmd::ladder_main(a),
         Cmd::NsReport(a) => rtpmesh_bench::nscmd::report_main(a),
         Cmd::NsMeterCheck(a) => rtpmesh_bench::nscmd::meter_check_main(a),
     }
 }
 
+/// Writes `rec` as key=value to `out`, if given.
+fn write_kv(out: Option<&Path>, rec: &Record) -> anyhow::Result<()> {
+    match out {
+        Some(p) => std::fs::write(p, rec.to_kv()).with_context(|| format!("write {}", p.display())),
+        None => Ok(()),
+    }
+}
+
+/// A record named `name` for calls carrying `media`.
+fn media_record(name: &str, media: Media) -> Record {
+    let mut rec = Record::new(name);
+    rec.set("srtp", f64::from(u8::from(media == Media::Srtp)));
+    rec
+}
+
 /// `run`: a fixed rate over fresh calls.
-fn fixed_rate(relay: &Relay, calls: usize, pps: f64, secs: f64) -> anyhow::Result<()> {
-    let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("run"))?;
+fn fixed_rate(
+    relay: &Relay,
+    name: &str,
+    calls: usize,
+    pps: f64,
+    secs: f64,
+    exact_cpu: bool,
+) -> anyhow::Result<Record> {
+    let calls = setup::setup_calls_media(
+        relay.ng,
+        calls,
+        &[Ipv4Addr::LOCALHOST],
+        &tag("run"),
+        relay.media,
+    )?;
     let mut g = Generator::new(&calls)?;
     let n = g.streams();
-    let o = g.run(&suite::paced(
-        n,
-        n as f64 * pps,
-        1.0,
-        secs,
-        relay.size,
-        relay.pid,
-    ));
+    let mut plan = suite::paced(n, n as f64 * pps, 1.0, secs, relay.size, relay.pid);
+    plan.exact_cpu = exact_cpu;
+    let o = g.run(&plan);
     print_outcome("fixed", n as f64 * pps, &o);
     setup::teardown(relay.ng, &calls);
-    Ok(())
+    let mut rec = media_record(name, relay.media);
+    put_outcome(&mut rec, "fixed", n as f64 * pps, &o);
+    Ok(rec)
 }
 
 /// `search`: the highest rate with little loss.
-fn search(relay: &Relay, calls: usize, secs: f64) -> anyhow::Result<()> {
+fn search(relay: &Relay, name: &str, calls: usize, secs: f64) -> anyhow::Result<Record> {
     let r = suite::search(
         relay.ng,
         calls,
@@ -284,17 +374,27 @@ fn search(relay: &Relay, calls: usize, secs: f64) -> anyhow::Result<()> {
         relay.size,
         relay.pid,
         &tag("search"),
+        relay.media,
     )?;
     print_outcome("max", r.max_pps, &r.at_max);
     if r.gen_limited {
         println!("(generator-limited: the relay may go higher)");
     }
-    Ok(())
+    let mut rec = media_record(name, relay.media);
+    put_outcome(&mut rec, "max", r.max_pps, &r.at_max);
+    rec.set("max_search_gen_limited", f64::from(u8::from(r.gen_limited)));
+    Ok(rec)
 }
 
 /// `overload`: loss right after an overload.
 fn overload(relay: &Relay, calls: usize, blast_secs: f64) -> anyhow::Result<()> {
-    let calls = setup::setup_calls(relay.ng, calls, &[Ipv4Addr::LOCALHOST], &tag("ovl"))?;
+    let calls = setup::setup_calls_media(
+        relay.ng,
+        calls,
+        &[Ipv4Addr::LOCALHOST],
+        &tag("ovl"),
+        relay.media,
+    )?;
     let mut g = Generator::new(&calls)?;
     let n = g.streams();
     let o = suite::overload(&mut g, n, blast_secs, 50.0, relay.size, relay.pid);
@@ -320,6 +420,7 @@ fn search_record(
         relay.size,
         relay.pid,
         &tag("q"),
+        relay.media,
     )?;
     print_outcome("max", r.max_pps, &r.at_max);
     put_outcome(&mut rec, prefix, r.max_pps, &r.at_max);
@@ -423,13 +524,14 @@ fn tag(what: &str) -> String {
 fn print_outcome(what: &str, offered: f64, o: &Outcome) {
     let l = &o.latency;
     println!(
-        "{what}: offered {offered:.0} pps, forwarded {:.0} pps, loss {:.4}% ({} of {} streams lost packets), reordered {}, send errors {}{}",
+        "{what}: offered {offered:.0} pps, forwarded {:.0} pps, loss {:.4}% ({} of {} streams lost packets), reordered {}, send errors {}, SRTP errors {}{}",
         o.pps(),
         o.loss() * 100.0,
         o.streams_with_loss,
         o.streams,
         o.reordered,
         o.send_errors,
+        o.srtp_errors,
         if o.gen_limited { ", GENERATOR-LIMITED" } else { "" }
     );
     println!(
@@ -458,6 +560,10 @@ fn put_outcome(rec: &mut Record, p: &str, offered: f64, o: &Outcome) {
     );
     rec.set(&format!("{p}_streams"), o.streams as f64);
     rec.set(&format!("{p}_reordered"), o.reordered as f64);
+    rec.set(&format!("{p}_srtp_errors"), o.srtp_errors as f64);
+    rec.set(&format!("{p}_sent"), o.sent as f64);
+    rec.set(&format!("{p}_received"), o.received as f64);
+    rec.set(&format!("{p}_window_s"), o.window_s);
     rec.set(&format!("{p}_p50_us"), o.latency.p50_us);
     rec.set(&format!("{p}_p90_us"), o.latency.p90_us);
     rec.set(&format!("{p}_p99_us"), o.latency.p99_us);
@@ -470,6 +576,7 @@ fn put_outcome(rec: &mut Record, p: &str, offered: f64, o: &Outcome) {
     );
     if let Some(c) = o.relay_cpu_s {
         rec.set(&format!("{p}_relay_cpu"), c / o.window_s.max(1e-9));
+        rec.set(&format!("{p}_relay_cpu_s"), c);
     }
     if let Some(v) = o.per_cpu_s() {
         rec.set(&format!("{p}_per_cpu_s"), v);
@@ -485,7 +592,7 @@ fn run_suite(
     let mut rec = Record::new(name);
     let lo = [Ipv4Addr::LOCALHOST];
     eprintln!("[{name}] fixed: {calls} calls x 50 pps x 2 directions");
-    let fixed = setup::setup_calls(relay.ng, calls, &lo, &tag("fixed"))?;
+    let fixed = setup::setup_calls_media(relay.ng, calls, &lo, &tag("fixed"), relay.media)?;
     let mut g = Generator::new(&fixed)?;
     let n = g.streams();
     let counter = relay.pid.and_then(proc::SyscallCounter::start);
@@ -523,12 +630,13 @@ fn run_suite(
         relay.size,
         relay.pid,
         &tag("search"),
+        relay.media,
     )?;
     print_outcome("max", r.max_pps, &r.at_max);
     put_outcome(&mut rec, "max", r.max_pps, &r.at_max);
     let half = r.max_pps / 2.0;
     eprintln!("[{name}] half load: {half:.0} pps");
-    let sc = setup::setup_calls(relay.ng, search_calls, &lo, &tag("half"))?;
+    let sc = setup::setup_calls_media(relay.ng, search_calls, &lo, &tag("half"), relay.media)?;
     let mut g = Generator::new(&sc)?;
     let n = g.streams();
     let o = g.run(&suite::paced(n, half, 1.0, 4.0, relay.size, relay.pid));

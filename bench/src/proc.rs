@@ -13,6 +13,31 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     parse_stat_cpu(&s).map(|ticks| ticks as f64 / clock_ticks())
 }
 
+/// CPU time of `pid`'s live threads in seconds, to the nanosecond: the
+/// sum of `/proc/PID/task/*/schedstat` run times (the scheduler's
+/// `sum_exec_runtime`). Unlike [`cpu_seconds`] (10 ms ticks) it resolves a
+/// short window, but it misses threads that exited: for relays whose
+/// threads live as long as they do.
+pub fn task_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut ns: u64 = 0;
+    for e in
+        fs::read_dir(&dir).with_context(|| format!("cannot read {dir} (is the relay running?)"))?
+    {
+        let path = e?.path().join("schedstat");
+        // A thread that ended since the listing: nothing to add.
+        let Ok(s) = fs::read_to_string(&path) else {
+            continue;
+        };
+        ns += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| format!("unexpected {}: {s:?}", path.display()))?;
+    }
+    Ok(ns as f64 / 1e9)
+}
+
 /// Clock ticks per second (`USER_HZ`), the unit of `/proc` CPU times.
 pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.

@@ -25,6 +25,86 @@ pub struct Call {
     /// Where a controller placed the call: the offer reply's `route`
     /// `node` and `callee-node` (`None` from a plain relay).
     pub route: Option<(String, String)>,
+    /// The caller's SDES keys when the caller leg is SRTP ([`Media::Srtp`]).
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// What the parties' legs carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Media {
+    /// Plain RTP on both legs.
+    #[default]
+    Plain,
+    /// An SDES-SRTP caller (`RTP/SAVP`, AES_CM_128_HMAC_SHA1_80) and a
+    /// plain callee: the relay unprotects the caller's stream and protects
+    /// the callee's.
+    Srtp,
+}
+
+/// The suite every SRTP call offers.
+pub const SRTP_SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
+
+/// One SRTP caller's two keys (master key || salt, 30 bytes each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// The caller's own key (its offer's `a=crypto`): it protects with it.
+    pub caller_tx: Vec<u8>,
+    /// The relay's key toward the caller (the answer's `a=crypto`): the
+    /// caller unprotects with it.
+    pub caller_rx: Vec<u8>,
+}
+
+/// A fresh 30-byte key and salt for call `i` (splitmix64 over the clock:
+/// distinct per call and run, not secret, which a bench does not need).
+fn bench_key(i: usize) -> Vec<u8> {
+    let mut x = crate::rtp::now_ns() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::with_capacity(32);
+    while out.len() < 30 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_be_bytes());
+    }
+    out.truncate(30);
+    out
+}
+
+/// An SDES-SRTP audio SDP for a party at `addr`, offering `key`.
+pub fn savp_sdp(addr: SocketAddr, session: u64, key: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "v=0\r\no=- {session} 1 IN IP4 {ip}\r\ns=rtpmesh-bench\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 {SRTP_SUITE} inline:{key}\r\na=sendrecv\r\n",
+        ip = addr.ip(),
+        port = addr.port(),
+        key = base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+/// The key and salt of the first `a=crypto` line of `sdp` with our suite
+/// (`inline:` base64, any `|lifetime|MKI` after it ignored).
+pub fn crypto_key(sdp: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let line = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=crypto:"))
+        .find(|v| v.split(' ').nth(1) == Some(SRTP_SUITE))
+        .with_context(|| format!("no a=crypto {SRTP_SUITE} line in the answer: {sdp:?}"))?;
+    let inline = line
+        .split(' ')
+        .nth(2)
+        .and_then(|k| k.strip_prefix("inline:"))
+        .with_context(|| format!("a=crypto without inline: {line:?}"))?;
+    let b64 = inline.split('|').next().unwrap_or("").trim();
+    let key = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(b64.trim_end_matches('='))
+        .with_context(|| format!("a=crypto key is not base64: {line:?}"))?;
+    anyhow::ensure!(
+        key.len() == 30,
+        "a=crypto key of {} bytes, not 30: {line:?}",
+        key.len()
+    );
+    Ok(key)
 }
 
 /// An audio SDP body for a party at `addr`.
@@ -100,14 +180,34 @@ pub fn setup_calls(
     setup_calls_with(ng, n, parties, prefix, &[])
 }
 
+/// [`setup_calls`] with the legs carrying `media`.
+pub fn setup_calls_media(
+    ng: SocketAddr,
+    n: usize,
+    parties: &[Ipv4Addr],
+    prefix: &str,
+    media: Media,
+) -> anyhow::Result<Vec<Call>> {
+    let at = |i: usize| {
+        let ip = parties[(i / 10_000) % parties.len().max(1)];
+        (ip, ip)
+    };
+    setup_calls_at(ng, n, at, prefix, &[], media)
+}
+
 /// The offer of call `i`: the caller's SDP plus `extra` keys (what a proxy
 /// tells a regional controller: `callee`, `region` or `received-from`).
 pub fn offer_body(id: &str, caller: SocketAddr, i: usize, extra: &[(&str, Value)]) -> Value {
+    offer_with_sdp(id, &sdp(caller, i as u64 + 1), extra)
+}
+
+/// An offer carrying `sdp` plus `extra` keys.
+fn offer_with_sdp(id: &str, sdp: &str, extra: &[(&str, Value)]) -> Value {
     let mut items: Vec<(&str, Value)> = vec![
         ("command", "offer".into()),
         ("call-id", id.into()),
         ("from-tag", "caller".into()),
-        ("sdp", sdp(caller, i as u64 + 1).into()),
+        ("sdp", sdp.into()),
     ];
     items.extend(extra.iter().cloned());
     dict(items)
@@ -138,7 +238,7 @@ pub fn setup_calls_with(
         let ip = parties[(i / 10_000) % parties.len().max(1)];
         (ip, ip)
     };
-    setup_calls_at(ng, n, at, prefix, extra)
+    setup_calls_at(ng, n, at, prefix, extra, Media::Plain)
 }
 
 /// Sets up `n` calls with every caller at `caller` and every callee at
@@ -151,17 +251,20 @@ pub fn setup_calls_between(
     callee: Ipv4Addr,
     prefix: &str,
 ) -> anyhow::Result<Vec<Call>> {
-    setup_calls_at(ng, n, |_| (caller, callee), prefix, &[])
+    setup_calls_at(ng, n, |_| (caller, callee), prefix, &[], Media::Plain)
 }
 
 /// The calls of [`setup_calls_with`], call `i`'s caller and callee bound
-/// at `at(i)`.
+/// at `at(i)`. With [`Media::Srtp`] the caller offers SDES-SRTP and the
+/// offer asks for a plain callee (`transport-protocol: RTP/AVP`), as a
+/// proxy bridging an SRTP trunk to plain SIP does.
 fn setup_calls_at(
     ng: SocketAddr,
     n: usize,
     at: impl Fn(usize) -> (Ipv4Addr, Ipv4Addr),
     prefix: &str,
     extra: &[(&str, Value)],
+    media: Media,
 ) -> anyhow::Result<Vec<Call>> {
     let mut c = NgClient::new(ng)?.with_retries(Duration::from_millis(2000), 3)?;
     let mut calls = Vec::with_capacity(n);
@@ -169,10 +272,16 @@ fn setup_calls_at(
         let (caller, callee) = at(i);
         let (a, b) = (bind(caller)?, bind(callee)?);
         let id = format!("{prefix}-{i}");
-        let offer = ok(
-            c.request(&offer_body(&id, a.local_addr()?, i, extra))?,
-            "offer",
-        )?;
+        let caller_key = (media == Media::Srtp).then(|| bench_key(i));
+        let body = match &caller_key {
+            None => offer_body(&id, a.local_addr()?, i, extra),
+            Some(k) => {
+                let mut x: Vec<(&str, Value)> = extra.to_vec();
+                x.push(("transport-protocol", "RTP/AVP".into()));
+                offer_with_sdp(&id, &savp_sdp(a.local_addr()?, i as u64 + 1, k), &x)
+            }
+        };
+        let offer = ok(c.request(&body)?, "offer")?;
         let route = route_of(&offer);
         let b_dest = media_addr(offer.get("sdp").and_then(Value::as_str).unwrap_or(""))?;
         let answer = ok(
@@ -185,7 +294,15 @@ fn setup_calls_at(
             ]))?,
             "answer",
         )?;
-        let a_dest = media_addr(answer.get("sdp").and_then(Value::as_str).unwrap_or(""))?;
+        let answer_sdp = answer.get("sdp").and_then(Value::as_str).unwrap_or("");
+        let a_dest = media_addr(answer_sdp)?;
+        let srtp = match caller_key {
+            None => None,
+            Some(caller_tx) => Some(SrtpKeys {
+                caller_tx,
+                caller_rx: crypto_key(answer_sdp)?,
+            }),
+        };
         // Connected: the cheaper send path, and only the relay's own port
         // gets through (a relay sends each party its media from the port
         // that party sends to).
@@ -198,6 +315,7 @@ fn setup_calls_at(
             a_dest,
             b_dest,
             route,
+            srtp,
         });
     }
     Ok(calls)
@@ -247,6 +365,23 @@ mod tests {
         let one = dict([("route", dict([("node", "a".into())]))]);
         assert_eq!(route_of(&one), Some(("a".into(), "a".into())));
         assert_eq!(route_of(&dict([("result", "ok".into())])), None);
+    }
+
+    #[test]
+    fn srtp_offer_and_answer_keys() {
+        let key = bench_key(3);
+        assert_eq!(key.len(), 30);
+        assert_ne!(key, bench_key(4), "a key per call");
+        let offer = savp_sdp("127.0.0.1:5000".parse().unwrap(), 1, &key);
+        assert!(offer.contains("m=audio 5000 RTP/SAVP 0\r\n"), "{offer}");
+        assert_eq!(crypto_key(&offer).unwrap(), key, "our own line reads back");
+        // An answer as rtpengine writes one: unpadded, lifetime and MKI after it.
+        let answer = "v=0\r\nm=audio 40002 RTP/SAVP 0\r\n\
+            a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+            a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e|2^31|1:1\r\n";
+        assert_eq!(crypto_key(answer).unwrap(), (1..=30).collect::<Vec<u8>>());
+        assert!(crypto_key("v=0\r\nm=audio 1 RTP/AVP 0\r\n").is_err());
+        assert!(crypto_key("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ\r\n").is_err());
     }
 
     #[test]

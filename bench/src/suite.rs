@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::setup;
+use crate::setup::{self, Media};
 
 use crate::gen::{Generator, Outcome, Phase, Plan};
 
@@ -32,6 +32,7 @@ pub fn paced(
         drain: Duration::from_millis(300),
         size,
         relay_pid: pid,
+        exact_cpu: false,
         cpu_pids: Vec::new(),
         meter: None,
     }
@@ -54,7 +55,7 @@ pub struct SearchResult {
 /// `start` until a probe fails, then `bisect` halvings of the interval.
 /// Every probe sets up `calls` fresh calls (and deletes them after): a relay
 /// that gave up on streams during an overloaded probe (rtpengine does) must
-/// not fail every later probe for that. Bounded: at most 12 doublings plus
+/// not fail every later probe for that. The calls carry `media`. Bounded: at most 12 doublings plus
 /// `bisect` probes.
 #[allow(clippy::too_many_arguments)]
 pub fn search(
@@ -66,12 +67,19 @@ pub fn search(
     size: usize,
     pid: Option<u32>,
     tag: &str,
+    media: Media,
 ) -> anyhow::Result<SearchResult> {
     let mut r = SearchResult::default();
     let mut n = 0;
     let mut probe = |rate: f64, r: &mut SearchResult| -> anyhow::Result<bool> {
         n += 1;
-        let cs = setup::setup_calls(ng, calls, &[Ipv4Addr::LOCALHOST], &format!("{tag}-{n}"))?;
+        let cs = setup::setup_calls_media(
+            ng,
+            calls,
+            &[Ipv4Addr::LOCALHOST],
+            &format!("{tag}-{n}"),
+            media,
+        )?;
         let mut g = Generator::new(&cs)?;
         let active = g.streams();
         let o = g.run(&paced(active, rate, 1.0, secs, size, pid));
@@ -176,6 +184,7 @@ pub fn overload(
         drain: Duration::from_millis(500),
         size,
         relay_pid: pid,
+        exact_cpu: false,
         cpu_pids: Vec::new(),
         meter: None,
     };

@@ -824,6 +824,7 @@ fn plan(active: usize, rate: f64, secs: f64, size: usize, pids: &[u32]) -> Plan 
         drain: Duration::from_millis(300),
         size,
         relay_pid: None,
+        exact_cpu: false,
         cpu_pids: pids.to_vec(),
         meter: None,
     }
