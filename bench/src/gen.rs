@@ -29,6 +29,9 @@ use crate::rtp::{self, now_ns, Probe, G711_PACKET};
 use crate::setup::Call;
 
 const RX_BATCH: usize = 32;
+/// Receive buffer per datagram: what is longer is cut (a plain probe is
+/// still read; an SRTP packet then fails its tag).
+pub const RX_MAX: usize = 256;
 const EVENTS: usize = 1024;
 /// Most sends between two receive passes, so receiving is never starved.
 const SEND_BUDGET: u64 = 256;
@@ -507,10 +510,10 @@ impl Generator {
         if n <= 0 {
             return 0;
         }
-        let mut bufs = [[0u8; 256]; RX_BATCH];
+        let mut bufs = [[0u8; RX_MAX]; RX_BATCH];
         let mut iovs: [libc::iovec; RX_BATCH] = std::array::from_fn(|i| libc::iovec {
             iov_base: bufs[i].as_mut_ptr().cast(),
-            iov_len: 256,
+            iov_len: RX_MAX,
         });
         // SAFETY: an all-zero mmsghdr is valid.
         let mut msgs: [libc::mmsghdr; RX_BATCH] = unsafe { std::mem::zeroed() };

@@ -233,6 +233,28 @@ struct TunnelArgs {
     command: Option<String>,
 }
 
+impl Relay {
+    /// Refuses what `--media srtp` cannot measure: packets whose SRTP form
+    /// the generator's receive buffer would cut, or a subcommand (`what`)
+    /// that does not set up SRTP calls.
+    fn check_media(&self, what: Option<&str>) -> anyhow::Result<()> {
+        if self.media != Media::Srtp {
+            return Ok(());
+        }
+        if let Some(what) = what {
+            anyhow::bail!("{what} does not support --media srtp");
+        }
+        let max = rtpmesh_bench::gen::RX_MAX - 10;
+        anyhow::ensure!(
+            self.size <= max,
+            "--media srtp: --size {} is above {max} (the generator receives at most {} bytes, and SRTP adds a 10-byte tag)",
+            self.size,
+            rtpmesh_bench::gen::RX_MAX
+        );
+        Ok(())
+    }
+}
+
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -244,6 +266,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.cmd {
+        Cmd::Run { relay, .. }
+        | Cmd::Search { relay, .. }
+        | Cmd::Overload { relay, .. }
+        | Cmd::Suite { relay, .. } => relay.check_media(None)?,
+        Cmd::Replay { relay, .. } => relay.check_media(Some("replay"))?,
+        Cmd::Scale(a) => a.relay.check_media(Some("scale"))?,
+        _ => {}
+    }
     match cli.cmd {
         Cmd::Run {
             relay,
