@@ -7,10 +7,10 @@
 # ratio to rtpengine, "SRTP cost" (own plain / own SRTP), and optionally the
 # highest rate with <= 0.1% loss.
 #
-#   bench/srtp.sh                                   # ~3 min: 3 rounds + searches
+#   bench/srtp.sh                                   # ~4 min: 3 rounds + searches
 #   ROUNDS=5 SECS=10 bench/srtp.sh                  # the figures to quote
 #   SEARCH=0 ROUNDS=1 SECS=2 bench/srtp.sh          # a smoke run (~30 s)
-#   HALFCORE=1 bench/srtp.sh                        # search with the relay at half a core
+#   HALFCORE=0 bench/srtp.sh                        # search with the relay on a whole core
 #
 # Rounds interleave relays and modes (plain then SRTP, SRTP then plain on the
 # next round) so that drift on a shared machine hits every row alike; each
@@ -31,7 +31,7 @@ SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-3}
 SEARCH=${SEARCH:-1}
 SEARCH_CALLS=${SEARCH_CALLS:-250}
-HALFCORE=${HALFCORE:-0}
+HALFCORE=${HALFCORE:-1}
 # Relay CPU to the nanosecond from its threads' schedstat (1), or in 10 ms
 # ticks from /proc/PID/stat (0, as compare.sh reads it).
 EXACT_CPU=${EXACT_CPU:-1}
@@ -80,8 +80,9 @@ for round in $(seq "$ROUNDS"); do
 done
 
 if [ "$SEARCH" = 1 ]; then
-    # HALFCORE=1: the relay held to half a core (CFS quota, cgroup v1), so the
-    # search stops at the relay's limit rather than the generator's on 2 CPUs.
+    # HALFCORE=1 (default): the relay held to half a core (CFS quota, cgroup
+    # v1) as in compare.sh's second pass, so the search stops at the relay's
+    # limit rather than the generator's or the loopback's on 2 CPUs.
     if [ "$HALFCORE" = 1 ] && ! { mkdir -p "$CG" 2>/dev/null && echo 10000 >"$CG/cpu.cfs_period_us" &&
         echo 5000 >"$CG/cpu.cfs_quota_us"; }; then
         echo "no cgroup v1 cpu controller: searching at a whole core" >&2
