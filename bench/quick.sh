@@ -8,6 +8,7 @@
 #
 #   RELAYS="rtpmesh-auto rtpmesh-epoll fwd-epoll" LOADS="50000 100000" ROUNDS=3 bench/quick.sh
 #   OVERLOAD=1 RELAYS="rtpmesh-epoll rtpmesh-uring" ROUNDS=5 bench/quick.sh   # loss after a burst
+#   MEDIA=srtp RELAYS="rtpengine rtpmesh-auto" LOADS=10000 bench/quick.sh   # SRTP callers (bench/srtp.sh)
 #
 # RTPMESH=path/to/rtpmesh runs another build of the node (an A/B of two
 # builds: RELAYS="rtpmesh-epoll" twice with RTPMESH set differently).
@@ -24,6 +25,7 @@ ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-3}
 CALLS=100
 OVERLOAD=${OVERLOAD:-0}
+MEDIA=${MEDIA:-plain}
 TMP=$(mktemp -d)
 PID=""
 cleanup() {
@@ -40,7 +42,7 @@ one() {
     local pps_stream out
     if [ "$OVERLOAD" = 1 ]; then
         out=$(nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" overload --ng $NG --pid "$PID" \
-            --calls $CALLS 2>&1 | grep after-overload)
+            --calls $CALLS --media "$MEDIA" 2>&1 | grep after-overload)
         echo "$1 overload - - $(grep -oE 'loss [0-9.]+%' <<<"$out" | tr -dc '0-9.')"
     else
         pps_stream=$(awk -v l="$2" -v c=$CALLS 'BEGIN { print l / (2 * c) }')
@@ -49,7 +51,7 @@ one() {
             2>"$TMP/perf" >/dev/null) &
         local perfpid=$!
         out=$(nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" run --ng $NG --pid "$PID" \
-            --calls $CALLS --pps "$pps_stream" --secs "$SECS" 2>&1)
+            --calls $CALLS --pps "$pps_stream" --secs "$SECS" --media "$MEDIA" 2>&1)
         wait $perfpid || true
         local fwd ms sys
         fwd=$(grep -oE 'forwarded [0-9]+ pps' <<<"$out" | tr -dc '0-9')
