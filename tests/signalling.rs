@@ -48,10 +48,14 @@ fn kamailio_offer_and_answer_are_rewritten_as_rtpengine_does(backend: &str) {
         .lines()
         .filter(|l| l.starts_with("a=ice-") || l.starts_with("a=candidate:"))
         .collect();
-    assert!(ice.iter().any(|l| l.starts_with("a=ice-ufrag:")), "{answer}");
+    assert!(
+        ice.iter().any(|l| l.starts_with("a=ice-ufrag:")),
+        "{answer}"
+    );
     assert!(ice.iter().any(|l| l.starts_with("a=ice-pwd:")), "{answer}");
     assert!(
-        ice.iter().any(|l| l.ends_with(&format!(" 127.0.0.1 {q} typ host"))),
+        ice.iter()
+            .any(|l| l.ends_with(&format!(" 127.0.0.1 {q} typ host"))),
         "{answer}"
     );
     let answer: String = answer
