@@ -314,7 +314,12 @@ fn offered_side(
         return Err(fail(NO_CERTIFICATE));
     }
     if s.offered.is_empty() && !s.dtls_offered {
-        return Err(fail(NO_SRTP_OFFER));
+        // Say what is missing: the certificate, unless DTLS was turned off.
+        let why = match dtls {
+            Some(DtlsMode::Off) => NO_SRTP_OFFER,
+            _ => NO_CERTIFICATE,
+        };
+        return Err(fail(why));
     }
     // Until the party answers a re-offer, what it agreed to before stays.
     s.sdes = cur
