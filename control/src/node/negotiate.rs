@@ -307,12 +307,14 @@ fn rewrite_for(
                 protocol: Some(s.protocol.clone()),
                 direction: None,
                 ptime,
-                // An answer without a=mid gets the offer's (rtpengine).
+                // An answer carries the offer's a=mid, or none (rtpengine).
                 mid: match mux {
-                    MuxAdvert::Answer => s.security.peer.mid.clone(),
-                    MuxAdvert::Offer => None,
-                }
-                .or_else(|| opts.security.generate_mid.then(|| (i + 1).to_string())),
+                    MuxAdvert::Answer => sdp::Mid::Replace(s.security.peer.mid.clone()),
+                    MuxAdvert::Offer if opts.security.generate_mid => {
+                        sdp::Mid::IfNone((i + 1).to_string())
+                    }
+                    MuxAdvert::Offer => sdp::Mid::Keep,
+                },
                 security: security::security_lines(&s.security, &advert, node_sec),
                 ice: security::ice_lines(&s.security, address, port, rtcp_port, eoc),
             }

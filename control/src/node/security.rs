@@ -485,7 +485,11 @@ pub(super) fn ice_lines(
     input_eoc: bool,
 ) -> Vec<String> {
     let Some(c) = &s.ice else {
-        return Vec::new();
+        // rtpengine re-emits a stray one even when it strips ICE (`ICE=remove`).
+        return match input_eoc {
+            true => vec!["end-of-candidates".into()],
+            false => Vec::new(),
+        };
     };
     let mut v = vec![
         format!("ice-ufrag:{}", c.local_ufrag),

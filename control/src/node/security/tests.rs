@@ -262,7 +262,7 @@ fn a_browser_offer_to_a_plain_callee_gets_dtls_ice_lite_and_rtcp_mux_back() {
         format!(
             "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=msid-semantic: WMS stream\r\n\
              m=audio {q} RTP/AVP 111 0\r\nc=IN IP4 127.0.0.1\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
-             a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp:{}\r\na=rtcp-mux\r\n",
+             a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp:{}\r\na=rtcp-mux\r\na=end-of-candidates\r\n",
             q + 1
         )
     );
@@ -427,13 +427,16 @@ fn sdes_off_and_sdes_no_suite_shape_the_offered_crypto() {
             "a=crypto:2 AES_CM_128_HMAC_SHA1_80"
         ]
     );
-    // Both off: nothing could protect the leg.
+    // SDES off and no certificate: say so; both off: nothing could protect the leg.
+    let sdes_off = || ("SDES", Value::List(vec!["off".into()]));
     let mut r = Rig::new(None);
     let e = r
-        .offer(
-            AVP_OFFER,
-            vec![tp("RTP/SAVP"), ("SDES", Value::List(vec!["off".into()]))],
-        )
+        .offer(AVP_OFFER, vec![tp("RTP/SAVP"), sdes_off()])
+        .unwrap_err();
+    assert!(e.contains("no DTLS certificate"), "{e}");
+    let dtls_off = ("DTLS", Value::from("off"));
+    let e = r
+        .offer(AVP_OFFER, vec![tp("RTP/SAVP"), sdes_off(), dtls_off])
         .unwrap_err();
     assert!(e.contains("SDES and DTLS are off"), "{e}");
 }
