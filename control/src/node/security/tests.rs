@@ -569,3 +569,44 @@ fn generate_mid_numbers_sections_that_have_none() {
         "{offer}"
     );
 }
+
+#[test]
+fn an_ipv6_party_gets_ipv6_candidates() {
+    let mut r = Rig::new(None);
+    let v6 = AVP_OFFER.replace("IN IP4 192.0.2.10", "IN IP6 2001:db8::10");
+    let offer = r.offer(&v6, vec![("ICE", "force".into())]).unwrap();
+    let q = r.ports(1).0;
+    let cands = lines(&offer, &["candidate"]);
+    assert_eq!(cands.len(), 2, "{offer}");
+    assert!(
+        cands[0].ends_with(&format!(" 1 UDP 2130706431 ::1 {q} typ host")),
+        "{offer}"
+    );
+    assert!(
+        cands[1].ends_with(&format!(" 2 UDP 2130706430 ::1 {} typ host", q + 1)),
+        "{offer}"
+    );
+}
+
+#[test]
+fn the_offerer_is_answered_with_the_suite_the_answerer_took() {
+    let mut r = Rig::new(None);
+    r.offer(SAVP, vec![]).unwrap();
+    let answer_sdp = AVP_ANSWER.replace(
+        "RTP/AVP 0 8\r\n",
+        &format!("RTP/SAVP 0\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}\r\n"),
+    );
+    let answer = r.answer(&answer_sdp, vec![]).unwrap();
+    let a = r.specs(0).0.security.sdes.clone().unwrap();
+    let b = r.specs(1).0.security.sdes.clone().unwrap();
+    assert_eq!(a.inbound.suite(), Suite::AesCm128HmacSha1_32);
+    assert_eq!(b.inbound, key(Suite::AesCm128HmacSha1_32, KEY_B));
+    assert_ne!(a.outbound, b.inbound, "each hop its own key");
+    assert_eq!(
+        lines(&answer, &["crypto"]),
+        [format!(
+            "a={}",
+            crypto_value(2, "AES_CM_128_HMAC_SHA1_32", a.outbound.key_and_salt())
+        )]
+    );
+}
