@@ -352,35 +352,58 @@ pub(super) fn answered(
         node.ice_on(&mut b, &a.security, Some(u.clone()))?;
     }
     if is_srtp(&m.protocol) {
-        if let Some(c) = msec.crypto.first() {
-            let ours = a
-                .security
-                .offered
-                .iter()
-                .find(|(t, k)| *t == c.tag && k.suite().name() == c.suite);
-            let (Some((tag, ours)), true) = (ours, c.usable) else {
-                return Err(fail(BAD_ANSWER_CRYPTO));
-            };
-            let theirs = MasterKey::new(ours.suite(), &c.key).map_err(|e| fail(e.to_string()))?;
-            b.sdes = Some(SdesChoice {
-                tag: *tag,
-                ours: ours.clone(),
-                theirs,
-            });
-        } else if let (Some(fp), true) = (&b.peer.fingerprint, a.security.dtls_offered) {
-            // RFC 5763: an answer without a=setup is active.
-            let role = match msec.setup {
-                Some(Setup::Passive) => DtlsRole::Active,
-                _ => DtlsRole::Passive,
-            };
-            b.dtls = Some(DtlsSetup {
-                role,
-                fingerprint: Some(fp.clone()),
-            });
-        } else {
-            return Err(fail(NO_ANSWER_SRTP));
-        }
+        answerer_srtp(&mut b, &a.security, msec)?;
     }
+    let f = offerer_answered(o, &b, opts, node)?;
+    Ok((b, f))
+}
+
+/// The SRTP the answerer (`b`, offered `offered`) chose: one of our SDES
+/// suites by tag, or DTLS-SRTP.
+fn answerer_srtp(
+    b: &mut StreamSecurity,
+    offered: &StreamSecurity,
+    msec: &MediaSecurity,
+) -> Result<(), Failure> {
+    if let Some(c) = msec.crypto.first() {
+        let ours = offered
+            .offered
+            .iter()
+            .find(|(t, k)| *t == c.tag && k.suite().name() == c.suite);
+        let (Some((tag, ours)), true) = (ours, c.usable) else {
+            return Err(fail(BAD_ANSWER_CRYPTO));
+        };
+        let theirs = MasterKey::new(ours.suite(), &c.key).map_err(|e| fail(e.to_string()))?;
+        b.sdes = Some(SdesChoice {
+            tag: *tag,
+            ours: ours.clone(),
+            theirs,
+        });
+        return Ok(());
+    }
+    let (Some(fp), true) = (&b.peer.fingerprint, offered.dtls_offered) else {
+        return Err(fail(NO_ANSWER_SRTP));
+    };
+    // RFC 5763: an answer without a=setup is active.
+    let role = match msec.setup {
+        Some(Setup::Passive) => DtlsRole::Active,
+        _ => DtlsRole::Passive,
+    };
+    b.dtls = Some(DtlsSetup {
+        role,
+        fingerprint: Some(fp.clone()),
+    });
+    Ok(())
+}
+
+/// The offerer's side once the answerer's (`b`) is known: the suite, ICE
+/// as the answer's flags say, our DTLS role.
+fn offerer_answered(
+    o: &Stream,
+    b: &StreamSecurity,
+    opts: &Options,
+    node: &mut NodeSecurity,
+) -> Result<StreamSecurity, Failure> {
     let mut f = o.security.clone();
     // The offerer gets the suite the answerer took when it offered it too,
     // as rtpengine answers (one suite end to end).
@@ -414,7 +437,7 @@ pub(super) fn answered(
         }
         _ => None,
     };
-    Ok((b, f))
+    Ok(f)
 }
 
 /// What the SDP for a party says about security.
