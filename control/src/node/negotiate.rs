@@ -9,7 +9,7 @@ use super::security::{self, Advert, NodeSecurity};
 use super::Now;
 use crate::call::{Call, Remote, Stream};
 use crate::plane::{MediaPlane, PlaneError};
-use rtpmesh_ng::ng::{reason, Failure, Options};
+use rtpmesh_ng::ng::{reason, Failure, IceMode, Options};
 use rtpmesh_ng::sdp;
 
 /// The address a party sends from/receives at for one m= line.
@@ -295,6 +295,7 @@ fn rewrite_for(
                 MuxAdvert::Answer => Advert::Answer,
             };
             let eoc = parsed.security(i).end_of_candidates;
+            let relay = opts.ice == Some(IceMode::ForceRelay);
             let port = s.local.rtp.port;
             sdp::MediaRewrite {
                 address,
@@ -316,7 +317,7 @@ fn rewrite_for(
                     MuxAdvert::Offer => sdp::Mid::Keep,
                 },
                 security: security::security_lines(&s.security, &advert, node_sec),
-                ice: security::ice_lines(&s.security, address, port, rtcp_port, eoc),
+                ice: security::ice_lines(&s.security, address, port, rtcp_port, eoc, relay),
             }
         })
         .collect();

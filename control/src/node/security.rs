@@ -64,6 +64,7 @@ impl Default for NodeSecurity {
     }
 }
 
+const ICE_OPTIONAL: &str = "ICE=optional is not supported (use force, remove or default)";
 const NO_CERTIFICATE: &str = "DTLS-SRTP is not available: the node has no DTLS certificate";
 const NO_USABLE_SRTP: &str = "SDP offers SRTP without a usable a=crypto (rtpmesh supports \
      AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32, without MKI) or a=fingerprint";
@@ -165,6 +166,15 @@ fn wants_ice(mode: Option<IceMode>, other_ice: bool) -> bool {
     }
 }
 
+/// rtpengine's `ICE=optional` passes a party's own ICE through beside its
+/// candidates; rtpmesh does not pass ICE through, so it says so.
+fn refuse_optional(opts: &Options) -> Result<(), Failure> {
+    match opts.ice {
+        Some(IceMode::Optional) => Err(fail(ICE_OPTIONAL)),
+        _ => Ok(()),
+    }
+}
+
 /// Records the offer of section `m` (`msec`): the offerer's side `o` (what
 /// we will answer it) and the side `a` it goes to (what we offer it).
 pub(super) fn offered(
@@ -175,6 +185,7 @@ pub(super) fn offered(
     opts: &Options,
     node: &mut NodeSecurity,
 ) -> Result<(), Failure> {
+    refuse_optional(opts)?;
     let o_sec = offerer_side(&o.security, m, msec, opts, node)?;
     let a_sec = offered_side(&a.security, &a.protocol, msec, opts, node)?;
     o.security = o_sec;
@@ -341,6 +352,7 @@ pub(super) fn answered(
     opts: &Options,
     node: &mut NodeSecurity,
 ) -> Result<(StreamSecurity, StreamSecurity), Failure> {
+    refuse_optional(opts)?;
     let mut b = StreamSecurity {
         offered: a.security.offered.clone(),
         dtls_offered: a.security.dtls_offered,
@@ -499,13 +511,16 @@ fn foundation(ip: IpAddr) -> String {
 
 /// Our ICE attributes for stream `s`'s party at `ip`: credentials, host
 /// candidates for RTP (and RTCP when it has its own port), in rtpengine's
-/// order. `input_eoc`: the SDP being rewritten had `a=end-of-candidates`.
+/// order; `relay` (`ICE=force-relay`) makes them relay candidates, as
+/// rtpengine writes them. `input_eoc`: the SDP being rewritten had
+/// `a=end-of-candidates`.
 pub(super) fn ice_lines(
     s: &StreamSecurity,
     ip: IpAddr,
     rtp: u16,
     rtcp: u16,
     input_eoc: bool,
+    relay: bool,
 ) -> Vec<String> {
     let Some(c) = &s.ice else {
         // rtpengine re-emits a stray one even when it strips ICE (`ICE=remove`).
@@ -522,14 +537,21 @@ pub(super) fn ice_lines(
         v.push("ice-options:trickle".into());
     }
     let f = foundation(ip);
-    // Type preference 126 (host), local preference 65535, minus the component.
+    // Local preference 65535, minus the component.
     for (component, port) in [(1u32, rtp), (2, rtcp)] {
         if component == 2 && rtcp == rtp {
             break;
         }
-        let priority = 2_130_706_432 - component;
+        // Type preference 126 for host, 0 for relay.
+        let (priority, kind) = match relay {
+            false => (2_130_706_432 - component, "host".to_owned()),
+            true => (
+                16_777_216 - component,
+                format!("relay raddr {ip} rport {port}"),
+            ),
+        };
         v.push(format!(
-            "candidate:{f} {component} UDP {priority} {ip} {port} typ host"
+            "candidate:{f} {component} UDP {priority} {ip} {port} typ {kind}"
         ));
     }
     if s.peer.trickle || input_eoc {

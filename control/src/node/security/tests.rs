@@ -610,3 +610,23 @@ fn the_offerer_is_answered_with_the_suite_the_answerer_took() {
         )]
     );
 }
+
+#[test]
+fn ice_force_relay_writes_relay_candidates_and_optional_is_refused() {
+    let mut r = Rig::new(None);
+    let offer = r
+        .offer(AVP_OFFER, vec![("ICE", "force-relay".into())])
+        .unwrap();
+    let q = r.ports(1).0;
+    let cands = lines(&offer, &["candidate"]);
+    let want = format!(" 1 UDP 16777215 127.0.0.1 {q} typ relay raddr 127.0.0.1 rport {q}");
+    assert!(cands[0].ends_with(&want), "{offer}");
+    let mut r = Rig::new(None);
+    let e = r
+        .offer(AVP_OFFER, vec![("ICE", "optional".into())])
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "ICE=optional is not supported (use force, remove or default)"
+    );
+}
