@@ -147,7 +147,9 @@ fn dtls_keys_carry_srtp_to_the_plain_side(backend: &str) {
         leg.b.send(leg.to_b, &q);
         let mut got = leg.a.recv().0;
         let n = got.len();
-        let n = rx.unprotect_rtp(&mut got, n).expect("protected with the DTLS keys");
+        let n = rx
+            .unprotect_rtp(&mut got, n)
+            .expect("protected with the DTLS keys");
         assert_eq!(got[..n], q[..]);
     }
 }
@@ -158,12 +160,18 @@ fn a_certificate_that_does_not_match_the_fingerprint_gets_no_keys(backend: &str)
     let announced = Certificate::generate().unwrap();
     let impostor = Certificate::generate().unwrap();
     let leg = webrtc_call(&mut ng, "m", &announced);
-    assert!(handshake(&leg, &impostor).is_none(), "no keys for an impostor");
+    assert!(
+        handshake(&leg, &impostor).is_none(),
+        "no keys for an impostor"
+    );
     // Nothing the impostor sends reaches the other side.
     leg.a.send(leg.to_a, &rtp(1, 0xaaaa, 100));
     leg.b.expect_nothing(Duration::from_millis(200));
     let log = node.log_text();
-    assert!(log.contains("DTLS handshake failed"), "the node says why:\n{log}");
+    assert!(
+        log.contains("DTLS handshake failed"),
+        "the node says why:\n{log}"
+    );
     assert!(ng.pings());
 }
 
@@ -175,7 +183,10 @@ fn hostile_datagrams_on_a_webrtc_leg_are_dropped_and_counted(backend: &str) {
     let before = errors(&mut ng, "h");
     let mut garbage: Vec<Vec<u8>> = vec![
         // STUN header, magic cookie, nonsense attributes.
-        vec![0, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0xff, 0xff, 0, 9, 1, 2, 3, 4],
+        vec![
+            0, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0xff, 0xff,
+            0, 9, 1, 2, 3, 4,
+        ],
         // A DTLS record header with a length past the end.
         vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0x40, 0x00, 1, 2, 3],
         // "SRTP" before any key.

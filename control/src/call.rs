@@ -268,7 +268,13 @@ impl Call {
             (s.remote, self.latching)
         };
         let muxed = s.mux && !s.local.socketless;
-        let security = s.security.flow_security();
+        // Between nodes the tunnel is the protection: a tunnel leg's
+        // (socketless) flows see plain RTP whatever its SDP said.
+        let security = if s.local.socketless {
+            Default::default()
+        } else {
+            s.security.flow_security()
+        };
         // A muxed party never uses the RTCP socket: no handshake there.
         let rtcp_security = if muxed {
             Default::default()

@@ -233,13 +233,18 @@ impl Harness {
         let Some(slot) = self.table.slot(to) else {
             return;
         };
-        self.table.forward(self.now, slot, src, data, &mut self.out);
+        // As a backend receives it: into a buffer with room after it.
+        let mut buf = vec![0u8; data.len().max(2048)];
+        buf[..data.len()].copy_from_slice(data);
+        let len = data.len();
+        self.table
+            .forward(self.now, slot, src, &mut buf, len, &mut self.out);
         let transmits = self.out.transmits().to_vec();
         assert!(transmits.len() <= MAX_OUTPUTS);
         assert!(self.out.events().count() <= 1);
         self.sealed.clear();
         for t in transmits {
-            let body = t.body(data).expect("a transmit within the datagram");
+            let body = t.body(&buf, len).expect("a transmit within the buffer");
             let via = self.table.get(t.via).expect("a transmit via a live flow");
             assert_ne!(via.kind(), FlowKind::Socketless, "a socketless flow sent");
             let Some(head) = t.head else {

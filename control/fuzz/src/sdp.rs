@@ -62,7 +62,7 @@ fn answer(sdp: &SessionDescription) -> Rewrite {
                 protocol: Some("RTP/SAVPF".into()),
                 direction: Some(Direction::SendOnly).filter(|_| i % 3 == 1),
                 ptime: m.ptime.or(Some(20)),
-                mid: Some("0".into()),
+                mid: rtpmesh_ng::sdp::Mid::IfNone("0".into()),
                 security: vec!["setup:actpass".into()],
                 ice: vec!["ice-ufrag:abcd".into()],
             }

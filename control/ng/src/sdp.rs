@@ -13,7 +13,7 @@ mod security;
 #[cfg(test)]
 mod tests;
 
-pub use rewrite::{rewrite, MediaRewrite, Rewrite};
+pub use rewrite::{rewrite, MediaRewrite, Mid, Rewrite};
 pub use security::{crypto_value, Crypto, MediaSecurity, SdpFingerprint, Setup};
 
 /// Why an SDP body could not be parsed or rewritten. Line numbers are 1-based.

@@ -9,7 +9,7 @@ use super::security::{self, Advert, NodeSecurity};
 use super::Now;
 use crate::call::{Call, Remote, Stream};
 use crate::plane::{MediaPlane, PlaneError};
-use rtpmesh_ng::ng::{reason, Failure, Options};
+use rtpmesh_ng::ng::{reason, Failure, IceMode, Options};
 use rtpmesh_ng::sdp;
 
 /// The address a party sends from/receives at for one m= line.
@@ -295,6 +295,7 @@ fn rewrite_for(
                 MuxAdvert::Answer => Advert::Answer,
             };
             let eoc = parsed.security(i).end_of_candidates;
+            let relay = opts.ice == Some(IceMode::ForceRelay);
             let port = s.local.rtp.port;
             sdp::MediaRewrite {
                 address,
@@ -307,14 +308,16 @@ fn rewrite_for(
                 protocol: Some(s.protocol.clone()),
                 direction: None,
                 ptime,
-                // An answer without a=mid gets the offer's (rtpengine).
+                // An answer carries the offer's a=mid, or none (rtpengine).
                 mid: match mux {
-                    MuxAdvert::Answer => s.security.peer.mid.clone(),
-                    MuxAdvert::Offer => None,
-                }
-                .or_else(|| opts.security.generate_mid.then(|| (i + 1).to_string())),
+                    MuxAdvert::Answer => sdp::Mid::Replace(s.security.peer.mid.clone()),
+                    MuxAdvert::Offer if opts.security.generate_mid => {
+                        sdp::Mid::IfNone((i + 1).to_string())
+                    }
+                    MuxAdvert::Offer => sdp::Mid::Keep,
+                },
                 security: security::security_lines(&s.security, &advert, node_sec),
-                ice: security::ice_lines(&s.security, address, port, rtcp_port, eoc),
+                ice: security::ice_lines(&s.security, address, port, rtcp_port, eoc, relay),
             }
         })
         .collect();

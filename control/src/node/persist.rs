@@ -167,6 +167,19 @@ impl CallRecord {
         let [l0, l1] = self.legs.as_slice() else {
             return Err(PlaneError::Socket("call record without two legs".into()));
         };
+        // SRTP keys are never written to the store (and a DTLS session
+        // cannot outlive its process): such a call restored plain would
+        // send its media in the clear, so it is not restored at all.
+        if self
+            .legs
+            .iter()
+            .flat_map(|l| &l.streams)
+            .any(|s| s.protocol.contains("SAVP"))
+        {
+            return Err(PlaneError::Socket(
+                "a call with SRTP legs is not restored: its keys are not stored".into(),
+            ));
+        }
         let worker = self.worker;
         let mut taken: Vec<Local> = Vec::new();
         let mut legs = Vec::new();

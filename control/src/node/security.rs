@@ -64,6 +64,7 @@ impl Default for NodeSecurity {
     }
 }
 
+const ICE_OPTIONAL: &str = "ICE=optional is not supported (use force, remove or default)";
 const NO_CERTIFICATE: &str = "DTLS-SRTP is not available: the node has no DTLS certificate";
 const NO_USABLE_SRTP: &str = "SDP offers SRTP without a usable a=crypto (rtpmesh supports \
      AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32, without MKI) or a=fingerprint";
@@ -165,6 +166,15 @@ fn wants_ice(mode: Option<IceMode>, other_ice: bool) -> bool {
     }
 }
 
+/// rtpengine's `ICE=optional` passes a party's own ICE through beside its
+/// candidates; rtpmesh does not pass ICE through, so it says so.
+fn refuse_optional(opts: &Options) -> Result<(), Failure> {
+    match opts.ice {
+        Some(IceMode::Optional) => Err(fail(ICE_OPTIONAL)),
+        _ => Ok(()),
+    }
+}
+
 /// Records the offer of section `m` (`msec`): the offerer's side `o` (what
 /// we will answer it) and the side `a` it goes to (what we offer it).
 pub(super) fn offered(
@@ -175,6 +185,7 @@ pub(super) fn offered(
     opts: &Options,
     node: &mut NodeSecurity,
 ) -> Result<(), Failure> {
+    refuse_optional(opts)?;
     let o_sec = offerer_side(&o.security, m, msec, opts, node)?;
     let a_sec = offered_side(&a.security, &a.protocol, msec, opts, node)?;
     o.security = o_sec;
@@ -314,7 +325,12 @@ fn offered_side(
         return Err(fail(NO_CERTIFICATE));
     }
     if s.offered.is_empty() && !s.dtls_offered {
-        return Err(fail(NO_SRTP_OFFER));
+        // Say what is missing: the certificate, unless DTLS was turned off.
+        let why = match dtls {
+            Some(DtlsMode::Off) => NO_SRTP_OFFER,
+            _ => NO_CERTIFICATE,
+        };
+        return Err(fail(why));
     }
     // Until the party answers a re-offer, what it agreed to before stays.
     s.sdes = cur
@@ -336,6 +352,7 @@ pub(super) fn answered(
     opts: &Options,
     node: &mut NodeSecurity,
 ) -> Result<(StreamSecurity, StreamSecurity), Failure> {
+    refuse_optional(opts)?;
     let mut b = StreamSecurity {
         offered: a.security.offered.clone(),
         dtls_offered: a.security.dtls_offered,
@@ -347,35 +364,58 @@ pub(super) fn answered(
         node.ice_on(&mut b, &a.security, Some(u.clone()))?;
     }
     if is_srtp(&m.protocol) {
-        if let Some(c) = msec.crypto.first() {
-            let ours = a
-                .security
-                .offered
-                .iter()
-                .find(|(t, k)| *t == c.tag && k.suite().name() == c.suite);
-            let (Some((tag, ours)), true) = (ours, c.usable) else {
-                return Err(fail(BAD_ANSWER_CRYPTO));
-            };
-            let theirs = MasterKey::new(ours.suite(), &c.key).map_err(|e| fail(e.to_string()))?;
-            b.sdes = Some(SdesChoice {
-                tag: *tag,
-                ours: ours.clone(),
-                theirs,
-            });
-        } else if let (Some(fp), true) = (&b.peer.fingerprint, a.security.dtls_offered) {
-            // RFC 5763: an answer without a=setup is active.
-            let role = match msec.setup {
-                Some(Setup::Passive) => DtlsRole::Active,
-                _ => DtlsRole::Passive,
-            };
-            b.dtls = Some(DtlsSetup {
-                role,
-                fingerprint: Some(fp.clone()),
-            });
-        } else {
-            return Err(fail(NO_ANSWER_SRTP));
-        }
+        answerer_srtp(&mut b, &a.security, msec)?;
     }
+    let f = offerer_answered(o, &b, opts, node)?;
+    Ok((b, f))
+}
+
+/// The SRTP the answerer (`b`, offered `offered`) chose: one of our SDES
+/// suites by tag, or DTLS-SRTP.
+fn answerer_srtp(
+    b: &mut StreamSecurity,
+    offered: &StreamSecurity,
+    msec: &MediaSecurity,
+) -> Result<(), Failure> {
+    if let Some(c) = msec.crypto.first() {
+        let ours = offered
+            .offered
+            .iter()
+            .find(|(t, k)| *t == c.tag && k.suite().name() == c.suite);
+        let (Some((tag, ours)), true) = (ours, c.usable) else {
+            return Err(fail(BAD_ANSWER_CRYPTO));
+        };
+        let theirs = MasterKey::new(ours.suite(), &c.key).map_err(|e| fail(e.to_string()))?;
+        b.sdes = Some(SdesChoice {
+            tag: *tag,
+            ours: ours.clone(),
+            theirs,
+        });
+        return Ok(());
+    }
+    let (Some(fp), true) = (&b.peer.fingerprint, offered.dtls_offered) else {
+        return Err(fail(NO_ANSWER_SRTP));
+    };
+    // RFC 5763: an answer without a=setup is active.
+    let role = match msec.setup {
+        Some(Setup::Passive) => DtlsRole::Active,
+        _ => DtlsRole::Passive,
+    };
+    b.dtls = Some(DtlsSetup {
+        role,
+        fingerprint: Some(fp.clone()),
+    });
+    Ok(())
+}
+
+/// The offerer's side once the answerer's (`b`) is known: the suite, ICE
+/// as the answer's flags say, our DTLS role.
+fn offerer_answered(
+    o: &Stream,
+    b: &StreamSecurity,
+    opts: &Options,
+    node: &mut NodeSecurity,
+) -> Result<StreamSecurity, Failure> {
     let mut f = o.security.clone();
     // The offerer gets the suite the answerer took when it offered it too,
     // as rtpengine answers (one suite end to end).
@@ -409,7 +449,7 @@ pub(super) fn answered(
         }
         _ => None,
     };
-    Ok((b, f))
+    Ok(f)
 }
 
 /// What the SDP for a party says about security.
@@ -471,16 +511,23 @@ fn foundation(ip: IpAddr) -> String {
 
 /// Our ICE attributes for stream `s`'s party at `ip`: credentials, host
 /// candidates for RTP (and RTCP when it has its own port), in rtpengine's
-/// order. `input_eoc`: the SDP being rewritten had `a=end-of-candidates`.
+/// order; `relay` (`ICE=force-relay`) makes them relay candidates, as
+/// rtpengine writes them. `input_eoc`: the SDP being rewritten had
+/// `a=end-of-candidates`.
 pub(super) fn ice_lines(
     s: &StreamSecurity,
     ip: IpAddr,
     rtp: u16,
     rtcp: u16,
     input_eoc: bool,
+    relay: bool,
 ) -> Vec<String> {
     let Some(c) = &s.ice else {
-        return Vec::new();
+        // rtpengine re-emits a stray one even when it strips ICE (`ICE=remove`).
+        return match input_eoc {
+            true => vec!["end-of-candidates".into()],
+            false => Vec::new(),
+        };
     };
     let mut v = vec![
         format!("ice-ufrag:{}", c.local_ufrag),
@@ -490,14 +537,21 @@ pub(super) fn ice_lines(
         v.push("ice-options:trickle".into());
     }
     let f = foundation(ip);
-    // Type preference 126 (host), local preference 65535, minus the component.
+    // Local preference 65535, minus the component.
     for (component, port) in [(1u32, rtp), (2, rtcp)] {
         if component == 2 && rtcp == rtp {
             break;
         }
-        let priority = 2_130_706_432 - component;
+        // Type preference 126 for host, 0 for relay.
+        let (priority, kind) = match relay {
+            false => (2_130_706_432 - component, "host".to_owned()),
+            true => (
+                16_777_216 - component,
+                format!("relay raddr {ip} rport {port}"),
+            ),
+        };
         v.push(format!(
-            "candidate:{f} {component} UDP {priority} {ip} {port} typ host"
+            "candidate:{f} {component} UDP {priority} {ip} {port} typ {kind}"
         ));
     }
     if s.peer.trickle || input_eoc {

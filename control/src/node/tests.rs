@@ -943,6 +943,18 @@ fn a_restarted_node_takes_its_calls_back_on_the_same_ports_and_flows() {
     assert!(node3.restore(&records[0], at(100), &mut plane2).is_err());
     assert_eq!(node3.call_count(), 0);
     assert_eq!(plane2.pool.in_use(), 3);
+    // A call with SRTP legs is not restored: its keys were never stored,
+    // and restored plain it would send its media in the clear.
+    let json = serde_json::to_string(&records[0])
+        .unwrap()
+        .replace("\"protocol\":\"RTP/AVP\"", "\"protocol\":\"RTP/SAVP\"");
+    assert!(json.contains("RTP/SAVP"), "{json}");
+    let srtp: persist::CallRecord = serde_json::from_str(&json).unwrap();
+    let mut plane3 = FakePlane::new(10);
+    let mut node4 = Node::new(config(), at(100));
+    let e = node4.restore(&srtp, at(100), &mut plane3).unwrap_err();
+    assert!(e.to_string().contains("SRTP"), "{e}");
+    assert_eq!(plane3.pool.in_use(), 0);
     // Deleting reports the call gone.
     send(
         &mut node2,

@@ -19,6 +19,7 @@ pub(crate) const GCM_TAG: usize = 16;
 /// One session's keys, ready: AES key schedule, HMAC inner and outer
 /// states, GHASH key. Cloning a scheduled cipher or MAC state per packet
 /// copies bytes; nothing is allocated.
+#[allow(clippy::large_enum_variant)] // see `Gcm`
 pub(crate) enum Transform {
     /// AES-128 counter mode with an HMAC-SHA1 tag of `tag_len` bytes.
     Cm {
@@ -32,9 +33,12 @@ pub(crate) enum Transform {
 }
 
 /// AES-GCM with either key size: the two differ only in the key schedule.
+// Inline, not boxed: a context is made once per leg, and a packet should
+// not chase a pointer to reach its key schedule.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Gcm {
-    A128(Box<Aes128Gcm>),
-    A256(Box<Aes256Gcm>),
+    A128(Aes128Gcm),
+    A256(Aes256Gcm),
 }
 
 impl Gcm {
@@ -79,9 +83,9 @@ impl Transform {
     /// AES-GCM from session keys (16 bytes: AES-128, 32: AES-256).
     pub(crate) fn gcm(key: &[u8], salt: &[u8; 12]) -> Self {
         let aead = if key.len() == 32 {
-            Gcm::A256(Box::new(Aes256Gcm::new(GenericArray::from_slice(key))))
+            Gcm::A256(Aes256Gcm::new(GenericArray::from_slice(key)))
         } else {
-            Gcm::A128(Box::new(Aes128Gcm::new(GenericArray::from_slice(key))))
+            Gcm::A128(Aes128Gcm::new(GenericArray::from_slice(key)))
         };
         Self::Gcm { aead, salt: *salt }
     }

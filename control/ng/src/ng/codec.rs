@@ -143,6 +143,10 @@ const REFUSED_KEYS: &[(&str, Why, bool)] = &[
     ("trigger", Why::NotImplemented, false),
     ("trigger-end", Why::NotImplemented, false),
     ("end-trigger", Why::NotImplemented, false),
+    // DTLS: the reverse direction's role, and a fingerprint hash other than
+    // SHA-256 (the one rtpmesh announces; `sha-256` itself is accepted).
+    ("dtls-reverse", Why::NotImplemented, false),
+    ("dtls-fingerprint", Why::NotImplemented, false),
 ];
 
 /// Flags rtpengine 10.5 acts on and rtpmesh refuses (normalized, lower case).
@@ -160,6 +164,12 @@ const REFUSED_FLAGS: &[(&str, Why, bool)] = &[
     ("pierce-nat", Why::NotImplemented, false),
     ("nat-wait", Why::NotImplemented, false),
     ("allow-transcoding", Why::Transcoding, false),
+    // ICE and SDES details rtpmesh, an ICE-lite relay with its own keys,
+    // does not do.
+    ("trickle-ice", Why::NotImplemented, false),
+    ("reject-ice", Why::NotImplemented, false),
+    ("pad-crypto", Why::NotImplemented, false),
+    ("reset", Why::NotImplemented, false),
 ];
 
 /// `replace` entries rtpengine acts on and rtpmesh refuses.
@@ -192,7 +202,10 @@ pub(super) fn other_key(o: &mut Options, key: &str, v: &crate::bencode::Value) {
                     .filter_map(|i| i.as_str())
                     .all(|s| !s.eq_ignore_ascii_case("decode") && !s.eq_ignore_ascii_case("force"))
             });
-        if !is_off(v) && !t38_off {
+        let sha256 = lower == "dtls-fingerprint"
+            && v.as_str()
+                .is_some_and(|s| s.trim().eq_ignore_ascii_case("sha-256"));
+        if !is_off(v) && !t38_off && !sha256 {
             o.unsupported.push(Unsupported {
                 what: key.to_owned(),
                 why,

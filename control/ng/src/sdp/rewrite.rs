@@ -37,15 +37,15 @@ pub struct MediaRewrite {
     pub direction: Option<Direction>,
     /// Force `a=ptime`; rtpengine copies the offer's ptime into an answer lacking one.
     pub ptime: Option<u32>,
-    /// `a=mid` value to write when the section has none (`generate-mid`).
-    pub mid: Option<String>,
+    /// What becomes of the section's `a=mid`.
+    pub mid: Mid,
     /// rtpmesh's own `a=crypto`, `a=setup`, `a=fingerprint` (values without
     /// `a=`), written after `a=rtcp-mux` as rtpengine does; the section's
     /// own are always dropped.
     pub security: Vec<String>,
     /// rtpmesh's own ICE attributes (`ice-ufrag`, `ice-pwd`, candidates ...),
-    /// written last. When any section has some, the session level gets
-    /// `a=ice-lite` (rtpmesh is an ICE-lite agent).
+    /// written last. When any section has an `ice-ufrag`, the session level
+    /// gets `a=ice-lite` (rtpmesh is an ICE-lite agent).
     pub ice: Vec<String>,
 }
 
@@ -61,11 +61,23 @@ impl MediaRewrite {
             protocol: None,
             direction: None,
             ptime: None,
-            mid: None,
+            mid: Mid::Keep,
             security: Vec::new(),
             ice: Vec::new(),
         }
     }
+}
+
+/// What becomes of a section's `a=mid`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Mid {
+    /// The section's own, if any.
+    #[default]
+    Keep,
+    /// The section's own, else this one (`generate-mid`).
+    IfNone(String),
+    /// This one, or none: rtpengine answers with the offer's mid.
+    Replace(Option<String>),
 }
 
 const ICE_ATTRS: &[&str] = &[
@@ -123,7 +135,10 @@ pub fn rewrite(sdp: &SessionDescription, rw: &Rewrite) -> Result<String, SdpErro
         _ => c.address,
     });
     let strip_session_ice = !rw.media.is_empty() && rw.media.iter().all(|r| r.strip_ice);
-    let ice_lite = rw.media.iter().any(|r| !r.ice.is_empty());
+    let ice_lite = rw
+        .media
+        .iter()
+        .any(|r| r.ice.iter().any(|l| l.starts_with("ice-ufrag:")));
 
     let mut out = String::with_capacity(sdp.session.len() * 32 + sdp.sections.len() * 256);
     for line in &sdp.session {
@@ -263,10 +278,11 @@ fn active_section(
     if need_c {
         push(out, b'c', &c_value(want));
     }
-    match (mid, &r.mid) {
-        (Some(mid), _) => push(out, b'a', &mid.value),
-        (None, Some(m)) => push(out, b'a', &format!("mid:{m}")),
-        (None, None) => {}
+    match (&r.mid, mid) {
+        (Mid::Replace(Some(m)), _) | (Mid::IfNone(m), None) => push(out, b'a', &format!("mid:{m}")),
+        (Mid::Replace(None), _) => {}
+        (_, Some(mid)) => push(out, b'a', &mid.value),
+        (Mid::Keep, None) => {}
     }
     push_format_attrs(out, media, lines);
     push(out, b'a', written_direction(media, r).as_str());

@@ -360,9 +360,9 @@ mod tests {
     fn generate_mid_only_where_none_is() {
         let sdp = parse("v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\r\nm=audio 3 RTP/AVP 0\r\na=mid:x\r\n").unwrap();
         let mut a = MediaRewrite::new("127.0.0.1".parse().unwrap(), 40000);
-        a.mid = Some("1".into());
+        a.mid = super::super::Mid::IfNone("1".into());
         let mut b = MediaRewrite::new("127.0.0.1".parse().unwrap(), 40002);
-        b.mid = Some("2".into());
+        b.mid = super::super::Mid::IfNone("2".into());
         let out = rewrite(
             &sdp,
             &Rewrite {

@@ -262,7 +262,7 @@ fn a_browser_offer_to_a_plain_callee_gets_dtls_ice_lite_and_rtcp_mux_back() {
         format!(
             "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=msid-semantic: WMS stream\r\n\
              m=audio {q} RTP/AVP 111 0\r\nc=IN IP4 127.0.0.1\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
-             a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp:{}\r\na=rtcp-mux\r\n",
+             a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp:{}\r\na=rtcp-mux\r\na=end-of-candidates\r\n",
             q + 1
         )
     );
@@ -427,13 +427,16 @@ fn sdes_off_and_sdes_no_suite_shape_the_offered_crypto() {
             "a=crypto:2 AES_CM_128_HMAC_SHA1_80"
         ]
     );
-    // Both off: nothing could protect the leg.
+    // SDES off and no certificate: say so; both off: nothing could protect the leg.
+    let sdes_off = || ("SDES", Value::List(vec!["off".into()]));
     let mut r = Rig::new(None);
     let e = r
-        .offer(
-            AVP_OFFER,
-            vec![tp("RTP/SAVP"), ("SDES", Value::List(vec!["off".into()]))],
-        )
+        .offer(AVP_OFFER, vec![tp("RTP/SAVP"), sdes_off()])
+        .unwrap_err();
+    assert!(e.contains("no DTLS certificate"), "{e}");
+    let dtls_off = ("DTLS", Value::from("off"));
+    let e = r
+        .offer(AVP_OFFER, vec![tp("RTP/SAVP"), sdes_off(), dtls_off])
         .unwrap_err();
     assert!(e.contains("SDES and DTLS are off"), "{e}");
 }
@@ -564,5 +567,66 @@ fn generate_mid_numbers_sections_that_have_none() {
     assert!(
         offer.contains(&format!("m=audio {q} RTP/AVP 0 8\r\na=mid:1\r\na=rtpmap:0")),
         "{offer}"
+    );
+}
+
+#[test]
+fn an_ipv6_party_gets_ipv6_candidates() {
+    let mut r = Rig::new(None);
+    let v6 = AVP_OFFER.replace("IN IP4 192.0.2.10", "IN IP6 2001:db8::10");
+    let offer = r.offer(&v6, vec![("ICE", "force".into())]).unwrap();
+    let q = r.ports(1).0;
+    let cands = lines(&offer, &["candidate"]);
+    assert_eq!(cands.len(), 2, "{offer}");
+    assert!(
+        cands[0].ends_with(&format!(" 1 UDP 2130706431 ::1 {q} typ host")),
+        "{offer}"
+    );
+    assert!(
+        cands[1].ends_with(&format!(" 2 UDP 2130706430 ::1 {} typ host", q + 1)),
+        "{offer}"
+    );
+}
+
+#[test]
+fn the_offerer_is_answered_with_the_suite_the_answerer_took() {
+    let mut r = Rig::new(None);
+    r.offer(SAVP, vec![]).unwrap();
+    let answer_sdp = AVP_ANSWER.replace(
+        "RTP/AVP 0 8\r\n",
+        &format!("RTP/SAVP 0\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}\r\n"),
+    );
+    let answer = r.answer(&answer_sdp, vec![]).unwrap();
+    let a = r.specs(0).0.security.sdes.clone().unwrap();
+    let b = r.specs(1).0.security.sdes.clone().unwrap();
+    assert_eq!(a.inbound.suite(), Suite::AesCm128HmacSha1_32);
+    assert_eq!(b.inbound, key(Suite::AesCm128HmacSha1_32, KEY_B));
+    assert_ne!(a.outbound, b.inbound, "each hop its own key");
+    assert_eq!(
+        lines(&answer, &["crypto"]),
+        [format!(
+            "a={}",
+            crypto_value(2, "AES_CM_128_HMAC_SHA1_32", a.outbound.key_and_salt())
+        )]
+    );
+}
+
+#[test]
+fn ice_force_relay_writes_relay_candidates_and_optional_is_refused() {
+    let mut r = Rig::new(None);
+    let offer = r
+        .offer(AVP_OFFER, vec![("ICE", "force-relay".into())])
+        .unwrap();
+    let q = r.ports(1).0;
+    let cands = lines(&offer, &["candidate"]);
+    let want = format!(" 1 UDP 16777215 127.0.0.1 {q} typ relay raddr 127.0.0.1 rport {q}");
+    assert!(cands[0].ends_with(&want), "{offer}");
+    let mut r = Rig::new(None);
+    let e = r
+        .offer(AVP_OFFER, vec![("ICE", "optional".into())])
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "ICE=optional is not supported (use force, remove or default)"
     );
 }

@@ -214,15 +214,21 @@ impl FlowTable {
         now: Instant,
         out: &mut Forwarded,
     ) {
-        let Some(routes) = self.get(slot).map(|f| *f.routes(kind)) else {
+        let Some(routes) = self.get(slot).map(|f| f.routes(kind).len()) else {
             return;
         };
-        let in_place = routes.len() == 1
-            && matches!(routes.get(0), Some(Route::Peer(via)) if self.protects(via));
+        let route_at = |t: &Self, i: usize| t.get(slot).and_then(|f| f.routes(kind).get(i));
+        let in_place = routes == 1
+            && matches!(route_at(self, 0), Some(Route::Peer(via)) if self.protects(via));
         // Past `end` only the unprotected packet's old tag remains.
         let mut room = room_after(end);
         let mut unroutable = 0;
-        for route in routes.iter() {
+        // By index, not by iterator: sealing for a tunnel and protecting
+        // for a peer take a mutable borrow of the table.
+        for i in 0..routes {
+            let Some(route) = route_at(self, i) else {
+                continue;
+            };
             let plain = |via, dest| Transmit {
                 via,
                 dest,

@@ -161,3 +161,17 @@ fn unknown_keys_and_flags_are_kept_for_the_log() {
     assert!(r.options.flags.sip_source_address);
     assert_eq!(r.options.unknown_keys, ["frobnicate", "label"]);
 }
+
+#[test]
+fn ice_and_dtls_details_rtpmesh_does_not_do_are_refused_not_ignored() {
+    for flag in ["trickle ICE", "reject-ICE", "pad crypto", "reset"] {
+        let why = refused(offer(vec![("flags", list(&[flag]))]));
+        assert_eq!(why, format!("Not supported by rtpmesh (flags: {flag})"));
+    }
+    let why = refused(offer(vec![("DTLS-reverse", "active".into())]));
+    assert!(why.contains("DTLS-reverse"), "{why}");
+    let why = refused(offer(vec![("DTLS-fingerprint", "sha-1".into())]));
+    assert!(why.contains("DTLS-fingerprint"), "{why}");
+    // SHA-256 is what rtpmesh announces anyway.
+    assert!(offer(vec![("DTLS-fingerprint", "sha-256".into())]).is_ok());
+}
