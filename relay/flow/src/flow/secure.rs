@@ -322,7 +322,7 @@ impl FlowTable {
     }
 
     /// ICE flows whose peer's consent has expired at `now` (RFC 7675: no
-    /// valid check for 30 s). Their peer is forgotten, so nothing more is
+    /// valid check for 30 s; only peers that do ICE themselves). Their peer is forgotten, so nothing more is
     /// sent to it; the caller tells the control plane.
     pub fn expire_consent(&mut self, now: Instant, expired: &mut Vec<super::FlowId>) {
         let slots: Vec<Slot> = self.socket_slots().collect();
@@ -333,7 +333,10 @@ impl FlowTable {
             let Some(s) = flow.secured.as_deref_mut() else {
                 continue;
             };
-            if s.spec.ice.is_none() {
+            // Only a peer that does ICE itself (its SDP gave a ufrag) is
+            // held to consent: a phone offered our candidates under
+            // `ICE=force` ignores them and never sends a check.
+            if s.spec.ice.as_ref().is_none_or(|i| i.remote_ufrag.is_none()) {
                 continue;
             }
             let consent = s.consent.get_or_insert_with(|| Consent::new(now));

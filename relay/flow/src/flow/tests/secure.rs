@@ -278,6 +278,32 @@ fn consent_expires_without_checks_and_the_peer_is_forgotten() {
 }
 
 #[test]
+fn a_peer_that_never_did_ice_is_not_held_to_consent() {
+    // `ICE=force` toward a phone: our credentials, no ufrag of its own.
+    let (mut t, sa, _) = pair(Latching::Learn);
+    let mut a = spec(
+        1,
+        Some("10.0.0.1:4000"),
+        Latching::Learn,
+        Carries::Muxed,
+        vec![Output::Peer(FlowId(2))],
+    );
+    a.counters = t.get(sa).unwrap().counters.clone();
+    a.security.ice = Some(IceCredentials {
+        local_ufrag: "evtj".into(),
+        local_pwd: STUN_PWD.into(),
+        remote_ufrag: None,
+    });
+    t.update(&a).unwrap();
+    let t0 = Instant::now();
+    let mut expired = Vec::new();
+    t.expire_consent(t0, &mut expired);
+    t.expire_consent(t0 + rtpmesh_ice::CONSENT_TIMEOUT * 3, &mut expired);
+    assert!(expired.is_empty());
+    assert_eq!(t.get(sa).unwrap().peer(), Some(addr("10.0.0.1:4000")));
+}
+
+#[test]
 fn dtls_records_are_left_to_the_worker_and_media_waits_for_keys() {
     let (mut t, sa, _) = pair(Latching::Learn);
     let mut a = spec(
