@@ -212,18 +212,7 @@ fn hostile_datagrams_on_a_webrtc_leg_are_dropped_and_counted(backend: &str) {
     assert_eq!(c.b.recv().0, rtp(1, 1, 10));
 }
 
-macro_rules! backends {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test] fn $name() { super::$name("epoll"); })*
-        }
-        mod uring {
-            $(#[test] fn $name() { super::$name("uring"); })*
-        }
-    };
-}
-
-backends!(
+both_backends!(
     dtls_keys_carry_srtp_to_the_plain_side,
     a_certificate_that_does_not_match_the_fingerprint_gets_no_keys,
     hostile_datagrams_on_a_webrtc_leg_are_dropped_and_counted,

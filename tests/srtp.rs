@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::call::{call, lo, LO};
 use common::json::*;
-use common::libsrtp::{base64, unbase64, LibSrtp};
+use common::libsrtp::peer::LibSrtp;
+use common::libsrtp::{base64, unbase64};
 use common::ng::{reason, result, Ng};
 use common::*;
 use rtpmesh_ng::bencode::Value;
@@ -207,17 +208,6 @@ fn a_bad_crypto_line_is_refused_and_the_node_serves_on(backend: &str) {
     assert_eq!(c.b.recv().0, rtp(1, 1, 10));
 }
 
-macro_rules! backends {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test] fn $name() { super::$name("epoll"); })*
-        }
-        mod uring {
-            $(#[test] fn $name() { super::$name("uring"); })*
-        }
-    };
-}
-
 fn aes_cm_80(backend: &str) {
     srtp_caller_to_plain_callee(backend, "AES_CM_128_HMAC_SHA1_80");
 }
@@ -228,7 +218,7 @@ fn aead_aes_128_gcm(backend: &str) {
     srtp_caller_to_plain_callee(backend, "AEAD_AES_128_GCM");
 }
 
-backends!(
+both_backends!(
     aes_cm_80,
     aes_cm_32,
     aead_aes_128_gcm,

@@ -7,95 +7,15 @@
 //! Needs a C compiler and libsrtp2-dev: without them this test fails and
 //! says so (scripts/install-test-deps.sh installs them).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+#[allow(dead_code, unreachable_pub)]
+mod common;
 
+use common::peer::{hex, LibSrtp};
 use rtpmesh_srtp::{MasterKey, SrtpContext, Suite};
 
-/// The peer, compiled once per test binary into Cargo's temp dir.
-fn peer_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-            let bin = dir.join("libsrtp_peer");
-            let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/libsrtp_peer.c");
-            let out = Command::new("cc")
-                .args(["-O2", "-Wall", "-o"])
-                .arg(&bin)
-                .arg(&src)
-                .arg("-lsrtp2")
-                .output()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run cc ({e}): run scripts/install-test-deps.sh (needs gcc and libsrtp2-dev)")
-                });
-            assert!(
-                out.status.success(),
-                "cc {} -lsrtp2 failed: run scripts/install-test-deps.sh (needs gcc and libsrtp2-dev)\n{}",
-                src.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            bin
-        })
-        .clone()
-}
-
-/// A running libsrtp peer for one suite and key.
-struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn start(key: &MasterKey) -> Self {
-        let mut child = Command::new(peer_binary())
-            .arg(key.suite().name())
-            .arg(hex(key.key_and_salt()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start libsrtp_peer");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Self {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// Sends `op` on `pkt`; libsrtp's packet, or its error status.
-    fn call(&mut self, op: &str, pkt: &[u8]) -> Result<Vec<u8>, String> {
-        writeln!(self.stdin, "{op} {}", hex(pkt)).unwrap();
-        self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        match line.trim_end().split_once(' ') {
-            Some(("ok", h)) => Ok(unhex(h)),
-            _ => Err(line),
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // Closing stdin ends the peer; reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+/// libsrtp with `key`.
+fn peer(key: &MasterKey) -> LibSrtp {
+    LibSrtp::start(key.suite().name(), key.key_and_salt())
 }
 
 fn key(suite: Suite) -> MasterKey {
@@ -160,7 +80,7 @@ fn rtpmesh(ctx: &mut SrtpContext, op: &str, pkt: &[u8]) -> Vec<u8> {
 /// same packet is byte for byte libsrtp's.
 fn libsrtp_to_rtpmesh(suite: Suite, rtcp: bool) {
     let key = key(suite);
-    let mut peer = Peer::start(&key);
+    let mut peer = peer(&key);
     let (mut tx, mut rx) = (SrtpContext::new(&key), SrtpContext::new(&key));
     let (protect, unprotect) = if rtcp {
         ("rtcp-protect", "rtcp-unprotect")
@@ -191,7 +111,7 @@ fn libsrtp_to_rtpmesh(suite: Suite, rtcp: bool) {
 /// rtpmesh protects, libsrtp unprotects to the same packet.
 fn rtpmesh_to_libsrtp(suite: Suite, rtcp: bool) {
     let key = key(suite);
-    let mut peer = Peer::start(&key);
+    let mut peer = peer(&key);
     let mut tx = SrtpContext::new(&key);
     let (protect, unprotect) = if rtcp {
         ("rtcp-protect", "rtcp-unprotect")
@@ -220,7 +140,7 @@ fn rtpmesh_to_libsrtp(suite: Suite, rtcp: bool) {
 /// accepts it, and refuses it with one bit changed.
 fn unencrypted_srtcp_from_libsrtp(suite: Suite) {
     let key = key(suite);
-    let mut peer = Peer::start(&key);
+    let mut peer = peer(&key);
     let mut rx = SrtpContext::new(&key);
     for pkt in rtcp_stream(0x5555_6666) {
         let theirs = peer

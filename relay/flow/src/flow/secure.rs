@@ -102,6 +102,18 @@ fn count(c: &FlowCounters, e: SrtpError) {
     }
 }
 
+/// A STUN answer of `len` bytes at `start` in the receive buffer, back out
+/// of `slot`'s socket to `src`.
+fn answer_at(slot: Slot, src: SocketAddr, start: usize, len: usize) -> Transmit {
+    Transmit {
+        via: slot,
+        dest: src,
+        skip: start as u16,
+        end: (start + len) as u16,
+        head: None,
+    }
+}
+
 /// The first free 8-byte aligned offset at or after `n`: where a copy or
 /// an answer goes in the receive buffer's room after the datagram.
 pub(super) fn room_after(n: usize) -> usize {
@@ -214,13 +226,7 @@ impl FlowTable {
                 // 400/401/420 where RFC 8489 wants one; the rest is dropped.
                 let pwd = &ice.local_pwd;
                 if let Some(n) = rtpmesh_ice::error_response(&req[skip..len], e, pwd, room) {
-                    out.transmits.push(Transmit {
-                        via: slot,
-                        dest: src,
-                        skip: start as u16,
-                        end: (start + n) as u16,
-                        head: None,
-                    });
+                    out.transmits.push(answer_at(slot, src, start, n));
                 }
                 return;
             }
@@ -229,13 +235,7 @@ impl FlowTable {
         if let Some(consent) = secured.consent.as_mut() {
             consent.on_valid_check(now);
         }
-        out.transmits.push(Transmit {
-            via: slot,
-            dest: src,
-            skip: start as u16,
-            end: (start + a.len) as u16,
-            head: None,
-        });
+        out.transmits.push(answer_at(slot, src, start, a.len));
         // The browser's nominated pair is where its media comes from and
         // where ours must go; before nomination, its first valid check.
         if flow.peer != Some(src) && (a.use_candidate || !flow.latched) {

@@ -174,6 +174,20 @@ fn forged_and_replayed_srtp_is_dropped_and_counted() {
     assert_eq!((c.srtp_failures, c.srtp_replays, c.rtp_packets), (2, 1, 1));
 }
 
+/// Gives flow 1 of [`pair`] `security` (its counters kept).
+fn secure_flow1(t: &mut FlowTable, sa: Slot, security: Security) {
+    let mut a = spec(
+        1,
+        Some("10.0.0.1:4000"),
+        Latching::Learn,
+        Carries::Muxed,
+        vec![Output::Peer(FlowId(2))],
+    );
+    a.counters = t.get(sa).unwrap().counters.clone();
+    a.security = security;
+    t.update(&a).unwrap();
+}
+
 /// RFC 5769 §2.1's request: USERNAME "evtj:h6vY", password below.
 const STUN_REQ: [u8; 108] = [
     0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86,
@@ -188,20 +202,18 @@ const STUN_PWD: &str = "VOkJxbRl1RmTxUk/WvJxBt";
 
 fn ice_pair(pwd: &str) -> (FlowTable, Slot, Slot) {
     let (mut t, sa, sb) = pair(Latching::Learn);
-    let mut a = spec(
-        1,
-        Some("10.0.0.1:4000"),
-        Latching::Learn,
-        Carries::Muxed,
-        vec![Output::Peer(FlowId(2))],
+    secure_flow1(
+        &mut t,
+        sa,
+        Security {
+            ice: Some(IceCredentials {
+                local_ufrag: "evtj".into(),
+                local_pwd: pwd.into(),
+                remote_ufrag: Some("h6vY".into()),
+            }),
+            ..Security::default()
+        },
     );
-    a.counters = t.get(sa).unwrap().counters.clone();
-    a.security.ice = Some(IceCredentials {
-        local_ufrag: "evtj".into(),
-        local_pwd: pwd.into(),
-        remote_ufrag: Some("h6vY".into()),
-    });
-    t.update(&a).unwrap();
     (t, sa, sb)
 }
 
@@ -281,20 +293,18 @@ fn consent_expires_without_checks_and_the_peer_is_forgotten() {
 fn a_peer_that_never_did_ice_is_not_held_to_consent() {
     // `ICE=force` toward a phone: our credentials, no ufrag of its own.
     let (mut t, sa, _) = pair(Latching::Learn);
-    let mut a = spec(
-        1,
-        Some("10.0.0.1:4000"),
-        Latching::Learn,
-        Carries::Muxed,
-        vec![Output::Peer(FlowId(2))],
+    secure_flow1(
+        &mut t,
+        sa,
+        Security {
+            ice: Some(IceCredentials {
+                local_ufrag: "evtj".into(),
+                local_pwd: STUN_PWD.into(),
+                remote_ufrag: None,
+            }),
+            ..Security::default()
+        },
     );
-    a.counters = t.get(sa).unwrap().counters.clone();
-    a.security.ice = Some(IceCredentials {
-        local_ufrag: "evtj".into(),
-        local_pwd: STUN_PWD.into(),
-        remote_ufrag: None,
-    });
-    t.update(&a).unwrap();
     let t0 = Instant::now();
     let mut expired = Vec::new();
     t.expire_consent(t0, &mut expired);
@@ -306,19 +316,17 @@ fn a_peer_that_never_did_ice_is_not_held_to_consent() {
 #[test]
 fn dtls_records_are_left_to_the_worker_and_media_waits_for_keys() {
     let (mut t, sa, _) = pair(Latching::Learn);
-    let mut a = spec(
-        1,
-        Some("10.0.0.1:4000"),
-        Latching::Learn,
-        Carries::Muxed,
-        vec![Output::Peer(FlowId(2))],
+    secure_flow1(
+        &mut t,
+        sa,
+        Security {
+            dtls: Some(DtlsSetup {
+                role: DtlsRole::Passive,
+                fingerprint: None,
+            }),
+            ..Security::default()
+        },
     );
-    a.counters = t.get(sa).unwrap().counters.clone();
-    a.security.dtls = Some(DtlsSetup {
-        role: DtlsRole::Passive,
-        fingerprint: None,
-    });
-    t.update(&a).unwrap();
     let mut out = Forwarded::new();
     let src = addr("10.0.0.1:4000");
     let hello = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
