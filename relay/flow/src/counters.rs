@@ -79,6 +79,10 @@ pub struct FlowCounters {
     pub stun_refused: AtomicU64,
     /// DTLS records received (handshake and alerts).
     pub dtls_records: AtomicU64,
+    /// DTLS records on an ICE socket from an address other than the peer's
+    /// (before or beside its checks); dropped unread, so only a party that
+    /// knows the ICE password can make the worker do handshake crypto.
+    pub dtls_refused: AtomicU64,
 }
 
 /// Adds `n` to a counter that only the calling thread writes.
@@ -117,6 +121,7 @@ impl FlowCounters {
             stun_answered: self.stun_answered.load(Relaxed),
             stun_refused: self.stun_refused.load(Relaxed),
             dtls_records: self.dtls_records.load(Relaxed),
+            dtls_refused: self.dtls_refused.load(Relaxed),
         }
     }
 }
@@ -176,6 +181,8 @@ pub struct CounterSnapshot {
     pub stun_refused: u64,
     /// See [`FlowCounters::dtls_records`].
     pub dtls_records: u64,
+    /// See [`FlowCounters::dtls_refused`].
+    pub dtls_refused: u64,
 }
 
 impl CounterSnapshot {
@@ -195,5 +202,6 @@ impl CounterSnapshot {
             + self.srtp_failures
             + self.srtp_replays
             + self.stun_refused
+            + self.dtls_refused
     }
 }

@@ -147,6 +147,13 @@ impl FlowTable {
             }
             Demux::Dtls => {
                 bump(&c.dtls_records, 1);
+                // On an ICE socket the handshake is only for the party
+                // whose checks made it the peer: a stranger's ClientHello
+                // would cost the worker an ECDHE and a signature each.
+                if secured.spec.ice.is_some() && flow.peer != Some(src) {
+                    bump(&c.dtls_refused, 1);
+                    return None;
+                }
                 if secured.spec.dtls.is_some() {
                     out.dtls = Some(DtlsRecord {
                         slot,

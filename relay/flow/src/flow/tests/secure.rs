@@ -363,3 +363,37 @@ fn secured_flows_never_go_to_the_kernel() {
     assert_eq!(t.shortcut(sa, later), None);
     assert_eq!(t.shortcut(sb, later), None, "its packets need protecting");
 }
+
+#[test]
+fn on_an_ice_socket_only_the_peer_may_start_a_handshake() {
+    let (mut t, sa, _) = pair(Latching::Learn);
+    secure_flow1(
+        &mut t,
+        sa,
+        Security {
+            dtls: Some(DtlsSetup {
+                role: DtlsRole::Passive,
+                fingerprint: None,
+            }),
+            ice: Some(IceCredentials {
+                local_ufrag: "evtj".into(),
+                local_pwd: STUN_PWD.into(),
+                remote_ufrag: Some("h6vY".into()),
+            }),
+            ..Security::default()
+        },
+    );
+    let hello = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+    let mut out = Forwarded::new();
+    let browser = addr("192.0.2.1:32853");
+    step(&mut t, Instant::now(), sa, browser, &hello, &mut out);
+    assert_eq!(
+        out.take_dtls(),
+        None,
+        "not before its checks made it the peer"
+    );
+    assert_eq!(snap(&t, sa).dtls_refused, 1);
+    step(&mut t, Instant::now(), sa, browser, &STUN_REQ, &mut out);
+    step(&mut t, Instant::now(), sa, browser, &hello, &mut out);
+    assert_eq!(out.take_dtls().map(|r| r.src), Some(browser));
+}
