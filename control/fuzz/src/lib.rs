@@ -16,5 +16,6 @@ pub mod flow_step;
 pub mod ng_request;
 pub mod rtp_views;
 pub mod sdp;
+pub mod srtp;
 pub mod stun;
 pub mod tunnel_open;
