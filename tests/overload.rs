@@ -37,8 +37,28 @@ impl Stopped {
         let pid = i32::try_from(pid).unwrap();
         // SAFETY: kill(2) on our own live child's pid; no memory involved.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        // kill(2) returns before the signal has stopped every thread: a
+        // worker may still forward a packet sent just after. Wait until
+        // all of them are in state T.
+        assert!(
+            eventually(Duration::from_secs(5), || all_stopped(pid)),
+            "the node's threads did not all stop"
+        );
         Self(pid)
     }
+}
+
+/// Whether every thread of `pid` is stopped (state `T` in its stat).
+fn all_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+            .unwrap_or(false)
+    })
 }
 
 impl Drop for Stopped {

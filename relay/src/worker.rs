@@ -160,8 +160,11 @@ impl Forwarder {
                 let mut specs = Vec::with_capacity(batch.len());
                 for (spec, socket) in batch {
                     // Ids are never reused, but a repeated one must not leak
-                    // the socket it had.
+                    // the socket (or the handshake) it had.
                     self.unshortcut(spec.id);
+                    if let Some(old) = self.table.slot(spec.id) {
+                        self.handshakes.remove(old);
+                    }
                     if let Some(old) = self.table.remove(spec.id) {
                         backend.remove_socket(old);
                     }

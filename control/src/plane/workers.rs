@@ -258,6 +258,12 @@ impl WorkerPlane {
         if self.fast_path.as_ref().is_none_or(|fp| fp.installed() == 0) {
             return;
         }
+        self.barrier(workers);
+    }
+
+    /// Waits (at most [`FLUSH_WAIT`]) until `workers` have finished the
+    /// receive batch they are in and applied every command sent so far.
+    fn barrier(&self, workers: impl Iterator<Item = usize>) {
         let (tx, rx) = crossbeam_channel::bounded(self.workers.len());
         let mut asked = 0;
         for i in workers {
@@ -550,6 +556,11 @@ impl MediaPlane for WorkerPlane {
 
     fn stop_recording(&mut self, id: u64) {
         if let Some(rec) = &self.recorder {
+            // A worker may be between the two sends of one packet: its
+            // copy to the party already out, the recording's copy not yet.
+            // Once every worker is past its batch, that copy is in the
+            // recording socket's queue, which closing drains.
+            self.barrier(0..self.workers.len());
             match rec.close(crate::record::RecordingId::from_u64(id)) {
                 Ok(files) => tracing::info!(?files, "recording finished"),
                 Err(e) => tracing::warn!(id, error = %e, "cannot finish recording"),
