@@ -20,13 +20,6 @@ TARGET=${CARGO_TARGET_DIR:-target}/release
 OUT=bench/results
 RELAYS=${RELAYS:-"rtpengine rtpmesh-auto rtpmesh-epoll rtpmesh-uring fwd-epoll fwd-uring"}
 
-if ! command -v rtpengine >/dev/null; then
-    echo "installing rtpengine-daemon (Debian)" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rtpengine-daemon >/dev/null
-    # The package starts a service using the default config; we run our own.
-    systemctl stop rtpengine-daemon 2>/dev/null || true
-fi
-cargo build --release -q -p rtpmesh -p rtpmesh-bench
 
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
@@ -38,6 +31,7 @@ trap cleanup EXIT
 
 # shellcheck source=bench/relay.sh
 . bench/relay.sh
+prepare_relays
 
 FILES=()
 for r in $RELAYS; do

@@ -1,5 +1,6 @@
-# Sourced by bench/compare.sh and bench/quick.sh: starts one relay under test
-# on loopback. Needs NICE, RELAY_CPU, TARGET and TMP; RTPMESH (default
+# Sourced by bench/compare.sh, bench/quick.sh and bench/srtp.sh: installs
+# rtpengine if missing and builds the binaries (prepare_relays), and starts
+# one relay under test on loopback (start_relay). Needs NICE, RELAY_CPU, TARGET and TMP; RTPMESH (default
 # $TARGET/rtpmesh) picks the node binary.
 #
 # start_relay NAME: launches rtpengine, rtpmesh-{auto,epoll,uring} (the socket
@@ -44,4 +45,15 @@ start_relay() {
     echo "$1 did not answer ping on $NG" >&2
     cat "$TMP/$1.log" >&2
     return 1
+}
+
+# prepare_relays: installs Debian's rtpengine-daemon if missing (its service
+# stopped: the bench runs its own) and builds rtpmesh and the bench.
+prepare_relays() {
+    if ! command -v rtpengine >/dev/null; then
+        echo "installing rtpengine-daemon (Debian)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rtpengine-daemon >/dev/null
+        systemctl stop rtpengine-daemon 2>/dev/null || true
+    fi
+    cargo build --release -q -p rtpmesh -p rtpmesh-bench
 }

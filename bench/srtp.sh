@@ -37,12 +37,6 @@ HALFCORE=${HALFCORE:-1}
 EXACT_CPU=${EXACT_CPU:-1}
 MD=${MD:-$OUT/srtp.md}
 
-if ! command -v rtpengine >/dev/null; then
-    echo "installing rtpengine-daemon (Debian)" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rtpengine-daemon >/dev/null
-    systemctl stop rtpengine-daemon 2>/dev/null || true
-fi
-cargo build --release -q -p rtpmesh -p rtpmesh-bench
 
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
@@ -55,6 +49,7 @@ trap 'cleanup; rmdir "$CG" 2>/dev/null || true' EXIT
 
 # shellcheck source=bench/relay.sh
 . bench/relay.sh
+prepare_relays
 
 bench() {
     nice -n "$NICE" taskset -c "$GEN_CPU" "$TARGET/rtpmesh-bench" "$@"
